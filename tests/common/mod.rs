@@ -1,0 +1,179 @@
+//! Shared harness for integration tests: starts a real server process on an
+//! ephemeral loopback port and hands out clients.
+//!
+//! Set `FERROCACHE_TEST_BIN=/usr/bin/redis-server` to run the same tests
+//! against real Redis; that is how we check that a test encodes Redis's
+//! behaviour and not our own.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct TestServer {
+    child: Child,
+    pub port: u16,
+}
+
+/// True when the suite runs against a real redis-server rather than ours.
+pub fn against_real_redis() -> bool {
+    std::env::var_os("FERROCACHE_TEST_BIN").is_some()
+}
+
+fn server_binary() -> String {
+    std::env::var("FERROCACHE_TEST_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_ferrocache").to_string())
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind ephemeral port");
+    listener.local_addr().unwrap().port()
+}
+
+impl TestServer {
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts the server with extra redis-server-style flags
+    /// (e.g. `&["--hz", "100"]`).
+    pub fn start_with(extra: &[&str]) -> Self {
+        // A port picked this way can be taken by someone else before the
+        // server binds it; retry a few times rather than flake.
+        let mut last_err = String::new();
+        for _ in 0..5 {
+            let port = free_port();
+            let mut cmd = Command::new(server_binary());
+            cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                // Redis 7 refuses DEBUG unless enabled; tests use it, as
+                // Redis's own test suite does.
+                .args(["--enable-debug-command", "yes"])
+                .args(extra)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped());
+            let mut child = cmd.spawn().expect("spawn server");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                if let Ok(Some(status)) = child.try_wait() {
+                    let mut err = String::new();
+                    if let Some(mut s) = child.stderr.take() {
+                        let _ = s.read_to_string(&mut err);
+                    }
+                    last_err = format!("server exited with {status}: {err}");
+                    break;
+                }
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    // Nothing reads stderr from here on: drop the pipe so a
+                    // chatty server can never block on a full pipe.
+                    child.stderr.take();
+                    return TestServer { child, port };
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("server did not start listening on port {port} within 10s");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        panic!("could not start server: {last_err}");
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// A RESP2 connection through the `redis` crate.
+    pub fn client(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .unwrap()
+            .get_connection()
+            .expect("connect")
+    }
+
+    /// A RESP3 connection through the `redis` crate (it sends HELLO 3).
+    pub fn client_resp3(&self) -> redis::Connection {
+        redis::Client::open(format!("{}?protocol=resp3", self.url()))
+            .unwrap()
+            .get_connection()
+            .expect("connect resp3")
+    }
+
+    /// A raw TCP connection for byte-level protocol tests.
+    pub fn raw(&self) -> RawConn {
+        let s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect raw");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.set_nodelay(true).unwrap();
+        RawConn { s }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct RawConn {
+    pub s: TcpStream,
+}
+
+impl RawConn {
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.s.write_all(bytes).expect("raw write");
+    }
+
+    /// Reads until exactly `expected.len()` bytes arrived and returns them.
+    pub fn read_exact_len(&mut self, n: usize) -> Vec<u8> {
+        let mut buf = vec![0u8; n];
+        self.s.read_exact(&mut buf).expect("raw read");
+        buf
+    }
+
+    /// Sends `req` and asserts the reply bytes equal `expected` exactly.
+    pub fn roundtrip(&mut self, req: &[u8], expected: &[u8]) {
+        self.send(req);
+        let got = self.read_exact_len(expected.len());
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(expected),
+            "reply to {:?}",
+            String::from_utf8_lossy(req)
+        );
+    }
+
+    /// Reads until the peer closes; returns everything read. Panics if the
+    /// connection is still open after the read timeout.
+    pub fn read_to_close(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match self.s.read(&mut buf) {
+                Ok(0) => return out,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return out,
+                Err(e) => panic!("connection not closed by server: {e}; read so far {:?}",
+                    String::from_utf8_lossy(&out)),
+            }
+        }
+    }
+}
+
+/// Encodes a command as a RESP multibulk request.
+pub fn resp_cmd(args: &[&[u8]]) -> Vec<u8> {
+    let mut v = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        v.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        v.extend_from_slice(a);
+        v.extend_from_slice(b"\r\n");
+    }
+    v
+}
