@@ -1,0 +1,156 @@
+//! Client state: what a connection's own task keeps (`ClientState`) and
+//! what other connections may read or act on through the registry
+//! (`ClientHandle`: CLIENT LIST, CLIENT KILL, INFO clients, shutdown).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+
+use bytes::Bytes;
+
+use crate::util::now_ms;
+
+/// The registry's view of one connection. Fields the connection updates
+/// per command are atomics written with plain stores (single writer).
+pub struct ClientHandle {
+    pub id: u64,
+    pub addr: SocketAddr,
+    pub laddr: SocketAddr,
+    pub fd: i32,
+    pub created_ms: u64,
+    pub name: Mutex<Option<Bytes>>,
+    pub lib_name: Mutex<String>,
+    pub lib_ver: Mutex<String>,
+    pub db: AtomicUsize,
+    /// Table id of the last command, plus one (0: none yet).
+    pub last_cmd: AtomicUsize,
+    pub last_interaction_ms: AtomicU64,
+    pub resp: AtomicU8,
+    pub qbuf: AtomicUsize,
+    pub killed: AtomicBool,
+}
+
+impl ClientHandle {
+    pub fn new(id: u64, addr: SocketAddr, laddr: SocketAddr, fd: i32) -> Self {
+        let now = now_ms();
+        ClientHandle {
+            id,
+            addr,
+            laddr,
+            fd,
+            created_ms: now,
+            name: Mutex::new(None),
+            lib_name: Mutex::new(String::new()),
+            lib_ver: Mutex::new(String::new()),
+            db: AtomicUsize::new(0),
+            last_cmd: AtomicUsize::new(0),
+            last_interaction_ms: AtomicU64::new(now),
+            resp: AtomicU8::new(2),
+            qbuf: AtomicUsize::new(0),
+            killed: AtomicBool::new(false),
+        }
+    }
+
+    pub fn name(&self) -> Option<Bytes> {
+        self.name.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Closes the connection from another thread: its pending read sees
+    /// end-of-file and its task exits. The registry entry (held by the
+    /// caller) guarantees the fd is still this client's socket.
+    pub fn kill(&self) {
+        self.killed.store(true, Ordering::Relaxed);
+        // SAFETY: shutdown(2) on a descriptor we own through the registry;
+        // the connection deregisters before it closes the socket.
+        unsafe {
+            libc::shutdown(self.fd, libc::SHUT_RDWR);
+        }
+    }
+
+    /// Stops reading from the connection (graceful shutdown): replies
+    /// already computed are still written, then the task exits.
+    pub fn stop_reading(&self) {
+        // SAFETY: as in `kill`.
+        unsafe {
+            libc::shutdown(self.fd, libc::SHUT_RD);
+        }
+    }
+
+    /// One CLIENT LIST / CLIENT INFO line (without newline).
+    pub fn info_line(&self, now: u64, cmd_name: &str) -> String {
+        let name = self
+            .name()
+            .map(|n| String::from_utf8_lossy(&n).into_owned())
+            .unwrap_or_default();
+        let age = now.saturating_sub(self.created_ms) / 1000;
+        let idle = now.saturating_sub(self.last_interaction_ms.load(Ordering::Relaxed)) / 1000;
+        let qbuf = self.qbuf.load(Ordering::Relaxed);
+        format!(
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            self.id,
+            self.addr,
+            self.laddr,
+            self.fd,
+            name,
+            age,
+            idle,
+            self.db.load(Ordering::Relaxed),
+            qbuf,
+            qbuf + 16384 + 1024,
+            cmd_name,
+            self.resp.load(Ordering::Relaxed),
+            self.lib_name.lock().unwrap_or_else(|e| e.into_inner()),
+            self.lib_ver.lock().unwrap_or_else(|e| e.into_inner()),
+        )
+    }
+}
+
+/// A connection's private state, touched only by its own task.
+pub struct ClientState {
+    pub id: u64,
+    pub db: usize,
+    pub resp3: bool,
+    pub authenticated: bool,
+    pub handle: Arc<ClientHandle>,
+    /// CLIENT REPLY OFF.
+    pub reply_off: bool,
+    /// CLIENT REPLY SKIP: suppress the current command's reply...
+    pub reply_skip: bool,
+    /// ...and, when set by the command just run, the next one's.
+    pub reply_skip_next: bool,
+    /// Close once the pending replies are written (QUIT, protocol error).
+    pub close_after_reply: bool,
+    /// Connection comes from a loopback address (for
+    /// `enable-debug-command local`).
+    pub is_local: bool,
+}
+
+impl ClientState {
+    pub fn new(handle: Arc<ClientHandle>, authenticated: bool) -> Self {
+        ClientState {
+            id: handle.id,
+            db: 0,
+            resp3: false,
+            authenticated,
+            is_local: handle.addr.ip().is_loopback(),
+            handle,
+            reply_off: false,
+            reply_skip: false,
+            reply_skip_next: false,
+            close_after_reply: false,
+        }
+    }
+
+    pub fn select(&mut self, db: usize) {
+        self.db = db;
+        self.handle.db.store(db, Ordering::Relaxed);
+    }
+
+    pub fn set_resp(&mut self, resp3: bool) {
+        self.resp3 = resp3;
+        self.handle
+            .resp
+            .store(if resp3 { 3 } else { 2 }, Ordering::Relaxed);
+    }
+}

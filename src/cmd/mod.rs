@@ -1,0 +1,229 @@
+//! Command execution: the table, argument views, the execution context
+//! and the dispatcher.
+//!
+//! The one command table (`table.rs`) decides, before any handler runs,
+//! arity, flags, key positions and which shards to lock. Handlers write
+//! their reply straight into the connection's output buffer.
+//!
+//! Locking: a command locks the shards its keys map to, in ascending shard
+//! order, and holds them for its whole execution (commands never await).
+//! One key, one lock; multi-key commands spanning shards are atomic, and
+//! since every command takes its locks in the same order none can deadlock.
+
+pub mod connection;
+pub mod dispatch;
+pub mod keyspace;
+pub mod list;
+pub mod server;
+pub mod string;
+pub mod table;
+
+use std::ops::Range;
+use std::sync::MutexGuard;
+
+use crate::client::ClientState;
+use crate::protocol::Reply;
+use crate::server::Server;
+use crate::store::{Db, Shard};
+
+pub use table::{CommandSpec, lookup};
+
+/// A command's arguments, viewed in place (no copies). `args.get(0)` is
+/// the command name.
+#[derive(Clone, Copy)]
+pub struct Args<'a> {
+    base: &'a [u8],
+    ranges: &'a [Range<usize>],
+}
+
+impl<'a> Args<'a> {
+    #[inline]
+    pub fn new(base: &'a [u8], ranges: &'a [Range<usize>]) -> Self {
+        Args { base, ranges }
+    }
+
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.ranges.len()
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+
+    #[inline]
+    pub fn get(&self, i: usize) -> &'a [u8] {
+        &self.base[self.ranges[i].clone()]
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &'a [u8]> + '_ {
+        self.ranges.iter().map(|r| &self.base[r.clone()])
+    }
+
+    /// Argument `i` as lossy UTF-8 (for error messages).
+    pub fn str(&self, i: usize) -> std::borrow::Cow<'a, str> {
+        String::from_utf8_lossy(self.get(i))
+    }
+}
+
+/// An owned copy of a command's arguments (queued in MULTI, say).
+#[derive(Clone, Debug, Default)]
+pub struct OwnedArgs {
+    data: Vec<u8>,
+    ranges: Vec<Range<usize>>,
+}
+
+impl OwnedArgs {
+    pub fn from_args(args: &Args) -> Self {
+        let mut data = Vec::with_capacity(args.ranges.iter().map(|r| r.len()).sum());
+        let mut ranges = Vec::with_capacity(args.len());
+        for a in args.iter() {
+            let start = data.len();
+            data.extend_from_slice(a);
+            ranges.push(start..data.len());
+        }
+        OwnedArgs { data, ranges }
+    }
+
+    pub fn from_slices(parts: &[&[u8]]) -> Self {
+        let mut o = OwnedArgs::default();
+        for p in parts {
+            let start = o.data.len();
+            o.data.extend_from_slice(p);
+            o.ranges.push(start..o.data.len());
+        }
+        o
+    }
+
+    pub fn args(&self) -> Args<'_> {
+        Args::new(&self.data, &self.ranges)
+    }
+}
+
+/// The shards a command holds while it runs.
+pub enum Locked<'a> {
+    None,
+    One(usize, MutexGuard<'a, Shard>),
+    /// Sorted by shard index.
+    Many(Vec<(usize, MutexGuard<'a, Shard>)>),
+}
+
+impl<'a> Locked<'a> {
+    /// Locks the given shard indices (sorted, deduplicated) in order.
+    pub fn acquire(srv: &'a Server, shards: &[usize]) -> Locked<'a> {
+        match shards {
+            [] => Locked::None,
+            [one] => Locked::One(*one, srv.store.lock(*one)),
+            many => Locked::Many(many.iter().map(|&i| (i, srv.store.lock(i))).collect()),
+        }
+    }
+
+    pub fn all(srv: &'a Server) -> Locked<'a> {
+        let all: Vec<usize> = (0..srv.store.len()).collect();
+        Self::acquire(srv, &all)
+    }
+
+    /// Every locked shard, in order.
+    pub fn shards_mut(&mut self) -> impl Iterator<Item = &mut Shard> {
+        let v: Vec<&mut Shard> = match self {
+            Locked::None => Vec::new(),
+            Locked::One(_, g) => vec![&mut **g],
+            Locked::Many(v) => v.iter_mut().map(|(_, g)| &mut **g).collect(),
+        };
+        v.into_iter()
+    }
+
+    #[inline]
+    fn shard(&mut self, idx: usize) -> &mut Shard {
+        match self {
+            Locked::One(i, g) => {
+                debug_assert_eq!(*i, idx, "key outside the locked shard");
+                g
+            }
+            Locked::Many(v) => match v.binary_search_by_key(&idx, |(i, _)| *i) {
+                Ok(pos) => &mut v[pos].1,
+                Err(_) => panic!("command table invariant: shard {idx} not locked"),
+            },
+            Locked::None => panic!("command table invariant: no shard locked"),
+        }
+    }
+}
+
+/// Everything a handler works with.
+pub struct Ctx<'a, 'r> {
+    pub srv: &'a Server,
+    pub client: &'a mut ClientState,
+    pub reply: &'a mut Reply<'r>,
+    pub locked: Locked<'a>,
+    /// Unix time in ms, fixed for the whole command (Redis's
+    /// commandTimeSnapshot), so a command sees one consistent clock.
+    pub now: u64,
+    /// Changes made to the dataset; non-zero makes the dispatcher
+    /// propagate the command.
+    pub dirty: u64,
+}
+
+impl<'a, 'r> Ctx<'a, 'r> {
+    #[inline]
+    pub fn shard_of(&self, key: &[u8]) -> usize {
+        self.srv.store.shard_of(key)
+    }
+
+    /// The shard holding `key` (locked by the dispatcher).
+    #[inline]
+    pub fn shard(&mut self, key: &[u8]) -> &mut Shard {
+        let idx = match &self.locked {
+            // The dispatcher locked exactly this key's shard.
+            Locked::One(i, _) if !cfg!(debug_assertions) => *i,
+            _ => self.srv.store.shard_of(key),
+        };
+        self.locked.shard(idx)
+    }
+
+    /// The selected database's part of `key`'s shard.
+    #[inline]
+    pub fn db(&mut self, key: &[u8]) -> &mut Db {
+        let db = self.client.db;
+        &mut self.shard(key).dbs[db]
+    }
+
+    /// Database `db` (any index) in `key`'s shard.
+    #[inline]
+    pub fn db_at(&mut self, key: &[u8], db: usize) -> &mut Db {
+        &mut self.shard(key).dbs[db]
+    }
+
+    /// The key's database and the reply writer at once (they are
+    /// disjoint parts of the context).
+    #[inline]
+    pub fn db_reply(&mut self, key: &[u8]) -> (&mut Db, &mut Reply<'r>) {
+        let idx = match &self.locked {
+            Locked::One(i, _) if !cfg!(debug_assertions) => *i,
+            _ => self.srv.store.shard_of(key),
+        };
+        let db = self.client.db;
+        (&mut self.locked.shard(idx).dbs[db], &mut *self.reply)
+    }
+
+    #[inline]
+    pub fn error(&mut self, msg: &str) {
+        self.reply.error(msg);
+    }
+
+    pub fn wrong_type(&mut self) {
+        self.reply
+            .error("WRONGTYPE Operation against a key holding the wrong kind of value");
+    }
+
+    pub fn syntax_error(&mut self) {
+        self.reply.error("ERR syntax error");
+    }
+
+    pub fn not_integer(&mut self) {
+        self.reply
+            .error("ERR value is not an integer or out of range");
+    }
+}
+
+pub type Handler = for<'a, 'r, 'x> fn(&mut Ctx<'a, 'r>, &Args<'x>);

@@ -1,0 +1,791 @@
+//! Server commands: INFO, CONFIG, COMMAND, TIME, DEBUG, OBJECT, MEMORY,
+//! SHUTDOWN, LASTSAVE.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering::Relaxed;
+
+use super::connection::help_reply;
+use super::table::{COMMANDS, CommandSpec, LockSpec, TABLE, acl_categories, flag};
+use super::{Args, Ctx};
+use crate::store::Value;
+use crate::util::{bytes_to_human, eq_ic, now_us, parse_i64};
+
+pub fn time(ctx: &mut Ctx, _args: &Args) {
+    let us = now_us();
+    ctx.reply.array(2);
+    ctx.reply.bulk_int((us / 1_000_000) as i64);
+    ctx.reply.bulk_int((us % 1_000_000) as i64);
+}
+
+pub fn lastsave(ctx: &mut Ctx, _args: &Args) {
+    ctx.reply.int((ctx.srv.started_unix_ms / 1000) as i64);
+}
+
+pub fn shutdown(ctx: &mut Ctx, args: &Args) {
+    for a in args.iter().skip(1) {
+        if !["nosave", "save", "now", "force", "abort"]
+            .iter()
+            .any(|o| eq_ic(a, o))
+        {
+            return ctx.syntax_error();
+        }
+        if eq_ic(a, "abort") {
+            return ctx.error("ERR No shutdown in progress.");
+        }
+    }
+    // Nothing to save (a cache with `save ''`): exit gracefully. The
+    // client sees the connection close, as with Redis.
+    ctx.client.close_after_reply = true;
+    ctx.srv.request_shutdown();
+}
+
+// ---------------------------------------------------------------- INFO
+
+/// Reads the resident set size from /proc (Linux).
+pub fn rss_bytes() -> usize {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<usize>().ok())
+        })
+        .map(|pages| pages * 4096)
+        .unwrap_or(0)
+}
+
+const DEFAULT_SECTIONS: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "modules",
+    "errorstats",
+    "cluster",
+    "keyspace",
+];
+const ALL_EXTRA: &[&str] = &["commandstats", "latencystats"];
+
+pub fn info(ctx: &mut Ctx, args: &Args) {
+    let mut sections: Vec<String> = Vec::new();
+    if args.len() == 1 {
+        sections.extend(DEFAULT_SECTIONS.iter().map(|s| s.to_string()));
+    }
+    for a in args.iter().skip(1) {
+        let a = String::from_utf8_lossy(a).to_ascii_lowercase();
+        match a.as_str() {
+            "default" => sections.extend(DEFAULT_SECTIONS.iter().map(|s| s.to_string())),
+            "all" | "everything" => {
+                sections.extend(DEFAULT_SECTIONS.iter().map(|s| s.to_string()));
+                sections.extend(ALL_EXTRA.iter().map(|s| s.to_string()));
+            }
+            other => sections.push(other.to_string()),
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    sections.retain(|s| seen.insert(s.clone()));
+    let mut out = String::new();
+    for s in &sections {
+        let body = info_section(ctx, s);
+        if let Some(body) = body {
+            if !out.is_empty() {
+                out.push_str("\r\n");
+            }
+            out.push_str(&body);
+        }
+    }
+    ctx.reply.verbatim("txt", out.as_bytes());
+}
+
+fn info_section(ctx: &mut Ctx, name: &str) -> Option<String> {
+    let srv = ctx.srv;
+    let mut o = String::new();
+    let uptime = srv.started.elapsed().as_secs();
+    match name {
+        "server" => {
+            o.push_str("# Server\r\n");
+            let _ = write!(
+                o,
+                "redis_version:{}\r\nferrocache_version:{}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:64\r\nmonotonic_clock:POSIX clock_gettime\r\nmultiplexing_api:epoll\r\natomicvar_api:c11-builtin\r\ngcc_version:0.0.0\r\nprocess_id:{}\r\nprocess_supervised:no\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:{}\r\nconfigured_hz:{}\r\nlru_clock:{}\r\nexecutable:{}\r\nconfig_file:{}\r\nio_threads_active:0\r\nshards:{}\r\n",
+                crate::REDIS_VERSION,
+                env!("CARGO_PKG_VERSION"),
+                std::env::consts::OS,
+                std::env::consts::ARCH,
+                std::process::id(),
+                srv.run_id,
+                srv.port,
+                now_us(),
+                uptime,
+                uptime / 86400,
+                srv.config.hz.load(Relaxed),
+                srv.config.hz.load(Relaxed),
+                (ctx.now / 1000) & 0xFF_FFFF,
+                srv.executable,
+                srv.config_file.as_deref().unwrap_or(""),
+                srv.store.len(),
+            );
+        }
+        "clients" => {
+            o.push_str("# Clients\r\n");
+            let _ = write!(
+                o,
+                "connected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:0\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\n",
+                srv.clients.len(),
+                srv.config.maxclients.load(Relaxed),
+            );
+        }
+        "memory" => {
+            let rss = rss_bytes();
+            let used = rss;
+            let peak = srv.peak_memory.fetch_max(used, Relaxed).max(used);
+            let maxmemory = srv.config.maxmemory.load(Relaxed);
+            o.push_str("# Memory\r\n");
+            let _ = write!(
+                o,
+                "used_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nused_memory_peak_perc:{:.2}%\r\nused_memory_dataset:{used}\r\ntotal_system_memory:{}\r\nmaxmemory:{maxmemory}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:1.00\r\nmem_allocator:libc\r\nlazyfree_pending_objects:0\r\n",
+                bytes_to_human(used as u64),
+                bytes_to_human(rss as u64),
+                bytes_to_human(peak as u64),
+                if peak > 0 {
+                    used as f64 * 100.0 / peak as f64
+                } else {
+                    100.0
+                },
+                total_system_memory(),
+                bytes_to_human(maxmemory),
+                srv.config.get("maxmemory-policy").unwrap_or_default(),
+            );
+        }
+        "persistence" => {
+            o.push_str("# Persistence\r\n");
+            let _ = write!(
+                o,
+                "loading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\nrdb_last_bgsave_time_sec:-1\r\nrdb_current_bgsave_time_sec:-1\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_last_write_status:ok\r\n",
+                srv.dirty.load(Relaxed),
+                srv.started_unix_ms / 1000,
+            );
+        }
+        "stats" => {
+            let (mut hits, mut misses, mut expired) = (0, 0, 0);
+            for shard in ctx.locked.shards_mut() {
+                for db in &shard.dbs {
+                    hits += db.stats.hits;
+                    misses += db.stats.misses;
+                    expired += db.stats.expired;
+                }
+            }
+            let (ops, inp, outp) = {
+                let r = srv.rates.lock().unwrap_or_else(|e| e.into_inner());
+                (r.ops.rate(), r.input.rate(), r.output.rate())
+            };
+            o.push_str("# Stats\r\n");
+            let _ = write!(
+                o,
+                "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{ops}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ntotal_net_repl_input_bytes:0\r\ntotal_net_repl_output_bytes:0\r\ninstantaneous_input_kbps:{:.2}\r\ninstantaneous_output_kbps:{:.2}\r\ninstantaneous_input_repl_kbps:0.00\r\ninstantaneous_output_repl_kbps:0.00\r\nrejected_connections:{}\r\nsync_full:0\r\nsync_partial_ok:0\r\nsync_partial_err:0\r\nexpired_keys:{expired}\r\nexpired_stale_perc:{:.2}\r\nexpired_time_cap_reached_count:0\r\nexpire_cycle_cpu_milliseconds:{}\r\nevicted_keys:0\r\nevicted_clients:0\r\ntotal_eviction_exceeded_time:0\r\ncurrent_eviction_exceeded_time:0\r\nkeyspace_hits:{hits}\r\nkeyspace_misses:{misses}\r\npubsub_channels:0\r\npubsub_patterns:0\r\npubsubshard_channels:0\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:0\r\nslave_expires_tracked_keys:0\r\nactive_defrag_hits:0\r\nactive_defrag_misses:0\r\nactive_defrag_key_hits:0\r\nactive_defrag_key_misses:0\r\ntotal_active_defrag_time:0\r\ncurrent_active_defrag_time:0\r\ntracking_total_keys:0\r\ntracking_total_items:0\r\ntracking_total_prefixes:0\r\nunexpected_error_replies:0\r\ntotal_error_replies:{}\r\ndump_payload_sanitizations:0\r\ntotal_reads_processed:{}\r\ntotal_writes_processed:{}\r\nio_threaded_reads_processed:0\r\nio_threaded_writes_processed:0\r\nreply_buffer_shrinks:0\r\nreply_buffer_expands:0\r\n",
+                srv.total_connections.load(Relaxed),
+                srv.sum_workers(|w| w.commands.load(Relaxed)),
+                srv.sum_workers(|w| w.net_input.load(Relaxed)),
+                srv.sum_workers(|w| w.net_output.load(Relaxed)),
+                inp as f64 / 1024.0,
+                outp as f64 / 1024.0,
+                srv.rejected_connections.load(Relaxed),
+                srv.expired_stale_perc.load(Relaxed) as f64,
+                srv.expire_cycle_ms.load(Relaxed),
+                srv.sum_workers(|w| w.error_replies.load(Relaxed)),
+                srv.sum_workers(|w| w.reads.load(Relaxed)),
+                srv.sum_workers(|w| w.writes.load(Relaxed)),
+            );
+        }
+        "replication" => {
+            o.push_str("# Replication\r\n");
+            let _ = write!(
+                o,
+                "role:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:0\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:0\r\nrepl_backlog_size:1048576\r\nrepl_backlog_first_byte_offset:0\r\nrepl_backlog_histlen:0\r\n",
+                srv.run_id
+            );
+        }
+        "cpu" => {
+            let (user, sys) = cpu_times();
+            o.push_str("# CPU\r\n");
+            let _ = write!(
+                o,
+                "used_cpu_sys:{sys:.6}\r\nused_cpu_user:{user:.6}\r\nused_cpu_sys_children:0.000000\r\nused_cpu_user_children:0.000000\r\n"
+            );
+        }
+        "modules" => o.push_str("# Modules\r\n"),
+        "errorstats" => {
+            o.push_str("# Errorstats\r\n");
+            let errs = srv.sum_workers(|w| w.error_replies.load(Relaxed));
+            if errs > 0 {
+                let _ = write!(o, "errorstat_ERR:count={errs}\r\n");
+            }
+        }
+        "cluster" => o.push_str("# Cluster\r\ncluster_enabled:0\r\n"),
+        "keyspace" => {
+            o.push_str("# Keyspace\r\n");
+            let ndb = srv.databases();
+            let now = ctx.now;
+            let mut keys = vec![0usize; ndb];
+            let mut expires = vec![0usize; ndb];
+            let mut ttl = vec![(0u128, 0usize); ndb];
+            for shard in ctx.locked.shards_mut() {
+                for (i, db) in shard.dbs.iter().enumerate() {
+                    keys[i] += db.len();
+                    expires[i] += db.expires_len();
+                    let (s, n) = db.ttl_sum(now);
+                    ttl[i].0 += s;
+                    ttl[i].1 += n;
+                }
+            }
+            for i in 0..ndb {
+                if keys[i] > 0 {
+                    let avg = if ttl[i].1 > 0 {
+                        ttl[i].0 / ttl[i].1 as u128
+                    } else {
+                        0
+                    };
+                    let _ = write!(
+                        o,
+                        "db{i}:keys={},expires={},avg_ttl={avg}\r\n",
+                        keys[i], expires[i]
+                    );
+                }
+            }
+        }
+        "commandstats" => {
+            o.push_str("# Commandstats\r\n");
+            for r in &TABLE.entries {
+                let calls = srv.sum_workers(|w| w.cmd[r.id].calls.load(Relaxed));
+                let rejected = srv.sum_workers(|w| w.cmd[r.id].rejected.load(Relaxed));
+                if calls == 0 && rejected == 0 {
+                    continue;
+                }
+                let usec = srv.sum_workers(|w| w.cmd[r.id].usec.load(Relaxed));
+                let failed = srv.sum_workers(|w| w.cmd[r.id].failed.load(Relaxed));
+                let per = if calls > 0 {
+                    usec as f64 / calls as f64
+                } else {
+                    0.0
+                };
+                let _ = write!(
+                    o,
+                    "cmdstat_{}:calls={calls},usec={usec},usec_per_call={per:.2},rejected_calls={rejected},failed_calls={failed}\r\n",
+                    r.full_name
+                );
+            }
+        }
+        "latencystats" => o.push_str("# Latencystats\r\n"),
+        _ => return None,
+    }
+    Some(o)
+}
+
+fn total_system_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| {
+                    l.split_whitespace()
+                        .nth(1)
+                        .and_then(|v| v.parse::<u64>().ok())
+                })
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+fn cpu_times() -> (f64, f64) {
+    // SAFETY: getrusage fills the struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe {
+        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
+    }
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    (t(ru.ru_utime), t(ru.ru_stime))
+}
+
+// -------------------------------------------------------------- CONFIG
+
+pub fn config_get(ctx: &mut Ctx, args: &Args) {
+    let patterns: Vec<&[u8]> = args.iter().skip(2).collect();
+    let pairs = ctx.srv.config.matching(&patterns);
+    ctx.reply.map(pairs.len());
+    for (name, value) in pairs {
+        ctx.reply.bulk_str(name);
+        ctx.reply.bulk_str(&value);
+    }
+}
+
+pub fn config_set(ctx: &mut Ctx, args: &Args) {
+    if args.len() % 2 != 0 {
+        return ctx.error("ERR wrong number of arguments for 'config|set' command");
+    }
+    let pairs: Vec<(String, String)> = (2..args.len())
+        .step_by(2)
+        .map(|i| (args.str(i).into_owned(), args.str(i + 1).into_owned()))
+        .collect();
+    match ctx.srv.config.set_many(&pairs) {
+        Ok(()) => ctx.reply.ok(),
+        Err(e) => ctx.error(&e),
+    }
+}
+
+pub fn config_resetstat(ctx: &mut Ctx, _args: &Args) {
+    for w in &ctx.srv.workers {
+        w.reset();
+    }
+    for shard in ctx.locked.shards_mut() {
+        for db in shard.dbs.iter_mut() {
+            db.stats = Default::default();
+        }
+    }
+    ctx.srv.total_connections.store(0, Relaxed);
+    ctx.srv.rejected_connections.store(0, Relaxed);
+    ctx.srv.expire_cycle_ms.store(0, Relaxed);
+    ctx.reply.ok();
+}
+
+pub fn config_rewrite(ctx: &mut Ctx, _args: &Args) {
+    let Some(path) = ctx.srv.config_file.clone() else {
+        return ctx.error("ERR The server is running without a config file");
+    };
+    let mut text = String::from("# Rewritten by ferrocache CONFIG REWRITE\n");
+    for (name, value) in ctx.srv.config.matching(&[b"*"]) {
+        let quoted = if value.is_empty() || value.contains(' ') {
+            format!("\"{value}\"")
+        } else {
+            value
+        };
+        let _ = writeln!(text, "{name} {quoted}");
+    }
+    match std::fs::write(&path, text) {
+        Ok(()) => ctx.reply.ok(),
+        Err(e) => ctx.error(&format!("ERR Rewriting config file: {e}")),
+    }
+}
+
+pub fn config_help(ctx: &mut Ctx, _args: &Args) {
+    help_reply(
+        ctx,
+        "CONFIG",
+        &[
+            "GET <pattern>",
+            "    Return parameters matching the glob-like <pattern> and their values.",
+            "SET <directive> <value>",
+            "    Set the configuration <directive> to <value>.",
+            "RESETSTAT",
+            "    Reset statistics reported by the INFO command.",
+            "REWRITE",
+            "    Rewrite the configuration file.",
+        ],
+    );
+}
+
+// ------------------------------------------------------------- COMMAND
+
+fn key_spec_flags(spec: &CommandSpec) -> &'static [&'static str] {
+    if spec.flags & flag::WRITE != 0 {
+        if matches!(spec.name, "set" | "mset" | "msetnx" | "setex" | "psetex") {
+            &["OW", "UPDATE"]
+        } else if matches!(spec.name, "del" | "unlink" | "getdel") {
+            &["RM", "DELETE"]
+        } else {
+            &["RW", "UPDATE"]
+        }
+    } else {
+        &["RO", "ACCESS"]
+    }
+}
+
+fn write_command_info(ctx: &mut Ctx, spec: &CommandSpec, full_name: &str) {
+    let r = &mut *ctx.reply;
+    r.array(10);
+    r.bulk_str(full_name);
+    r.int(spec.arity as i64);
+    let flags: Vec<&str> = flag::NAMES
+        .iter()
+        .filter(|(f, _)| spec.flags & f != 0)
+        .map(|(_, n)| *n)
+        .collect();
+    r.set(flags.len());
+    for f in flags {
+        r.simple(f);
+    }
+    let (first, last, step) = spec.keys;
+    r.int(first as i64);
+    r.int(last as i64);
+    r.int(step as i64);
+    let cats = acl_categories(spec, spec.group);
+    r.set(cats.len());
+    for c in cats {
+        r.simple(c);
+    }
+    r.set(0); // tips
+    if spec.lock == LockSpec::Keys && first > 0 {
+        // One key spec: begin at `first`, then a range.
+        let lastkey = if last < 0 { last } else { last - first };
+        r.array(1);
+        r.map(3);
+        r.bulk_str("flags");
+        let kf = key_spec_flags(spec);
+        r.set(kf.len());
+        for f in kf {
+            r.simple(f);
+        }
+        r.bulk_str("begin_search");
+        r.map(2);
+        r.bulk_str("type");
+        r.bulk_str("index");
+        r.bulk_str("spec");
+        r.map(1);
+        r.bulk_str("index");
+        r.int(first as i64);
+        r.bulk_str("find_keys");
+        r.map(2);
+        r.bulk_str("type");
+        r.bulk_str("range");
+        r.bulk_str("spec");
+        r.map(3);
+        r.bulk_str("lastkey");
+        r.int(lastkey as i64);
+        r.bulk_str("keystep");
+        r.int(step as i64);
+        r.bulk_str("limit");
+        r.int(0);
+    } else {
+        r.array(0);
+    }
+    let subs = spec.subcommands;
+    ctx.reply.array(subs.len());
+    for sub in subs {
+        let name = format!("{}|{}", spec.name, sub.name);
+        write_command_info(ctx, sub, &name);
+    }
+}
+
+pub fn command(ctx: &mut Ctx, args: &Args) {
+    if args.len() > 1 {
+        return ctx.error(&format!(
+            "ERR unknown subcommand '{}'. Try COMMAND HELP.",
+            args.str(1)
+        ));
+    }
+    ctx.reply.array(COMMANDS.len());
+    for spec in COMMANDS {
+        write_command_info(ctx, spec, spec.name);
+    }
+}
+
+pub fn command_count(ctx: &mut Ctx, _args: &Args) {
+    ctx.reply.int(COMMANDS.len() as i64);
+}
+
+/// Finds a command by the name COMMAND INFO/DOCS accept (`get`,
+/// `config|get`).
+fn find_by_full_name(name: &[u8]) -> Option<(&'static CommandSpec, String)> {
+    let name = String::from_utf8_lossy(name).to_ascii_lowercase();
+    TABLE
+        .entries
+        .iter()
+        .find(|r| r.full_name == name)
+        .map(|r| (r.spec, r.full_name.clone()))
+}
+
+pub fn command_info(ctx: &mut Ctx, args: &Args) {
+    if args.len() == 2 {
+        ctx.reply.array(COMMANDS.len());
+        for spec in COMMANDS {
+            write_command_info(ctx, spec, spec.name);
+        }
+        return;
+    }
+    ctx.reply.array(args.len() - 2);
+    for name in args.iter().skip(2) {
+        match find_by_full_name(name) {
+            Some((spec, full)) => write_command_info(ctx, spec, &full),
+            None => ctx.reply.null_array(),
+        }
+    }
+}
+
+fn write_command_docs(ctx: &mut Ctx, spec: &CommandSpec) {
+    let r = &mut *ctx.reply;
+    let has_subs = !spec.subcommands.is_empty();
+    r.map(if has_subs { 4 } else { 3 });
+    r.bulk_str("summary");
+    r.bulk_str(spec.summary);
+    r.bulk_str("since");
+    r.bulk_str(spec.since);
+    r.bulk_str("group");
+    r.bulk_str(spec.group);
+    if has_subs {
+        r.bulk_str("subcommands");
+        r.map(spec.subcommands.len());
+        for sub in spec.subcommands {
+            ctx.reply.bulk_str(&format!("{}|{}", spec.name, sub.name));
+            write_command_docs(ctx, sub);
+        }
+    }
+}
+
+pub fn command_docs(ctx: &mut Ctx, args: &Args) {
+    let specs: Vec<(&CommandSpec, String)> = if args.len() == 2 {
+        COMMANDS.iter().map(|s| (s, s.name.to_string())).collect()
+    } else {
+        args.iter().skip(2).filter_map(find_by_full_name).collect()
+    };
+    ctx.reply.map(specs.len());
+    for (spec, name) in specs {
+        ctx.reply.bulk_str(&name);
+        write_command_docs(ctx, spec);
+    }
+}
+
+pub fn command_list(ctx: &mut Ctx, args: &Args) {
+    let mut names: Vec<&str> = COMMANDS.iter().map(|s| s.name).collect();
+    if args.len() > 2 {
+        if args.len() != 5 || !eq_ic(args.get(2), "filterby") {
+            return ctx.syntax_error();
+        }
+        let value = args.str(4).to_ascii_lowercase();
+        if eq_ic(args.get(3), "pattern") {
+            names.retain(|n| crate::util::glob_match(value.as_bytes(), n.as_bytes(), true));
+        } else if eq_ic(args.get(3), "aclcat") {
+            let cat = format!("@{value}");
+            names.retain(|n| {
+                COMMANDS
+                    .iter()
+                    .find(|s| s.name == *n)
+                    .is_some_and(|s| acl_categories(s, s.group).contains(&cat.as_str()))
+            });
+        } else if eq_ic(args.get(3), "module") {
+            names.clear();
+        } else {
+            return ctx.syntax_error();
+        }
+    }
+    ctx.reply.array(names.len());
+    for n in names {
+        ctx.reply.bulk_str(n);
+    }
+}
+
+pub fn command_getkeys(ctx: &mut Ctx, args: &Args) {
+    let sub = args.len() > 3;
+    let spec = match super::table::lookup(args.get(2), if sub { Some(args.get(3)) } else { None }) {
+        super::table::Lookup::Found(r) => r.spec,
+        _ => return ctx.error("ERR Invalid command specified"),
+    };
+    let argc = (args.len() - 2) as i32;
+    if (spec.arity > 0 && argc != spec.arity) || argc < -spec.arity {
+        return ctx.error("ERR Invalid number of arguments specified for command");
+    }
+    let (first, last, step) = spec.keys;
+    if first == 0 {
+        return ctx.error("ERR The command has no key arguments");
+    }
+    let last = if last < 0 { argc + last } else { last };
+    let keys: Vec<usize> = (first..=last)
+        .step_by(step.max(1) as usize)
+        .map(|i| i as usize + 2)
+        .collect();
+    ctx.reply.array(keys.len());
+    for i in keys {
+        ctx.reply.bulk(args.get(i));
+    }
+}
+
+pub fn command_help(ctx: &mut Ctx, _args: &Args) {
+    help_reply(
+        ctx,
+        "COMMAND",
+        &[
+            "(no subcommand)",
+            "    Return details about all commands.",
+            "COUNT",
+            "    Return the total number of commands in this server.",
+            "LIST",
+            "    Return a list of all commands in this server.",
+            "INFO [<command-name> ...]",
+            "    Return details about multiple commands.",
+            "DOCS [<command-name> ...]",
+            "    Return documentation details about multiple commands.",
+            "GETKEYS <full-command>",
+            "    Return the keys from a full command.",
+        ],
+    );
+}
+
+// ------------------------------------------------- DEBUG, OBJECT, MEMORY
+
+pub fn debug(ctx: &mut Ctx, args: &Args) {
+    let sub = args.get(1);
+    if eq_ic(sub, "sleep") && args.len() == 3 {
+        let secs: f64 = args.str(2).parse().unwrap_or(0.0);
+        // Blocks the whole keyspace, as DEBUG SLEEP blocks Redis: test
+        // suites use it exactly for that.
+        std::thread::sleep(std::time::Duration::from_secs_f64(secs.clamp(0.0, 3600.0)));
+        ctx.reply.ok();
+    } else if eq_ic(sub, "set-active-expire") && args.len() == 3 {
+        let on = parse_i64(args.get(2)).unwrap_or(0) != 0;
+        ctx.srv.active_expire_enabled.store(on, Relaxed);
+        ctx.reply.ok();
+    } else if eq_ic(sub, "object") && args.len() == 3 {
+        let key = args.get(2);
+        let now = ctx.now;
+        let line = match ctx.db(key).lookup_read(key, now, false) {
+            None => return ctx.error("ERR no such key"),
+            Some(e) => format!(
+                "Value at:0x{:012x} refcount:1 encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}",
+                e as *const _ as usize,
+                e.value.encoding(),
+                e.value.mem_size().max(1),
+                e.access & 0xFF_FFFF,
+                (now / 1000).saturating_sub(e.access as u64)
+            ),
+        };
+        ctx.reply.simple(&line);
+    } else if eq_ic(sub, "reload") || eq_ic(sub, "jmap") || eq_ic(sub, "quicklist-packed-threshold")
+    {
+        ctx.reply.ok();
+    } else if eq_ic(sub, "help") {
+        help_reply(
+            ctx,
+            "DEBUG",
+            &[
+                "OBJECT <key>",
+                "    Show low level info about `key` and associated value.",
+                "SET-ACTIVE-EXPIRE <0|1>",
+                "    Setting it to 0 disables expiring keys in background when they are not accessed.",
+                "SLEEP <seconds>",
+                "    Stop the server for <seconds>. Decimals allowed.",
+            ],
+        );
+    } else {
+        ctx.error(&format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
+            args.str(1)
+        ));
+    }
+}
+
+fn lfu_policy(ctx: &Ctx) -> bool {
+    ctx.srv
+        .config
+        .get("maxmemory-policy")
+        .is_some_and(|p| p.ends_with("lfu"))
+}
+
+pub fn object_encoding(ctx: &mut Ctx, args: &Args) {
+    let key = args.get(2);
+    let now = ctx.now;
+    let (db, reply) = ctx.db_reply(key);
+    match db.lookup_read(key, now, false) {
+        Some(e) => reply.bulk_str(e.value.encoding()),
+        None => reply.null(),
+    }
+}
+
+pub fn object_idletime(ctx: &mut Ctx, args: &Args) {
+    let key = args.get(2);
+    let now = ctx.now;
+    if !ctx.db(key).contains(key, now) {
+        return ctx.reply.null();
+    }
+    if lfu_policy(ctx) {
+        return ctx.error("ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.");
+    }
+    let (db, reply) = ctx.db_reply(key);
+    if let Some(e) = db.lookup_read(key, now, false) {
+        reply.int((now / 1000).saturating_sub(e.access as u64) as i64);
+    }
+}
+
+pub fn object_freq(ctx: &mut Ctx, args: &Args) {
+    let key = args.get(2);
+    let now = ctx.now;
+    if !ctx.db(key).contains(key, now) {
+        return ctx.reply.null();
+    }
+    if !lfu_policy(ctx) {
+        return ctx.error("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.");
+    }
+    ctx.reply.int(0);
+}
+
+pub fn object_refcount(ctx: &mut Ctx, args: &Args) {
+    let key = args.get(2);
+    let now = ctx.now;
+    let shared_ints = ctx.srv.config.maxmemory.load(Relaxed) == 0;
+    let (db, reply) = ctx.db_reply(key);
+    match db.lookup_read(key, now, false) {
+        // Redis shares the objects for integers 0..9999 (refcount INT_MAX)
+        // unless maxmemory is set.
+        Some(e) => {
+            let shared = shared_ints
+                && matches!(&e.value, Value::Str(s) if parse_i64(s).is_some_and(|n| (0..10000).contains(&n)));
+            reply.int(if shared { i32::MAX as i64 } else { 1 });
+        }
+        None => reply.null(),
+    }
+}
+
+pub fn object_help(ctx: &mut Ctx, _args: &Args) {
+    help_reply(
+        ctx,
+        "OBJECT",
+        &[
+            "ENCODING <key>",
+            "    Return the kind of internal representation used in order to store the value associated with a <key>.",
+            "FREQ <key>",
+            "    Return the access frequency index of the <key>.",
+            "IDLETIME <key>",
+            "    Return the idle time of the <key>.",
+            "REFCOUNT <key>",
+            "    Return the reference count of the object stored at <key>.",
+        ],
+    );
+}
+
+/// Bytes a key costs: key, value, entry and table overhead.
+pub fn memory_usage_of(key: &[u8], value: &Value) -> usize {
+    const ENTRY_OVERHEAD: usize = 56;
+    key.len() + value.mem_size() + ENTRY_OVERHEAD
+}
+
+pub fn memory_usage(ctx: &mut Ctx, args: &Args) {
+    let mut j = 3;
+    while j < args.len() {
+        if eq_ic(args.get(j), "samples") && j + 1 < args.len() {
+            if parse_i64(args.get(j + 1)).is_none_or(|n| n < 0) {
+                return ctx.not_integer();
+            }
+            j += 2;
+        } else {
+            return ctx.syntax_error();
+        }
+    }
+    let key = args.get(2);
+    let now = ctx.now;
+    let (db, reply) = ctx.db_reply(key);
+    match db.lookup_read(key, now, false) {
+        Some(e) => reply.int(memory_usage_of(key, &e.value) as i64),
+        None => reply.null(),
+    }
+}
+
+pub fn memory_help(ctx: &mut Ctx, _args: &Args) {
+    help_reply(
+        ctx,
+        "MEMORY",
+        &[
+            "USAGE <key> [SAMPLES <count>]",
+            "    Return memory in bytes used by <key> and its value.",
+        ],
+    );
+}

@@ -1,0 +1,1383 @@
+//! The command table: one entry per command (and per subcommand of the
+//! container commands), with Redis 7's arity, flags and key positions. It
+//! drives dispatch, shard locking, COMMAND's replies and commandstats.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use super::{Handler, connection as conn, keyspace as ks, list, server as srv, string as st};
+
+pub mod flag {
+    pub const WRITE: u32 = 1 << 0;
+    pub const READONLY: u32 = 1 << 1;
+    pub const DENYOOM: u32 = 1 << 2;
+    pub const ADMIN: u32 = 1 << 3;
+    pub const NOSCRIPT: u32 = 1 << 4;
+    pub const LOADING: u32 = 1 << 5;
+    pub const STALE: u32 = 1 << 6;
+    pub const FAST: u32 = 1 << 7;
+    pub const NO_AUTH: u32 = 1 << 8;
+    pub const SENTINEL: u32 = 1 << 9;
+    pub const NO_MULTI: u32 = 1 << 10;
+    pub const ALLOW_BUSY: u32 = 1 << 11;
+    pub const PROTECTED: u32 = 1 << 12;
+    pub const MAY_REPLICATE: u32 = 1 << 13;
+    pub const SKIP_SLOWLOG: u32 = 1 << 14;
+    pub const SKIP_MONITOR: u32 = 1 << 15;
+    pub const NO_ASYNC_LOADING: u32 = 1 << 16;
+
+    pub const NAMES: &[(u32, &str)] = &[
+        (WRITE, "write"),
+        (READONLY, "readonly"),
+        (DENYOOM, "denyoom"),
+        (ADMIN, "admin"),
+        (NOSCRIPT, "noscript"),
+        (LOADING, "loading"),
+        (STALE, "stale"),
+        (SKIP_MONITOR, "skip_monitor"),
+        (SKIP_SLOWLOG, "skip_slowlog"),
+        (FAST, "fast"),
+        (NO_AUTH, "no_auth"),
+        (MAY_REPLICATE, "may_replicate"),
+        (SENTINEL, "sentinel"),
+        (NO_MULTI, "no_multi"),
+        (PROTECTED, "protected"),
+        (NO_ASYNC_LOADING, "no_async_loading"),
+        (ALLOW_BUSY, "allow_busy"),
+    ];
+}
+
+use flag::*;
+
+/// Which shards a command needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LockSpec {
+    /// No keyspace access.
+    None,
+    /// The shards of the keys at the key positions.
+    Keys,
+    /// Every shard (whole-keyspace commands).
+    All,
+}
+
+pub struct CommandSpec {
+    /// Lowercase name; subcommands use the bare subcommand name.
+    pub name: &'static str,
+    pub arity: i32,
+    pub flags: u32,
+    /// First key, last key (negative counts from the end), step; 0,0,0 for
+    /// keyless commands. As COMMAND reports them.
+    pub keys: (i32, i32, i32),
+    pub lock: LockSpec,
+    pub handler: Option<Handler>,
+    pub group: &'static str,
+    pub summary: &'static str,
+    pub since: &'static str,
+    pub subcommands: &'static [CommandSpec],
+}
+
+const NOKEYS: (i32, i32, i32) = (0, 0, 0);
+const KEY1: (i32, i32, i32) = (1, 1, 1);
+const KEYS_ALL: (i32, i32, i32) = (1, -1, 1);
+
+#[allow(clippy::too_many_arguments)]
+const fn c(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    keys: (i32, i32, i32),
+    lock: LockSpec,
+    handler: Handler,
+    group: &'static str,
+    since: &'static str,
+    summary: &'static str,
+) -> CommandSpec {
+    CommandSpec {
+        name,
+        arity,
+        flags,
+        keys,
+        lock,
+        handler: Some(handler),
+        group,
+        summary,
+        since,
+        subcommands: &[],
+    }
+}
+
+const fn container(
+    name: &'static str,
+    flags: u32,
+    group: &'static str,
+    since: &'static str,
+    summary: &'static str,
+    subcommands: &'static [CommandSpec],
+) -> CommandSpec {
+    CommandSpec {
+        name,
+        arity: -2,
+        flags,
+        keys: NOKEYS,
+        lock: LockSpec::None,
+        handler: None,
+        group,
+        summary,
+        since,
+        subcommands,
+    }
+}
+
+use LockSpec::{All, Keys, None as NoLock};
+
+const R: u32 = READONLY;
+const W: u32 = WRITE;
+const WD: u32 = WRITE | DENYOOM;
+const WDF: u32 = WRITE | DENYOOM | FAST;
+const RF: u32 = READONLY | FAST;
+const WF: u32 = WRITE | FAST;
+const CONN: u32 = NOSCRIPT | LOADING | STALE;
+
+pub static COMMANDS: &[CommandSpec] = &[
+    // Strings (t_string.c)
+    c(
+        "get",
+        2,
+        RF,
+        KEY1,
+        Keys,
+        st::get,
+        "string",
+        "1.0.0",
+        "Returns the string value of a key.",
+    ),
+    c(
+        "set",
+        -3,
+        WD,
+        KEY1,
+        Keys,
+        st::set,
+        "string",
+        "1.0.0",
+        "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.",
+    ),
+    c(
+        "setnx",
+        3,
+        WDF,
+        KEY1,
+        Keys,
+        st::setnx,
+        "string",
+        "1.0.0",
+        "Set the string value of a key only when the key doesn't exist.",
+    ),
+    c(
+        "setex",
+        4,
+        WD,
+        KEY1,
+        Keys,
+        st::setex,
+        "string",
+        "2.0.0",
+        "Sets the string value and expiration time of a key. Creates the key if it doesn't exist.",
+    ),
+    c(
+        "psetex",
+        4,
+        WD,
+        KEY1,
+        Keys,
+        st::psetex,
+        "string",
+        "2.6.0",
+        "Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist.",
+    ),
+    c(
+        "getset",
+        3,
+        WDF,
+        KEY1,
+        Keys,
+        st::getset,
+        "string",
+        "1.0.0",
+        "Returns the previous string value of a key after setting it to a new value.",
+    ),
+    c(
+        "getdel",
+        2,
+        WF,
+        KEY1,
+        Keys,
+        st::getdel,
+        "string",
+        "6.2.0",
+        "Returns the string value of a key after deleting the key.",
+    ),
+    c(
+        "getex",
+        -2,
+        WF,
+        KEY1,
+        Keys,
+        st::getex,
+        "string",
+        "6.2.0",
+        "Returns the string value of a key after setting its expiration time.",
+    ),
+    c(
+        "mget",
+        -2,
+        RF,
+        KEYS_ALL,
+        Keys,
+        st::mget,
+        "string",
+        "1.0.0",
+        "Atomically returns the string values of one or more keys.",
+    ),
+    c(
+        "mset",
+        -3,
+        WD,
+        (1, -1, 2),
+        Keys,
+        st::mset,
+        "string",
+        "1.0.1",
+        "Atomically creates or modifies the string values of one or more keys.",
+    ),
+    c(
+        "msetnx",
+        -3,
+        WD,
+        (1, -1, 2),
+        Keys,
+        st::msetnx,
+        "string",
+        "1.0.1",
+        "Atomically modifies the string values of one or more keys only when all keys don't exist.",
+    ),
+    c(
+        "append",
+        3,
+        WDF,
+        KEY1,
+        Keys,
+        st::append,
+        "string",
+        "2.0.0",
+        "Appends a string to the value of a key. Creates the key if it doesn't exist.",
+    ),
+    c(
+        "strlen",
+        2,
+        RF,
+        KEY1,
+        Keys,
+        st::strlen,
+        "string",
+        "2.2.0",
+        "Returns the length of a string value.",
+    ),
+    c(
+        "getrange",
+        4,
+        R,
+        KEY1,
+        Keys,
+        st::getrange,
+        "string",
+        "2.4.0",
+        "Returns a substring of the string stored at a key.",
+    ),
+    c(
+        "substr",
+        4,
+        R,
+        KEY1,
+        Keys,
+        st::getrange,
+        "string",
+        "1.0.0",
+        "Returns a substring from a string value.",
+    ),
+    c(
+        "setrange",
+        4,
+        WD,
+        KEY1,
+        Keys,
+        st::setrange,
+        "string",
+        "2.2.0",
+        "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.",
+    ),
+    c(
+        "incr",
+        2,
+        WDF,
+        KEY1,
+        Keys,
+        st::incr,
+        "string",
+        "1.0.0",
+        "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.",
+    ),
+    c(
+        "decr",
+        2,
+        WDF,
+        KEY1,
+        Keys,
+        st::decr,
+        "string",
+        "1.0.0",
+        "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.",
+    ),
+    c(
+        "incrby",
+        3,
+        WDF,
+        KEY1,
+        Keys,
+        st::incrby,
+        "string",
+        "1.0.0",
+        "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist.",
+    ),
+    c(
+        "decrby",
+        3,
+        WDF,
+        KEY1,
+        Keys,
+        st::decrby,
+        "string",
+        "1.0.0",
+        "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist.",
+    ),
+    c(
+        "incrbyfloat",
+        3,
+        WDF,
+        KEY1,
+        Keys,
+        st::incrbyfloat,
+        "string",
+        "2.6.0",
+        "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist.",
+    ),
+    // Keyspace (db.c, expire.c)
+    c(
+        "del",
+        -2,
+        W,
+        KEYS_ALL,
+        Keys,
+        ks::del,
+        "generic",
+        "1.0.0",
+        "Deletes one or more keys.",
+    ),
+    c(
+        "unlink",
+        -2,
+        WF,
+        KEYS_ALL,
+        Keys,
+        ks::del,
+        "generic",
+        "4.0.0",
+        "Asynchronously deletes one or more keys.",
+    ),
+    c(
+        "exists",
+        -2,
+        RF,
+        KEYS_ALL,
+        Keys,
+        ks::exists,
+        "generic",
+        "1.0.0",
+        "Determines whether one or more keys exist.",
+    ),
+    c(
+        "touch",
+        -2,
+        RF,
+        KEYS_ALL,
+        Keys,
+        ks::touch,
+        "generic",
+        "3.2.1",
+        "Returns the number of existing keys out of those specified after updating the time they were last accessed.",
+    ),
+    c(
+        "type",
+        2,
+        RF,
+        KEY1,
+        Keys,
+        ks::type_,
+        "generic",
+        "1.0.0",
+        "Determines the type of value stored at a key.",
+    ),
+    c(
+        "keys",
+        2,
+        R,
+        NOKEYS,
+        All,
+        ks::keys,
+        "generic",
+        "1.0.0",
+        "Returns all key names that match a pattern.",
+    ),
+    c(
+        "scan",
+        -2,
+        R,
+        NOKEYS,
+        All,
+        ks::scan,
+        "generic",
+        "2.8.0",
+        "Iterates over the key names in the database.",
+    ),
+    c(
+        "randomkey",
+        1,
+        R,
+        NOKEYS,
+        All,
+        ks::randomkey,
+        "generic",
+        "1.0.0",
+        "Returns a random key name from the database.",
+    ),
+    c(
+        "rename",
+        3,
+        W,
+        (1, 2, 1),
+        Keys,
+        ks::rename,
+        "generic",
+        "1.0.0",
+        "Renames a key and overwrites the destination.",
+    ),
+    c(
+        "renamenx",
+        3,
+        WF,
+        (1, 2, 1),
+        Keys,
+        ks::renamenx,
+        "generic",
+        "1.0.0",
+        "Renames a key only when the target key name doesn't exist.",
+    ),
+    c(
+        "copy",
+        -3,
+        WD,
+        (1, 2, 1),
+        Keys,
+        ks::copy,
+        "generic",
+        "6.2.0",
+        "Copies the value of a key to a new key.",
+    ),
+    c(
+        "move",
+        3,
+        WF,
+        KEY1,
+        Keys,
+        ks::move_,
+        "generic",
+        "1.0.0",
+        "Moves a key to another database.",
+    ),
+    c(
+        "expire",
+        -3,
+        WF,
+        KEY1,
+        Keys,
+        ks::expire,
+        "generic",
+        "1.0.0",
+        "Sets the expiration time of a key in seconds.",
+    ),
+    c(
+        "pexpire",
+        -3,
+        WF,
+        KEY1,
+        Keys,
+        ks::pexpire,
+        "generic",
+        "2.6.0",
+        "Sets the expiration time of a key in milliseconds.",
+    ),
+    c(
+        "expireat",
+        -3,
+        WF,
+        KEY1,
+        Keys,
+        ks::expireat,
+        "generic",
+        "1.2.0",
+        "Sets the expiration time of a key to a Unix timestamp.",
+    ),
+    c(
+        "pexpireat",
+        -3,
+        WF,
+        KEY1,
+        Keys,
+        ks::pexpireat,
+        "generic",
+        "2.6.0",
+        "Sets the expiration time of a key to a Unix milliseconds timestamp.",
+    ),
+    c(
+        "ttl",
+        2,
+        RF,
+        KEY1,
+        Keys,
+        ks::ttl,
+        "generic",
+        "1.0.0",
+        "Returns the expiration time in seconds of a key.",
+    ),
+    c(
+        "pttl",
+        2,
+        RF,
+        KEY1,
+        Keys,
+        ks::pttl,
+        "generic",
+        "2.6.0",
+        "Returns the expiration time in milliseconds of a key.",
+    ),
+    c(
+        "expiretime",
+        2,
+        RF,
+        KEY1,
+        Keys,
+        ks::expiretime,
+        "generic",
+        "7.0.0",
+        "Returns the expiration time of a key as a Unix timestamp.",
+    ),
+    c(
+        "pexpiretime",
+        2,
+        RF,
+        KEY1,
+        Keys,
+        ks::pexpiretime,
+        "generic",
+        "7.0.0",
+        "Returns the expiration time of a key as a Unix milliseconds timestamp.",
+    ),
+    c(
+        "persist",
+        2,
+        WF,
+        KEY1,
+        Keys,
+        ks::persist,
+        "generic",
+        "2.2.0",
+        "Removes the expiration time of a key.",
+    ),
+    c(
+        "dbsize",
+        1,
+        RF,
+        NOKEYS,
+        All,
+        ks::dbsize,
+        "server",
+        "1.0.0",
+        "Returns the number of keys in the database.",
+    ),
+    c(
+        "flushdb",
+        -1,
+        W,
+        NOKEYS,
+        All,
+        ks::flushdb,
+        "server",
+        "1.0.0",
+        "Remove all keys from the current database.",
+    ),
+    c(
+        "flushall",
+        -1,
+        W,
+        NOKEYS,
+        All,
+        ks::flushall,
+        "server",
+        "1.0.0",
+        "Removes all keys from all databases.",
+    ),
+    c(
+        "swapdb",
+        3,
+        WF,
+        NOKEYS,
+        All,
+        ks::swapdb,
+        "server",
+        "4.0.0",
+        "Swaps two Redis databases.",
+    ),
+    c(
+        "select",
+        2,
+        CONN | FAST,
+        NOKEYS,
+        NoLock,
+        conn::select,
+        "connection",
+        "1.0.0",
+        "Changes the selected database.",
+    ),
+    // Lists (t_list.c), minimal
+    c(
+        "rpush",
+        -3,
+        WDF,
+        KEY1,
+        Keys,
+        list::rpush,
+        "list",
+        "1.0.0",
+        "Appends one or more elements to a list. Creates the key if it doesn't exist.",
+    ),
+    c(
+        "lpush",
+        -3,
+        WDF,
+        KEY1,
+        Keys,
+        list::lpush,
+        "list",
+        "1.0.0",
+        "Prepends one or more elements to a list. Creates the key if it doesn't exist.",
+    ),
+    c(
+        "llen",
+        2,
+        RF,
+        KEY1,
+        Keys,
+        list::llen,
+        "list",
+        "1.0.0",
+        "Returns the length of a list.",
+    ),
+    c(
+        "lrange",
+        4,
+        R,
+        KEY1,
+        Keys,
+        list::lrange,
+        "list",
+        "1.0.0",
+        "Returns a range of elements from a list.",
+    ),
+    // Connection
+    c(
+        "ping",
+        -1,
+        FAST | SENTINEL,
+        NOKEYS,
+        NoLock,
+        conn::ping,
+        "connection",
+        "1.0.0",
+        "Returns the server's liveliness response.",
+    ),
+    c(
+        "echo",
+        2,
+        FAST,
+        NOKEYS,
+        NoLock,
+        conn::echo,
+        "connection",
+        "1.0.0",
+        "Returns the given string.",
+    ),
+    c(
+        "hello",
+        -1,
+        CONN | FAST | NO_AUTH | SENTINEL | ALLOW_BUSY,
+        NOKEYS,
+        NoLock,
+        conn::hello,
+        "connection",
+        "6.0.0",
+        "Handshakes with the Redis server.",
+    ),
+    c(
+        "auth",
+        -2,
+        CONN | FAST | NO_AUTH | SENTINEL | ALLOW_BUSY,
+        NOKEYS,
+        NoLock,
+        conn::auth,
+        "connection",
+        "1.0.0",
+        "Authenticates the connection.",
+    ),
+    c(
+        "quit",
+        -1,
+        CONN | FAST | NO_AUTH | ALLOW_BUSY,
+        NOKEYS,
+        NoLock,
+        conn::quit,
+        "connection",
+        "1.0.0",
+        "Closes the connection.",
+    ),
+    c(
+        "reset",
+        1,
+        CONN | FAST | NO_AUTH | ALLOW_BUSY,
+        NOKEYS,
+        NoLock,
+        conn::reset,
+        "connection",
+        "6.2.0",
+        "Resets the connection.",
+    ),
+    container(
+        "client",
+        SENTINEL,
+        "connection",
+        "2.4.0",
+        "A container for client connection commands.",
+        CLIENT_SUBCOMMANDS,
+    ),
+    // Server
+    c(
+        "info",
+        -1,
+        LOADING | STALE | SENTINEL,
+        NOKEYS,
+        All,
+        srv::info,
+        "server",
+        "1.0.0",
+        "Returns information and statistics about the server.",
+    ),
+    container(
+        "config",
+        0,
+        "server",
+        "2.0.0",
+        "A container for server configuration commands.",
+        CONFIG_SUBCOMMANDS,
+    ),
+    CommandSpec {
+        name: "command",
+        arity: -1,
+        flags: LOADING | STALE | SENTINEL,
+        keys: NOKEYS,
+        lock: NoLock,
+        handler: Some(srv::command),
+        group: "server",
+        summary: "Returns detailed information about all commands.",
+        since: "2.8.13",
+        subcommands: COMMAND_SUBCOMMANDS,
+    },
+    c(
+        "time",
+        1,
+        LOADING | STALE | FAST,
+        NOKEYS,
+        NoLock,
+        srv::time,
+        "server",
+        "2.6.0",
+        "Returns the server time.",
+    ),
+    c(
+        "debug",
+        -2,
+        ADMIN | NOSCRIPT | LOADING | STALE | PROTECTED,
+        NOKEYS,
+        All,
+        srv::debug,
+        "server",
+        "1.0.0",
+        "A container for debugging commands.",
+    ),
+    container(
+        "object",
+        0,
+        "generic",
+        "2.2.3",
+        "A container for object introspection commands.",
+        OBJECT_SUBCOMMANDS,
+    ),
+    container(
+        "memory",
+        0,
+        "server",
+        "4.0.0",
+        "A container for memory diagnostics commands.",
+        MEMORY_SUBCOMMANDS,
+    ),
+    c(
+        "shutdown",
+        -1,
+        ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | SENTINEL | ALLOW_BUSY,
+        NOKEYS,
+        NoLock,
+        srv::shutdown,
+        "server",
+        "1.0.0",
+        "Synchronously saves the database(s) to disk and shuts down the Redis server.",
+    ),
+    c(
+        "lastsave",
+        1,
+        LOADING | STALE | FAST,
+        NOKEYS,
+        NoLock,
+        srv::lastsave,
+        "server",
+        "1.0.0",
+        "Returns the Unix timestamp of the last successful save to disk.",
+    ),
+];
+
+const ADM: u32 = ADMIN | NOSCRIPT | LOADING | STALE;
+
+static CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
+    c(
+        "id",
+        2,
+        CONN,
+        NOKEYS,
+        NoLock,
+        conn::client_id,
+        "connection",
+        "5.0.0",
+        "Returns the unique client ID of the connection.",
+    ),
+    c(
+        "setname",
+        3,
+        CONN,
+        NOKEYS,
+        NoLock,
+        conn::client_setname,
+        "connection",
+        "2.6.9",
+        "Sets the connection name.",
+    ),
+    c(
+        "getname",
+        2,
+        CONN,
+        NOKEYS,
+        NoLock,
+        conn::client_getname,
+        "connection",
+        "2.6.9",
+        "Returns the name of the connection.",
+    ),
+    c(
+        "list",
+        -2,
+        ADM,
+        NOKEYS,
+        NoLock,
+        conn::client_list,
+        "connection",
+        "2.4.0",
+        "Lists open connections.",
+    ),
+    c(
+        "info",
+        2,
+        CONN,
+        NOKEYS,
+        NoLock,
+        conn::client_info,
+        "connection",
+        "6.2.0",
+        "Returns information about the connection.",
+    ),
+    c(
+        "kill",
+        -3,
+        ADM,
+        NOKEYS,
+        NoLock,
+        conn::client_kill,
+        "connection",
+        "2.4.0",
+        "Terminates open connections.",
+    ),
+    c(
+        "setinfo",
+        4,
+        CONN,
+        NOKEYS,
+        NoLock,
+        conn::client_setinfo,
+        "connection",
+        "7.2.0",
+        "Sets information specific to the client or connection.",
+    ),
+    c(
+        "reply",
+        3,
+        CONN,
+        NOKEYS,
+        NoLock,
+        conn::client_reply,
+        "connection",
+        "3.2.0",
+        "Instructs the server whether to reply to commands.",
+    ),
+    c(
+        "no-evict",
+        3,
+        ADM,
+        NOKEYS,
+        NoLock,
+        conn::client_flag_ok,
+        "connection",
+        "7.0.0",
+        "Sets the client eviction mode of the connection.",
+    ),
+    c(
+        "no-touch",
+        3,
+        CONN,
+        NOKEYS,
+        NoLock,
+        conn::client_flag_ok,
+        "connection",
+        "7.2.0",
+        "Controls whether commands sent by the client affect the LRU/LFU of accessed keys.",
+    ),
+    c(
+        "help",
+        2,
+        LOADING | STALE,
+        NOKEYS,
+        NoLock,
+        conn::client_help,
+        "connection",
+        "5.0.0",
+        "Returns helpful text about the different subcommands.",
+    ),
+    // Sent on connect by redis-py 8; accepted so the handshake succeeds.
+    c(
+        "maint_notifications",
+        -2,
+        CONN,
+        NOKEYS,
+        NoLock,
+        conn::client_flag_ok,
+        "connection",
+        "8.0.0",
+        "Accepted for client compatibility.",
+    ),
+];
+
+static CONFIG_SUBCOMMANDS: &[CommandSpec] = &[
+    c(
+        "get",
+        -3,
+        ADM,
+        NOKEYS,
+        NoLock,
+        srv::config_get,
+        "server",
+        "2.0.0",
+        "Returns the effective values of configuration parameters.",
+    ),
+    c(
+        "set",
+        -4,
+        ADM,
+        NOKEYS,
+        NoLock,
+        srv::config_set,
+        "server",
+        "2.0.0",
+        "Sets configuration parameters in-flight.",
+    ),
+    c(
+        "resetstat",
+        2,
+        ADM,
+        NOKEYS,
+        All,
+        srv::config_resetstat,
+        "server",
+        "2.0.0",
+        "Resets the server's statistics.",
+    ),
+    c(
+        "rewrite",
+        2,
+        ADM,
+        NOKEYS,
+        NoLock,
+        srv::config_rewrite,
+        "server",
+        "2.8.0",
+        "Persists the effective configuration to file.",
+    ),
+    c(
+        "help",
+        2,
+        LOADING | STALE,
+        NOKEYS,
+        NoLock,
+        srv::config_help,
+        "server",
+        "5.0.0",
+        "Returns helpful text about the different subcommands.",
+    ),
+];
+
+static COMMAND_SUBCOMMANDS: &[CommandSpec] = &[
+    c(
+        "count",
+        2,
+        LOADING | STALE,
+        NOKEYS,
+        NoLock,
+        srv::command_count,
+        "server",
+        "2.8.13",
+        "Returns a count of commands.",
+    ),
+    c(
+        "info",
+        -2,
+        LOADING | STALE,
+        NOKEYS,
+        NoLock,
+        srv::command_info,
+        "server",
+        "2.8.13",
+        "Returns information about one, multiple or all commands.",
+    ),
+    c(
+        "docs",
+        -2,
+        LOADING | STALE,
+        NOKEYS,
+        NoLock,
+        srv::command_docs,
+        "server",
+        "7.0.0",
+        "Returns documentary information about one, multiple or all commands.",
+    ),
+    c(
+        "list",
+        -2,
+        LOADING | STALE,
+        NOKEYS,
+        NoLock,
+        srv::command_list,
+        "server",
+        "7.0.0",
+        "Returns a list of command names.",
+    ),
+    c(
+        "getkeys",
+        -3,
+        LOADING | STALE,
+        NOKEYS,
+        NoLock,
+        srv::command_getkeys,
+        "server",
+        "2.8.13",
+        "Extracts the key names from an arbitrary command.",
+    ),
+    c(
+        "help",
+        2,
+        LOADING | STALE,
+        NOKEYS,
+        NoLock,
+        srv::command_help,
+        "server",
+        "5.0.0",
+        "Returns helpful text about the different subcommands.",
+    ),
+];
+
+static OBJECT_SUBCOMMANDS: &[CommandSpec] = &[
+    c(
+        "encoding",
+        3,
+        R,
+        (2, 2, 1),
+        Keys,
+        srv::object_encoding,
+        "generic",
+        "2.2.3",
+        "Returns the internal encoding of a Redis object.",
+    ),
+    c(
+        "idletime",
+        3,
+        R,
+        (2, 2, 1),
+        Keys,
+        srv::object_idletime,
+        "generic",
+        "2.2.3",
+        "Returns the time since the last access to a Redis object.",
+    ),
+    c(
+        "freq",
+        3,
+        R,
+        (2, 2, 1),
+        Keys,
+        srv::object_freq,
+        "generic",
+        "4.0.0",
+        "Returns the logarithmic access frequency counter of a Redis object.",
+    ),
+    c(
+        "refcount",
+        3,
+        R,
+        (2, 2, 1),
+        Keys,
+        srv::object_refcount,
+        "generic",
+        "2.2.3",
+        "Returns the reference count of a value of a key.",
+    ),
+    c(
+        "help",
+        2,
+        LOADING | STALE,
+        NOKEYS,
+        NoLock,
+        srv::object_help,
+        "generic",
+        "6.2.0",
+        "Returns helpful text about the different subcommands.",
+    ),
+];
+
+static MEMORY_SUBCOMMANDS: &[CommandSpec] = &[
+    c(
+        "usage",
+        -3,
+        R,
+        (2, 2, 1),
+        Keys,
+        srv::memory_usage,
+        "server",
+        "4.0.0",
+        "Estimates the memory usage of a key.",
+    ),
+    c(
+        "help",
+        2,
+        LOADING | STALE,
+        NOKEYS,
+        NoLock,
+        srv::memory_help,
+        "server",
+        "4.0.0",
+        "Returns helpful text about the different subcommands.",
+    ),
+];
+
+/// A resolved command: its spec, its id (index into stats arrays) and its
+/// full name as Redis prints it (`get`, `config|get`).
+pub struct Resolved {
+    pub spec: &'static CommandSpec,
+    pub id: usize,
+    pub full_name: String,
+}
+
+pub struct Table {
+    by_name: HashMap<&'static str, usize>,
+    pub entries: Vec<Resolved>,
+    /// For containers: subcommand name → entry index.
+    subs: HashMap<(usize, &'static str), usize>,
+}
+
+pub static TABLE: LazyLock<Table> = LazyLock::new(|| {
+    let mut t = Table {
+        by_name: HashMap::new(),
+        entries: Vec::new(),
+        subs: HashMap::new(),
+    };
+    for spec in COMMANDS {
+        let id = t.entries.len();
+        t.entries.push(Resolved {
+            spec,
+            id,
+            full_name: spec.name.to_string(),
+        });
+        t.by_name.insert(spec.name, id);
+        for sub in spec.subcommands {
+            let sid = t.entries.len();
+            t.entries.push(Resolved {
+                spec: sub,
+                id: sid,
+                full_name: format!("{}|{}", spec.name, sub.name),
+            });
+            t.subs.insert((id, sub.name), sid);
+        }
+    }
+    t
+});
+
+/// Outcome of resolving argv[0] (and argv[1] for containers).
+pub enum Lookup {
+    Found(&'static Resolved),
+    Unknown,
+    /// Container found, subcommand not.
+    UnknownSub(&'static Resolved),
+}
+
+fn lower<'b>(name: &[u8], buf: &'b mut [u8; 32]) -> Option<&'b str> {
+    if name.len() > buf.len() {
+        return None;
+    }
+    let b = &mut buf[..name.len()];
+    b.copy_from_slice(name);
+    b.make_ascii_lowercase();
+    std::str::from_utf8(b).ok()
+}
+
+/// Finds a command by name, case-insensitively, without allocating.
+#[inline]
+pub fn lookup_name(name: &[u8]) -> Option<&'static Resolved> {
+    let mut buf = [0u8; 32];
+    let n = lower(name, &mut buf)?;
+    let id = *TABLE.by_name.get(n)?;
+    Some(&TABLE.entries[id])
+}
+
+pub fn lookup(argv0: &[u8], argv1: Option<&[u8]>) -> Lookup {
+    let Some(top) = lookup_name(argv0) else {
+        return Lookup::Unknown;
+    };
+    if top.spec.subcommands.is_empty() {
+        return Lookup::Found(top);
+    }
+    let Some(sub) = argv1 else {
+        // A container alone is an arity error, reported for the container;
+        // COMMAND alone is valid.
+        return Lookup::Found(top);
+    };
+    let mut buf = [0u8; 32];
+    match lower(sub, &mut buf).and_then(|s| TABLE.subs.get(&(top.id, s)).copied()) {
+        Some(id) => Lookup::Found(&TABLE.entries[id]),
+        None if top.spec.handler.is_some() => Lookup::Found(top),
+        None => Lookup::UnknownSub(top),
+    }
+}
+
+/// ACL categories as COMMAND INFO reports them, derived from the flags
+/// and group.
+pub fn acl_categories(spec: &CommandSpec, group: &str) -> Vec<&'static str> {
+    let mut cats = Vec::new();
+    if spec.flags & WRITE != 0 {
+        cats.push("@write");
+    }
+    if spec.flags & READONLY != 0 {
+        cats.push("@read");
+    }
+    if spec.flags & ADMIN != 0 {
+        cats.push("@admin");
+        cats.push("@dangerous");
+    }
+    match group {
+        "string" => cats.push("@string"),
+        "generic" => cats.push("@keyspace"),
+        "connection" => cats.push("@connection"),
+        "list" => cats.push("@list"),
+        _ => {}
+    }
+    if matches!(spec.name, "keys" | "flushdb" | "flushall" | "swapdb") {
+        cats.push("@dangerous");
+    }
+    cats.push(if spec.flags & FAST != 0 {
+        "@fast"
+    } else {
+        "@slow"
+    });
+    cats.dedup();
+    cats
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_unique_and_lowercase() {
+        let mut seen = std::collections::HashSet::new();
+        for r in &TABLE.entries {
+            assert!(
+                seen.insert(r.full_name.clone()),
+                "duplicate {}",
+                r.full_name
+            );
+            assert_eq!(r.full_name, r.full_name.to_lowercase());
+            assert!(r.spec.name.len() <= 32);
+        }
+    }
+
+    #[test]
+    fn keyed_commands_lock_keys() {
+        for r in &TABLE.entries {
+            let has_keys = r.spec.keys.0 > 0;
+            assert_eq!(has_keys, r.spec.lock == LockSpec::Keys, "{}", r.full_name);
+        }
+    }
+
+    #[test]
+    fn lookup_is_case_insensitive() {
+        assert!(matches!(lookup(b"GeT", None), Lookup::Found(r) if r.full_name == "get"));
+        assert!(
+            matches!(lookup(b"CONFIG", Some(b"GET")), Lookup::Found(r) if r.full_name == "config|get")
+        );
+        assert!(matches!(
+            lookup(b"config", Some(b"nope")),
+            Lookup::UnknownSub(_)
+        ));
+        assert!(matches!(lookup(b"nope", None), Lookup::Unknown));
+    }
+}

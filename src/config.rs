@@ -1,0 +1,452 @@
+//! Configuration: one table of parameters, with Redis's names, feeds the
+//! command line, the redis.conf-style file and CONFIG GET/SET.
+//!
+//! Values are kept as canonical strings (what CONFIG GET prints); the few
+//! a hot path or the cron reads are mirrored into atomics on every change.
+
+use std::collections::BTreeMap;
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+use crate::util::{glob_match, parse_memory};
+
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    Int {
+        min: i64,
+        max: i64,
+    },
+    Memory,
+    Bool,
+    Enum(&'static [&'static str]),
+    Str,
+    /// Accepted (and shown by CONFIG GET) for compatibility; only the
+    /// listed values are allowed because we implement no other behaviour.
+    Fixed(&'static [&'static str]),
+}
+
+pub struct Param {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub default: &'static str,
+    /// Settable at runtime with CONFIG SET.
+    pub mutable: bool,
+}
+
+const fn p(name: &'static str, kind: Kind, default: &'static str, mutable: bool) -> Param {
+    Param {
+        name,
+        kind,
+        default,
+        mutable,
+    }
+}
+
+pub const MAXMEMORY_POLICIES: &[&str] = &[
+    "volatile-lru",
+    "allkeys-lru",
+    "volatile-lfu",
+    "allkeys-lfu",
+    "volatile-random",
+    "allkeys-random",
+    "volatile-ttl",
+    "noeviction",
+];
+
+const LOGLEVELS: &[&str] = &["debug", "verbose", "notice", "warning", "nothing"];
+const INT_MAX: i64 = i32::MAX as i64;
+
+/// Every parameter we know, in Redis's spelling.
+pub static PARAMS: &[Param] = &[
+    p("port", Kind::Int { min: 0, max: 65535 }, "6379", false),
+    p("bind", Kind::Str, "127.0.0.1 -::1", false),
+    p("requirepass", Kind::Str, "", true),
+    p(
+        "databases",
+        Kind::Int {
+            min: 1,
+            max: INT_MAX,
+        },
+        "16",
+        false,
+    ),
+    p(
+        "hz",
+        Kind::Int {
+            min: 0,
+            max: INT_MAX,
+        },
+        "10",
+        true,
+    ),
+    p("maxmemory", Kind::Memory, "0", true),
+    p(
+        "maxmemory-policy",
+        Kind::Enum(MAXMEMORY_POLICIES),
+        "noeviction",
+        true,
+    ),
+    p(
+        "maxmemory-samples",
+        Kind::Int { min: 1, max: 64 },
+        "5",
+        true,
+    ),
+    p("loglevel", Kind::Enum(LOGLEVELS), "notice", true),
+    p("logfile", Kind::Str, "", false),
+    p("daemonize", Kind::Fixed(&["no"]), "no", false),
+    p("save", Kind::Fixed(&[""]), "", true),
+    p("appendonly", Kind::Fixed(&["no"]), "no", true),
+    p("shards", Kind::Int { min: 1, max: 1024 }, "0", false),
+    p(
+        "timeout",
+        Kind::Int {
+            min: 0,
+            max: INT_MAX,
+        },
+        "0",
+        true,
+    ),
+    p(
+        "tcp-keepalive",
+        Kind::Int {
+            min: 0,
+            max: INT_MAX,
+        },
+        "300",
+        true,
+    ),
+    p(
+        "tcp-backlog",
+        Kind::Int {
+            min: 0,
+            max: INT_MAX,
+        },
+        "511",
+        false,
+    ),
+    p(
+        "maxclients",
+        Kind::Int {
+            min: 1,
+            max: INT_MAX,
+        },
+        "10000",
+        true,
+    ),
+    p("proto-max-bulk-len", Kind::Memory, "536870912", true),
+    p(
+        "client-query-buffer-limit",
+        Kind::Memory,
+        "1073741824",
+        true,
+    ),
+    p("protected-mode", Kind::Bool, "yes", true),
+    p(
+        "enable-debug-command",
+        Kind::Enum(&["no", "yes", "local"]),
+        "no",
+        false,
+    ),
+    p(
+        "lfu-log-factor",
+        Kind::Int {
+            min: 0,
+            max: INT_MAX,
+        },
+        "10",
+        true,
+    ),
+    p(
+        "lfu-decay-time",
+        Kind::Int {
+            min: 0,
+            max: INT_MAX,
+        },
+        "1",
+        true,
+    ),
+    p(
+        "active-expire-effort",
+        Kind::Int { min: 1, max: 10 },
+        "1",
+        true,
+    ),
+    p("dir", Kind::Str, ".", true),
+    p("dbfilename", Kind::Str, "dump.rdb", true),
+    p(
+        "appendfsync",
+        Kind::Enum(&["always", "everysec", "no"]),
+        "everysec",
+        true,
+    ),
+    p("io-threads", Kind::Int { min: 1, max: 128 }, "1", false),
+    p("lazyfree-lazy-user-flush", Kind::Bool, "no", true),
+    p("cluster-enabled", Kind::Fixed(&["no"]), "no", false),
+];
+
+pub fn find_param(name: &str) -> Option<&'static Param> {
+    PARAMS.iter().find(|p| p.name.eq_ignore_ascii_case(name))
+}
+
+/// Checks `value` against the parameter's kind and returns the canonical
+/// form CONFIG GET shows, or the reason Redis would give.
+pub fn canonicalize(param: &Param, value: &str) -> Result<String, String> {
+    match param.kind {
+        Kind::Int { min, max } => {
+            let v: i64 = value
+                .parse()
+                .map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+            if v < min || v > max {
+                return Err(format!(
+                    "argument must be between {min} and {max} inclusive"
+                ));
+            }
+            Ok(v.to_string())
+        }
+        Kind::Memory => parse_memory(value)
+            .map(|v| v.to_string())
+            .ok_or_else(|| "argument must be a memory value".to_string()),
+        Kind::Bool => match value.to_ascii_lowercase().as_str() {
+            "yes" => Ok("yes".into()),
+            "no" => Ok("no".into()),
+            _ => Err("argument must be 'yes' or 'no'".into()),
+        },
+        Kind::Enum(values) => values
+            .iter()
+            .find(|v| v.eq_ignore_ascii_case(value))
+            .map(|v| v.to_string())
+            .ok_or_else(|| {
+                format!(
+                    "argument(s) must be one of the following: {}",
+                    values.join(", ")
+                )
+            }),
+        Kind::Fixed(values) => values
+            .iter()
+            .find(|v| v.eq_ignore_ascii_case(value))
+            .map(|v| v.to_string())
+            .ok_or_else(|| {
+                format!(
+                    "ferrocache only supports {} {}",
+                    param.name,
+                    values
+                        .iter()
+                        .map(|v| if v.is_empty() { "''" } else { v })
+                        .collect::<Vec<_>>()
+                        .join(" or ")
+                )
+            }),
+        Kind::Str => Ok(value.to_string()),
+    }
+}
+
+/// Live configuration shared by all threads.
+pub struct Config {
+    values: RwLock<BTreeMap<&'static str, String>>,
+    pub hz: AtomicU32,
+    pub maxmemory: AtomicU64,
+    pub proto_max_bulk_len: AtomicUsize,
+    pub query_buffer_limit: AtomicUsize,
+    pub requirepass_set: AtomicBool,
+    pub maxclients: AtomicUsize,
+    pub timeout_secs: AtomicU64,
+}
+
+impl Config {
+    /// Starts from defaults and applies `(name, value)` overrides in order
+    /// (config file first, then the command line).
+    pub fn new(overrides: &[(String, String)]) -> Result<Config, String> {
+        let mut values = BTreeMap::new();
+        for p in PARAMS {
+            values.insert(p.name, p.default.to_string());
+        }
+        for (name, value) in overrides {
+            let param = find_param(name).ok_or_else(|| format!("unknown option '{name}'"))?;
+            let v = canonicalize(param, value)
+                .map_err(|e| format!("invalid value for '{name}' ('{value}'): {e}"))?;
+            values.insert(param.name, v);
+        }
+        let cfg = Config {
+            values: RwLock::new(values),
+            hz: AtomicU32::new(10),
+            maxmemory: AtomicU64::new(0),
+            proto_max_bulk_len: AtomicUsize::new(0),
+            query_buffer_limit: AtomicUsize::new(0),
+            requirepass_set: AtomicBool::new(false),
+            maxclients: AtomicUsize::new(0),
+            timeout_secs: AtomicU64::new(0),
+        };
+        for p in PARAMS {
+            let v = cfg.get(p.name).unwrap_or_default();
+            cfg.mirror(p.name, &v);
+        }
+        Ok(cfg)
+    }
+
+    /// Keeps the atomic copies in step with the string value.
+    fn mirror(&self, name: &str, v: &str) {
+        let int = || v.parse::<u64>().unwrap_or(0);
+        match name {
+            "hz" => self.hz.store(int().clamp(1, 500) as u32, Ordering::Relaxed),
+            "maxmemory" => self.maxmemory.store(int(), Ordering::Relaxed),
+            "proto-max-bulk-len" => self
+                .proto_max_bulk_len
+                .store(int() as usize, Ordering::Relaxed),
+            "client-query-buffer-limit" => self
+                .query_buffer_limit
+                .store(int() as usize, Ordering::Relaxed),
+            "requirepass" => self.requirepass_set.store(!v.is_empty(), Ordering::Relaxed),
+            "maxclients" => self.maxclients.store(int() as usize, Ordering::Relaxed),
+            "timeout" => self.timeout_secs.store(int(), Ordering::Relaxed),
+            _ => {}
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<String> {
+        let param = find_param(name)?;
+        self.values
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(param.name)
+            .cloned()
+    }
+
+    pub fn get_int(&self, name: &str) -> i64 {
+        self.get(name).and_then(|v| v.parse().ok()).unwrap_or(0)
+    }
+
+    /// All (name, value) pairs whose name matches one of the patterns.
+    pub fn matching(&self, patterns: &[&[u8]]) -> Vec<(&'static str, String)> {
+        let values = self.values.read().unwrap_or_else(|e| e.into_inner());
+        values
+            .iter()
+            .filter(|(name, _)| {
+                patterns
+                    .iter()
+                    .any(|pat| glob_match(pat, name.as_bytes(), true))
+            })
+            .map(|(n, v)| (*n, v.clone()))
+            .collect()
+    }
+
+    /// Applies several settings atomically: all are validated before any
+    /// is applied, as Redis 7's multi-parameter CONFIG SET.
+    pub fn set_many(&self, pairs: &[(String, String)]) -> Result<(), String> {
+        let mut checked = Vec::with_capacity(pairs.len());
+        for (name, value) in pairs {
+            let fail = |why: &str| {
+                format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {why}")
+            };
+            let param = find_param(name).ok_or_else(|| {
+                format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'")
+            })?;
+            if checked
+                .iter()
+                .any(|(p, _): &(&Param, String)| p.name == param.name)
+            {
+                return Err(fail("duplicate parameter"));
+            }
+            if !param.mutable {
+                return Err(fail("can't set immutable config"));
+            }
+            let v = canonicalize(param, value).map_err(|e| fail(&e))?;
+            checked.push((param, v));
+        }
+        let mut values = self.values.write().unwrap_or_else(|e| e.into_inner());
+        for (param, v) in checked {
+            self.mirror(param.name, &v);
+            values.insert(param.name, v);
+        }
+        Ok(())
+    }
+}
+
+/// Splits a redis.conf line into arguments (same quoting rules as inline
+/// commands).
+fn split_line(line: &str) -> Option<Vec<String>> {
+    let mut scratch = Vec::new();
+    let mut ranges = Vec::new();
+    if !crate::protocol::decode::split_args(line.as_bytes(), &mut scratch, &mut ranges) {
+        return None;
+    }
+    Some(
+        ranges
+            .into_iter()
+            .map(|r| String::from_utf8_lossy(&scratch[r]).into_owned())
+            .collect(),
+    )
+}
+
+/// Parses redis.conf-style text into (name, value) pairs. Unknown
+/// directives fail with Redis's message shape.
+pub fn parse_config_text(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let fatal = |why: &str| {
+            format!(
+                "\n*** FATAL CONFIG FILE ERROR (ferrocache {}) ***\nReading the configuration file, at line {}\n>>> '{}'\n{}",
+                env!("CARGO_PKG_VERSION"),
+                i + 1,
+                line,
+                why
+            )
+        };
+        let args =
+            split_line(line).ok_or_else(|| fatal("Unbalanced quotes in configuration line"))?;
+        let Some((name, rest)) = args.split_first() else {
+            continue;
+        };
+        if find_param(name).is_none() {
+            return Err(fatal("Bad directive or wrong number of arguments"));
+        }
+        out.push((name.to_ascii_lowercase(), rest.join(" ")));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let c = Config::new(&[("maxmemory".into(), "100mb".into())]).unwrap();
+        assert_eq!(c.get("maxmemory").unwrap(), "104857600");
+        assert_eq!(c.maxmemory.load(Ordering::Relaxed), 104857600);
+        assert_eq!(c.get("port").unwrap(), "6379");
+        assert!(Config::new(&[("nope".into(), "1".into())]).is_err());
+    }
+
+    #[test]
+    fn set_many_is_all_or_nothing() {
+        let c = Config::new(&[]).unwrap();
+        let err = c
+            .set_many(&[("hz".into(), "20".into()), ("maxmemory".into(), "x".into())])
+            .unwrap_err();
+        assert!(err.contains("argument must be a memory value"), "{err}");
+        assert_eq!(c.get("hz").unwrap(), "10");
+        c.set_many(&[("hz".into(), "20".into())]).unwrap();
+        assert_eq!(c.hz.load(Ordering::Relaxed), 20);
+    }
+
+    #[test]
+    fn config_file_text() {
+        let pairs =
+            parse_config_text("# comment\nport 7000\nsave \"\"\nbind 127.0.0.1 ::1\n").unwrap();
+        assert_eq!(
+            pairs,
+            vec![
+                ("port".to_string(), "7000".to_string()),
+                ("save".to_string(), "".to_string()),
+                ("bind".to_string(), "127.0.0.1 ::1".to_string())
+            ]
+        );
+        let err = parse_config_text("bogus 1\n").unwrap_err();
+        assert!(err.contains("Bad directive"), "{err}");
+    }
+}

@@ -1,0 +1,20 @@
+//! ferrocache: a Redis-protocol-compatible cache server.
+//!
+//! See docs/architecture.md for the path of a command through these
+//! modules.
+
+pub mod client;
+pub mod cmd;
+pub mod config;
+pub mod connection;
+pub mod expire;
+pub mod protocol;
+pub mod replication;
+pub mod server;
+pub mod stats;
+pub mod store;
+pub mod util;
+
+/// The Redis version whose behaviour we implement, reported as
+/// `redis_version` so clients enable the features they would with it.
+pub const REDIS_VERSION: &str = "7.0.15";

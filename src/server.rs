@@ -1,0 +1,365 @@
+//! The server: shared state, listeners, worker threads, the cron, and
+//! shutdown.
+//!
+//! Threading: `shards` worker threads each run a single-threaded tokio
+//! runtime; the acceptor (on the main thread's runtime, with the cron and
+//! signal handling) hands each new connection to a worker round-robin, and
+//! the connection stays on that worker for life. Any worker can execute
+//! any command: it locks the shard(s) the command's keys hash to (see
+//! `cmd`). No global lock exists on the request path.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::{Notify, mpsc};
+use tracing::{info, warn};
+
+use crate::client::ClientHandle;
+use crate::config::Config;
+use crate::stats::{Rates, WorkerStats};
+use crate::store::{Shard, slot::key_slot};
+use crate::util::now_ms;
+
+/// Keeps each shard's mutex on its own cache lines so threads working on
+/// different shards do not bounce one line between cores.
+#[repr(align(128))]
+struct Padded<T>(T);
+
+pub struct Store {
+    shards: Box<[Padded<Mutex<Shard>>]>,
+}
+
+impl Store {
+    pub fn new(nshards: usize, databases: usize) -> Self {
+        let seed = now_ms() ^ (std::process::id() as u64) << 32;
+        Store {
+            shards: (0..nshards)
+                .map(|i| {
+                    Padded(Mutex::new(Shard::new(
+                        databases,
+                        seed.wrapping_add(i as u64 * 0x9E37_79B9),
+                    )))
+                })
+                .collect(),
+        }
+    }
+
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.shards.len()
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.shards.is_empty()
+    }
+
+    #[inline]
+    pub fn shard_of(&self, key: &[u8]) -> usize {
+        key_slot(key) as usize % self.shards.len()
+    }
+
+    /// Locks one shard. A panic while a shard was held cannot leave it
+    /// half-updated in a way later commands could not read, so poisoning
+    /// is ignored rather than taking the shard down.
+    #[inline]
+    pub fn lock(&self, idx: usize) -> MutexGuard<'_, Shard> {
+        self.shards[idx].0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+pub struct Server {
+    pub config: Config,
+    pub store: Store,
+    pub clients: DashMap<u64, Arc<ClientHandle>>,
+    next_client_id: AtomicU64,
+    pub workers: Vec<Arc<WorkerStats>>,
+    pub rates: Mutex<Rates>,
+    pub total_connections: AtomicU64,
+    pub rejected_connections: AtomicU64,
+    /// Writes since start (Redis's `dirty`, shown as
+    /// rdb_changes_since_last_save).
+    pub dirty: AtomicU64,
+    pub active_expire_enabled: AtomicBool,
+    pub started: Instant,
+    pub started_unix_ms: u64,
+    pub run_id: String,
+    pub port: u16,
+    pub config_file: Option<String>,
+    pub executable: String,
+    pub shutting_down: AtomicBool,
+    pub shutdown_notify: Notify,
+    pub expired_stale_perc: AtomicU64,
+    pub expire_cycle_ms: AtomicU64,
+    pub peak_memory: AtomicUsize,
+}
+
+impl Server {
+    pub fn new(config: Config, config_file: Option<String>) -> Server {
+        let nshards = match config.get_int("shards") {
+            n if n > 0 => n as usize,
+            _ => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+        };
+        let databases = config.get_int("databases").max(1) as usize;
+        let port = config.get_int("port") as u16;
+        Server {
+            store: Store::new(nshards, databases),
+            clients: DashMap::new(),
+            next_client_id: AtomicU64::new(1),
+            workers: (0..nshards)
+                .map(|_| Arc::new(WorkerStats::default()))
+                .collect(),
+            rates: Mutex::new(Rates::default()),
+            total_connections: AtomicU64::new(0),
+            rejected_connections: AtomicU64::new(0),
+            dirty: AtomicU64::new(0),
+            active_expire_enabled: AtomicBool::new(true),
+            started: Instant::now(),
+            started_unix_ms: now_ms(),
+            run_id: random_hex(40),
+            port,
+            config_file,
+            executable: std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            shutting_down: AtomicBool::new(false),
+            shutdown_notify: Notify::new(),
+            expired_stale_perc: AtomicU64::new(0),
+            expire_cycle_ms: AtomicU64::new(0),
+            peak_memory: AtomicUsize::new(0),
+            config,
+        }
+    }
+
+    pub fn databases(&self) -> usize {
+        self.config.get_int("databases").max(1) as usize
+    }
+
+    pub fn next_client_id(&self) -> u64 {
+        self.next_client_id.fetch_add(1, Relaxed)
+    }
+
+    /// Starts a graceful shutdown (SHUTDOWN, SIGTERM, SIGINT).
+    pub fn request_shutdown(&self) {
+        self.shutting_down.store(true, Relaxed);
+        self.shutdown_notify.notify_one();
+    }
+
+    /// Sum of a per-worker counter.
+    pub fn sum_workers(&self, f: impl Fn(&WorkerStats) -> u64) -> u64 {
+        self.workers.iter().map(|w| f(w)).sum()
+    }
+}
+
+fn random_hex(n: usize) -> String {
+    let mut rng =
+        crate::store::Rng::new(now_ms() ^ ((std::process::id() as u64) << 20) ^ 0x5DEECE66D);
+    (0..n)
+        .map(|_| char::from_digit((rng.next_u64() % 16) as u32, 16).unwrap_or('0'))
+        .collect()
+}
+
+/// Binds every address of the `bind` setting. A `-` prefix marks an
+/// address as optional, as in redis.conf (`bind 127.0.0.1 -::1`).
+fn bind_all(bind: &str, port: u16, backlog: u32) -> std::io::Result<Vec<TcpListener>> {
+    let mut out = Vec::new();
+    for spec in bind.split_whitespace() {
+        let (optional, host) = match spec.strip_prefix('-') {
+            Some(h) => (true, h),
+            None => (false, spec),
+        };
+        let host = if host == "*" { "0.0.0.0" } else { host };
+        let ip: std::net::IpAddr = match host.parse() {
+            Ok(ip) => ip,
+            Err(_) if optional => continue,
+            Err(_) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("invalid bind address '{host}'"),
+                ));
+            }
+        };
+        let addr = SocketAddr::new(ip, port);
+        let result = (|| {
+            let sock = if ip.is_ipv4() {
+                TcpSocket::new_v4()?
+            } else {
+                TcpSocket::new_v6()?
+            };
+            sock.set_reuseaddr(true)?;
+            if ip.is_ipv6() {
+                set_v6_only(&sock);
+            }
+            sock.bind(addr)?;
+            sock.listen(backlog)
+        })();
+        match result {
+            Ok(l) => out.push(l),
+            Err(e) if optional => warn!("skipping optional bind address {addr}: {e}"),
+            Err(e) => {
+                return Err(std::io::Error::new(
+                    e.kind(),
+                    format!("could not bind {addr}: {e}"),
+                ));
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AddrNotAvailable,
+            "no address to listen on",
+        ));
+    }
+    Ok(out)
+}
+
+/// An IPv6 listener must not also claim the IPv4 port, or `bind * ::`
+/// would collide with itself.
+fn set_v6_only(sock: &TcpSocket) {
+    use std::os::fd::AsRawFd;
+    let one: libc::c_int = 1;
+    // SAFETY: setsockopt on a socket we own, with a correctly sized int.
+    unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::IPPROTO_IPV6,
+            libc::IPV6_V6ONLY,
+            &one as *const _ as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
+/// Runs the server until shutdown. Returns the process exit code.
+pub fn run(srv: Arc<Server>) -> std::io::Result<()> {
+    let main_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let backlog = srv.config.get_int("tcp-backlog").clamp(1, u32::MAX as i64) as u32;
+    let bind = srv.config.get("bind").unwrap_or_default();
+    let listeners = main_rt.block_on(async { bind_all(&bind, srv.port, backlog) })?;
+
+    // Workers.
+    let mut senders = Vec::new();
+    let mut threads = Vec::new();
+    for (i, stats) in srv.workers.iter().enumerate() {
+        let (tx, mut rx) = mpsc::unbounded_channel::<std::net::TcpStream>();
+        senders.push(tx);
+        let srv = srv.clone();
+        let stats = stats.clone();
+        let t = std::thread::Builder::new()
+            .name(format!("worker-{i}"))
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        tracing::error!("worker {i}: cannot build runtime: {e}");
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    while let Some(std_stream) = rx.recv().await {
+                        match tokio::net::TcpStream::from_std(std_stream) {
+                            Ok(stream) => {
+                                tokio::spawn(crate::connection::serve(
+                                    srv.clone(),
+                                    stream,
+                                    stats.clone(),
+                                ));
+                            }
+                            Err(e) => warn!("cannot register connection: {e}"),
+                        }
+                    }
+                    // Shutdown: let connections finish what they were
+                    // writing; `stop_reading` already made them exit.
+                    let deadline = Instant::now() + Duration::from_secs(2);
+                    while !srv.clients.is_empty() && Instant::now() < deadline {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                });
+            })?;
+        threads.push(t);
+    }
+
+    for l in &listeners {
+        if let Ok(addr) = l.local_addr() {
+            info!("Ready to accept connections tcp on {addr}");
+        }
+    }
+    info!(
+        "ferrocache {} started, pid={}, shards={}",
+        env!("CARGO_PKG_VERSION"),
+        std::process::id(),
+        srv.store.len()
+    );
+
+    main_rt.block_on(async {
+        let next = Arc::new(AtomicUsize::new(0));
+        let senders = Arc::new(senders);
+        for listener in listeners {
+            let srv = srv.clone();
+            let next = next.clone();
+            let senders = senders.clone();
+            tokio::spawn(async move {
+                loop {
+                    let (stream, _) = match listener.accept().await {
+                        Ok(s) => s,
+                        Err(e) => {
+                            // EMFILE and friends: back off instead of spinning.
+                            warn!("accept failed: {e}");
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                            continue;
+                        }
+                    };
+                    if srv.shutting_down.load(Relaxed) {
+                        continue;
+                    }
+                    let _ = stream.set_nodelay(true);
+                    let Ok(std_stream) = stream.into_std() else {
+                        continue;
+                    };
+                    let w = next.fetch_add(1, Relaxed) % senders.len();
+                    let _ = senders[w].send(std_stream);
+                }
+            });
+        }
+        tokio::spawn(crate::expire::cron(srv.clone()));
+
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let sigterm = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = sigterm => info!("Received SIGTERM scheduling shutdown..."),
+            _ = tokio::signal::ctrl_c() => info!("Received SIGINT scheduling shutdown..."),
+            _ = srv.shutdown_notify.notified() => info!("User requested shutdown..."),
+        }
+        srv.shutting_down.store(true, Relaxed);
+        for c in srv.clients.iter() {
+            c.stop_reading();
+        }
+    });
+    drop(main_rt);
+    // Dropping the senders ends each worker's accept loop; workers then
+    // wait (bounded) for their connections to finish.
+    for t in threads {
+        let _ = t.join();
+    }
+    info!("ferrocache is now ready to exit, bye bye...");
+    Ok(())
+}

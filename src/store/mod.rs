@@ -1,0 +1,463 @@
+//! The keyspace: shards of databases of entries.
+//!
+//! A key lives in shard `slot % nshards`, where `slot` is its Redis Cluster
+//! hash slot, so all keys of a slot share a shard. Each shard is behind its
+//! own mutex (see `crate::server::Store`); nothing here is shared between
+//! threads otherwise.
+//!
+//! Tables are `IndexMap`s: besides hashed lookup they give dense indices,
+//! which make random sampling O(1) (eviction and active expiry sample) and
+//! let SCAN walk a table by position (see `Db::scan`).
+
+pub mod slot;
+
+use bytes::Bytes;
+use indexmap::{IndexMap, IndexSet};
+use std::collections::{HashMap, HashSet, VecDeque};
+
+pub type BuildHasher = foldhash::fast::RandomState;
+
+/// A stored value. Only strings have commands yet; the other variants
+/// exist so type checks (WRONGTYPE, TYPE) are right from the start.
+#[derive(Debug, Clone)]
+pub enum Value {
+    Str(Bytes),
+    List(Box<VecDeque<Bytes>>),
+    Hash(Box<HashMap<Bytes, Bytes, BuildHasher>>),
+    Set(Box<HashSet<Bytes, BuildHasher>>),
+    ZSet(Box<Vec<(f64, Bytes)>>),
+}
+
+impl Value {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Str(_) => "string",
+            Value::List(_) => "list",
+            Value::Hash(_) => "hash",
+            Value::Set(_) => "set",
+            Value::ZSet(_) => "zset",
+        }
+    }
+
+    /// OBJECT ENCODING as Redis would report it for this value.
+    pub fn encoding(&self) -> &'static str {
+        match self {
+            Value::Str(s) => {
+                if s.len() <= 20 && crate::util::parse_i64(s).is_some() {
+                    "int"
+                } else if s.len() <= 44 {
+                    "embstr"
+                } else {
+                    "raw"
+                }
+            }
+            Value::List(_) => "quicklist",
+            Value::Hash(_) => "hashtable",
+            Value::Set(_) => "hashtable",
+            Value::ZSet(_) => "skiplist",
+        }
+    }
+
+    /// Approximate bytes held by the value, for MEMORY USAGE.
+    pub fn mem_size(&self) -> usize {
+        match self {
+            Value::Str(s) => s.len(),
+            Value::List(l) => l.iter().map(|b| b.len() + 16).sum::<usize>() + 32,
+            Value::Hash(h) => h.iter().map(|(k, v)| k.len() + v.len() + 48).sum::<usize>() + 32,
+            Value::Set(s) => s.iter().map(|b| b.len() + 24).sum::<usize>() + 32,
+            Value::ZSet(z) => z.iter().map(|(_, b)| b.len() + 32).sum::<usize>() + 32,
+        }
+    }
+}
+
+/// One key's value and metadata.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub value: Value,
+    /// Absolute expiry in Unix milliseconds; 0 when the key is persistent.
+    pub expire_at: u64,
+    /// Last access time in Unix seconds (LRU clock); eviction reads it.
+    pub access: u32,
+}
+
+impl Entry {
+    #[inline]
+    pub fn new(value: Value, expire_at: u64, now_ms: u64) -> Self {
+        Entry {
+            value,
+            expire_at,
+            access: lru_clock(now_ms),
+        }
+    }
+
+    #[inline]
+    pub fn is_expired(&self, now_ms: u64) -> bool {
+        self.expire_at != 0 && self.expire_at < now_ms
+    }
+}
+
+#[inline]
+pub fn lru_clock(now_ms: u64) -> u32 {
+    (now_ms / 1000) as u32
+}
+
+/// Counters kept per database, summed for INFO.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DbStats {
+    pub hits: u64,
+    pub misses: u64,
+    pub expired: u64,
+}
+
+/// One logical database's slice of a shard.
+#[derive(Default)]
+pub struct Db {
+    map: IndexMap<Bytes, Entry, BuildHasher>,
+    /// Keys that have an expiry, for the active expiry cycle's sampling.
+    expires: IndexSet<Bytes, BuildHasher>,
+    pub stats: DbStats,
+}
+
+impl Db {
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn expires_len(&self) -> usize {
+        self.expires.len()
+    }
+
+    /// Looks a key up, deleting it first if it has expired (lazy expiry).
+    #[inline]
+    pub fn get(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
+        let idx = self.map.get_index_of(key)?;
+        if self.map[idx].is_expired(now_ms) {
+            self.expire_at_index(idx);
+            return None;
+        }
+        Some(&mut self.map[idx])
+    }
+
+    /// Lookup for read commands: counts keyspace hits and misses and
+    /// refreshes the LRU clock, as Redis's lookupKeyRead.
+    #[inline]
+    pub fn get_read(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
+        self.lookup_read(key, now_ms, true)
+    }
+
+    /// `get_read` with the LRU refresh optional (Redis's LOOKUP_NOTOUCH,
+    /// used by EXISTS, TYPE, TTL...).
+    #[inline]
+    pub fn lookup_read(&mut self, key: &[u8], now_ms: u64, touch: bool) -> Option<&mut Entry> {
+        let Some(idx) = self.map.get_index_of(key) else {
+            self.stats.misses += 1;
+            return None;
+        };
+        if self.map[idx].is_expired(now_ms) {
+            self.expire_at_index(idx);
+            self.stats.misses += 1;
+            return None;
+        }
+        self.stats.hits += 1;
+        let e = &mut self.map[idx];
+        if touch {
+            e.access = lru_clock(now_ms);
+        }
+        Some(e)
+    }
+
+    /// Whether the key exists (after lazy expiry), without touching stats.
+    #[inline]
+    pub fn contains(&mut self, key: &[u8], now_ms: u64) -> bool {
+        self.get(key, now_ms).is_some()
+    }
+
+    fn expire_at_index(&mut self, idx: usize) {
+        if let Some((k, _)) = self.map.swap_remove_index(idx) {
+            self.expires.swap_remove(&k);
+            self.stats.expired += 1;
+            crate::replication::propagate_expired(&k);
+        }
+    }
+
+    /// Inserts or replaces a key. Replacing keeps nothing of the old entry.
+    #[inline]
+    pub fn insert(&mut self, key: &[u8], entry: Entry) {
+        let has_ttl = entry.expire_at != 0;
+        match self.map.get_full_mut(key) {
+            Some((_, k, e)) => {
+                let had_ttl = e.expire_at != 0;
+                *e = entry;
+                if had_ttl != has_ttl {
+                    let k = k.clone();
+                    if has_ttl {
+                        self.expires.insert(k);
+                    } else {
+                        self.expires.swap_remove(&k);
+                    }
+                }
+            }
+            None => {
+                let k = Bytes::copy_from_slice(key);
+                if has_ttl {
+                    self.expires.insert(k.clone());
+                }
+                self.map.insert(k, entry);
+            }
+        }
+    }
+
+    /// Changes the expiry of an existing key; returns false if absent.
+    pub fn set_expire(&mut self, key: &[u8], expire_at: u64) -> bool {
+        let Some((_, k, e)) = self.map.get_full_mut(key) else {
+            return false;
+        };
+        let had = e.expire_at != 0;
+        e.expire_at = expire_at;
+        if expire_at != 0 && !had {
+            let k = k.clone();
+            self.expires.insert(k);
+        } else if expire_at == 0 && had {
+            let k = k.clone();
+            self.expires.swap_remove(&k);
+        }
+        true
+    }
+
+    pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        let e = self.map.swap_remove(key)?;
+        if e.expire_at != 0 {
+            self.expires.swap_remove(key);
+        }
+        Some(e)
+    }
+
+    /// Deletes a key that has not expired; returns whether it existed.
+    pub fn delete(&mut self, key: &[u8], now_ms: u64) -> bool {
+        if self.get(key, now_ms).is_none() {
+            return false;
+        }
+        self.remove(key).is_some()
+    }
+
+    pub fn clear(&mut self) {
+        self.map = IndexMap::default();
+        self.expires = IndexSet::default();
+    }
+
+    /// Key and entry at a dense index (for sampling and SCAN).
+    #[inline]
+    pub fn get_index(&self, idx: usize) -> Option<(&Bytes, &Entry)> {
+        self.map.get_index(idx)
+    }
+
+    /// A random live key, deleting expired keys it meets (as Redis's
+    /// RANDOMKEY does), bounded in tries.
+    pub fn random_key(&mut self, rng: &mut Rng, now_ms: u64) -> Option<Bytes> {
+        for _ in 0..100 {
+            if self.map.is_empty() {
+                return None;
+            }
+            let idx = rng.below(self.map.len());
+            if self.map[idx].is_expired(now_ms) {
+                self.expire_at_index(idx);
+                continue;
+            }
+            return self.map.get_index(idx).map(|(k, _)| k.clone());
+        }
+        None
+    }
+
+    /// One round of active expiry sampling: looks at up to `samples`
+    /// random keys with a TTL and deletes the expired ones. Returns
+    /// (sampled, expired).
+    pub fn expire_sample(&mut self, rng: &mut Rng, samples: usize, now_ms: u64) -> (usize, usize) {
+        let mut sampled = 0;
+        let mut expired = 0;
+        for _ in 0..samples {
+            if self.expires.is_empty() {
+                break;
+            }
+            let i = rng.below(self.expires.len());
+            sampled += 1;
+            let Some(key) = self.expires.get_index(i) else {
+                break;
+            };
+            let Some(idx) = self.map.get_index_of(key) else {
+                // Cannot happen (expires ⊆ map); heal rather than loop.
+                self.expires.swap_remove_index(i);
+                continue;
+            };
+            if self.map[idx].is_expired(now_ms) {
+                self.expire_at_index(idx);
+                expired += 1;
+            }
+        }
+        (sampled, expired)
+    }
+
+    /// SCAN step over this table. `cursor` is the number of positions not
+    /// yet visited (positions are visited from the end down), 0 meaning
+    /// "start". Walking downward keeps Redis's guarantee under deletions:
+    /// `swap_remove` only moves the last element, which was already
+    /// visited, into a lower position; elements not yet visited never move
+    /// above the cursor. Returns the new cursor (0 when done).
+    pub fn scan(
+        &mut self,
+        cursor: usize,
+        count: usize,
+        now_ms: u64,
+        mut visit: impl FnMut(&Bytes, &Entry),
+    ) -> usize {
+        let mut pos = if cursor == 0 {
+            self.map.len()
+        } else {
+            cursor.min(self.map.len())
+        };
+        let mut done = 0;
+        while pos > 0 && done < count {
+            pos -= 1;
+            done += 1;
+            if let Some((k, e)) = self.map.get_index(pos)
+                && !e.is_expired(now_ms)
+            {
+                visit(k, e);
+            }
+        }
+        pos
+    }
+
+    /// Iterates live keys.
+    pub fn iter(&self, now_ms: u64) -> impl Iterator<Item = (&Bytes, &Entry)> {
+        self.map.iter().filter(move |(_, e)| !e.is_expired(now_ms))
+    }
+
+    /// Sum of remaining TTLs in ms over keys with an expiry, and how many.
+    pub fn ttl_sum(&self, now_ms: u64) -> (u128, usize) {
+        let mut sum = 0u128;
+        let mut n = 0usize;
+        for k in self.expires.iter().take(1024) {
+            if let Some(e) = self.map.get(k) {
+                sum += e.expire_at.saturating_sub(now_ms) as u128;
+                n += 1;
+            }
+        }
+        (sum, n)
+    }
+}
+
+/// xorshift64*: sampling needs speed, not cryptographic quality.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed | 1)
+    }
+
+    #[inline]
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in 0..n (n > 0).
+    #[inline]
+    pub fn below(&mut self, n: usize) -> usize {
+        ((self.next_u64() as u128 * n as u128) >> 64) as usize
+    }
+}
+
+/// One shard: a slice of every database, owned by whoever holds its lock.
+pub struct Shard {
+    pub dbs: Vec<Db>,
+    pub rng: Rng,
+    /// Position of the active expiry cycle, so each cycle continues with
+    /// the database where the previous one stopped.
+    pub expire_cursor_db: usize,
+}
+
+impl Shard {
+    pub fn new(databases: usize, seed: u64) -> Self {
+        Shard {
+            dbs: (0..databases).map(|_| Db::default()).collect(),
+            rng: Rng::new(seed),
+            expire_cursor_db: 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &str) -> Entry {
+        Entry::new(
+            Value::Str(Bytes::copy_from_slice(v.as_bytes())),
+            0,
+            1_000_000,
+        )
+    }
+
+    #[test]
+    fn lazy_expiry_counts_and_removes() {
+        let mut db = Db::default();
+        let mut e = s("v");
+        e.expire_at = 1000;
+        db.insert(b"k", e);
+        assert_eq!(db.expires_len(), 1);
+        assert!(db.get(b"k", 1000).is_some());
+        assert!(db.get(b"k", 1001).is_none());
+        assert_eq!(db.len(), 0);
+        assert_eq!(db.expires_len(), 0);
+        assert_eq!(db.stats.expired, 1);
+    }
+
+    #[test]
+    fn scan_visits_every_key_despite_deletions() {
+        let mut db = Db::default();
+        for i in 0..1000 {
+            db.insert(format!("k{i}").as_bytes(), s("v"));
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut cursor = 0;
+        let mut round = 0;
+        loop {
+            cursor = db.scan(cursor, 10, 0, |k, _| {
+                seen.insert(k.clone());
+            });
+            // Delete keys that were already seen while scanning.
+            round += 1;
+            if round % 3 == 0 {
+                let victim = seen.iter().next().cloned();
+                if let Some(v) = victim {
+                    db.remove(&v);
+                }
+            }
+            if cursor == 0 {
+                break;
+            }
+        }
+        for i in 0..1000 {
+            let k = Bytes::from(format!("k{i}"));
+            assert!(seen.contains(&k), "missed {i}");
+        }
+    }
+
+    #[test]
+    fn random_sampling_is_uniformish() {
+        let mut rng = Rng::new(42);
+        let mut counts = [0usize; 10];
+        for _ in 0..10000 {
+            counts[rng.below(10)] += 1;
+        }
+        assert!(counts.iter().all(|&c| c > 800));
+    }
+}
