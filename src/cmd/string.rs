@@ -254,6 +254,18 @@ pub fn getex(ctx: &mut Ctx, args: &Args) {
     let Some((flags, expire)) = parse_options(args, 2, CmdKind::GetEx) else {
         return ctx.syntax_error();
     };
+    // Redis 7.0 checks, in order: option syntax, the key (nil or
+    // WRONGTYPE), then the expire value.
+    let key = args.get(1);
+    let now = ctx.now;
+    match ctx.db(key).get_read(key, now) {
+        None => return ctx.reply.null(),
+        Some(Entry {
+            value: Value::Str(_),
+            ..
+        }) => {}
+        Some(_) => return ctx.wrong_type(),
+    }
     let mut at = 0;
     if let Some(i) = expire {
         match expire_ms(ctx, args.get(i), flags, "getex") {
@@ -261,16 +273,13 @@ pub fn getex(ctx: &mut Ctx, args: &Args) {
             Err(()) => return,
         }
     }
-    let key = args.get(1);
-    let now = ctx.now;
     let (db, reply) = ctx.db_reply(key);
-    match db.get_read(key, now) {
-        None => return reply.null(),
-        Some(Entry {
-            value: Value::Str(v),
-            ..
-        }) => reply.bulk(v),
-        Some(_) => return ctx.wrong_type(),
+    if let Some(Entry {
+        value: Value::Str(v),
+        ..
+    }) = db.get(key, now)
+    {
+        reply.bulk(v);
     }
     if flags & (EXAT | PXAT) != 0 && at <= now {
         db.remove(key);
@@ -548,15 +557,20 @@ pub fn decrby(ctx: &mut Ctx, args: &Args) {
     incr_by(ctx, args.get(1), -by);
 }
 
-/// Formats as Redis's human-friendly long double output (`%.17Lf` with
-/// trailing zeros trimmed): the shortest round-trip form, never an
-/// exponent.
+/// Formats like Redis's human-friendly long double output (`%.17Lf`,
+/// trailing zeros trimmed, never an exponent). Redis adds in 80-bit long
+/// double, so `0.1 + 0.2` prints `0.3`; in f64 the sum carries binary
+/// noise past the 15th significant digit, so we round to 15 significant
+/// digits, which is what the long double result shows for such inputs.
+/// Integral values print exactly.
 pub fn format_human_float(v: f64) -> String {
-    let mut s = format!("{v}");
-    if let Some(dot) = s.find('.')
-        && s.len() - dot - 1 > 17
-    {
-        s = format!("{v:.17}");
+    if v == v.trunc() && v.abs() < 1e17 {
+        return format!("{}", v as i64);
+    }
+    let exp = v.abs().log10().floor() as i32;
+    let decimals = (14 - exp).clamp(0, 17) as usize;
+    let mut s = format!("{v:.decimals$}");
+    if s.contains('.') {
         while s.ends_with('0') {
             s.pop();
         }
@@ -609,5 +623,9 @@ mod tests {
         assert_eq!(f(-0.0), "0");
         assert_eq!(f(1.5), "1.5");
         assert_eq!(f(1e-20), "0");
+        assert_eq!(f(-1e-20), "0");
+        assert_eq!(f(0.1 + 0.2), "0.3");
+        assert_eq!(f(1e20), "100000000000000000000");
+        assert_eq!(f(-1e-7), "-0.0000001");
     }
 }

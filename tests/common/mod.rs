@@ -53,7 +53,13 @@ impl TestServer {
                 .args(extra)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
-                .stderr(Stdio::piped());
+                // FERROCACHE_TEST_STDERR=1 shows the server's log when
+                // debugging a test.
+                .stderr(if std::env::var_os("FERROCACHE_TEST_STDERR").is_some() {
+                    Stdio::inherit()
+                } else {
+                    Stdio::piped()
+                });
             let mut child = cmd.spawn().expect("spawn server");
             let deadline = Instant::now() + Duration::from_secs(10);
             loop {
