@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 
+use crate::cmd::OwnedArgs;
 use crate::util::now_ms;
 
 /// The registry's view of one connection. Fields the connection updates
@@ -124,6 +125,17 @@ pub struct ClientState {
     /// Connection comes from a loopback address (for
     /// `enable-debug-command local`).
     pub is_local: bool,
+    /// Commands queued since MULTI; `None` outside a transaction.
+    pub multi: Option<Vec<OwnedArgs>>,
+    /// A command was rejected while queuing: EXEC must abort.
+    pub multi_error: bool,
+    /// Set by any write to a WATCHed key (Redis's CLIENT_DIRTY_CAS).
+    /// Replaced by a fresh flag on UNWATCH, which detaches it from every
+    /// shard's watch list at once.
+    pub watch_dirty: Arc<AtomicBool>,
+    /// WATCHed keys with their db and their expiry when watched (a key
+    /// that expires after WATCH fails the EXEC, as in Redis 7).
+    pub watched: Vec<(usize, Bytes, u64)>,
 }
 
 impl ClientState {
@@ -139,7 +151,24 @@ impl ClientState {
             reply_skip: false,
             reply_skip_next: false,
             close_after_reply: false,
+            multi: None,
+            multi_error: false,
+            watch_dirty: Arc::new(AtomicBool::new(false)),
+            watched: Vec::new(),
         }
+    }
+
+    pub fn unwatch_all(&mut self) {
+        if !self.watched.is_empty() {
+            self.watched.clear();
+            self.watch_dirty = Arc::new(AtomicBool::new(false));
+        }
+    }
+
+    pub fn discard_multi(&mut self) {
+        self.multi = None;
+        self.multi_error = false;
+        self.unwatch_all();
     }
 
     pub fn select(&mut self, db: usize) {

@@ -44,12 +44,12 @@ const fn p(name: &'static str, kind: Kind, default: &'static str, mutable: bool)
 
 pub const MAXMEMORY_POLICIES: &[&str] = &[
     "volatile-lru",
-    "allkeys-lru",
     "volatile-lfu",
-    "allkeys-lfu",
     "volatile-random",
-    "allkeys-random",
     "volatile-ttl",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
     "noeviction",
 ];
 
@@ -201,6 +201,10 @@ pub fn canonicalize(param: &Param, value: &str) -> Result<String, String> {
                 return Err(format!(
                     "argument must be between {min} and {max} inclusive"
                 ));
+            }
+            // Redis clamps hz into 1..=500 rather than refusing it.
+            if param.name == "hz" {
+                return Ok(v.clamp(1, 500).to_string());
             }
             Ok(v.to_string())
         }

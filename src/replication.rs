@@ -14,3 +14,11 @@ pub fn propagate(_db: usize, _argv: &crate::cmd::Args<'_>) {}
 /// primary sends replicas `DEL key` for it.
 #[inline(always)]
 pub fn propagate_expired(_key: &[u8]) {}
+
+/// A transaction starts: replicas receive MULTI ... EXEC around its
+/// writes so they apply it atomically.
+#[inline(always)]
+pub fn propagate_multi() {}
+
+#[inline(always)]
+pub fn propagate_exec() {}

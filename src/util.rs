@@ -38,6 +38,12 @@ pub fn parse_f64(s: &[u8]) -> Option<f64> {
     if v.is_nan() {
         return None;
     }
+    // strtold reports overflow (ERANGE) for a finite literal too large to
+    // represent; only an explicit "inf" may yield infinity.
+    let unsigned = st.trim_start_matches(['+', '-']).to_ascii_lowercase();
+    if v.is_infinite() && !unsigned.starts_with("inf") {
+        return None;
+    }
     Some(v)
 }
 

@@ -116,7 +116,7 @@ pub fn hello(ctx: &mut Ctx, args: &Args) {
         }
     }
     if !ctx.client.authenticated {
-        return ctx.error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
+        return ctx.error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
     }
     if let Some(name) = setname {
         if !valid_client_name(name) {
@@ -153,6 +153,7 @@ pub fn quit(ctx: &mut Ctx, _args: &Args) {
 }
 
 pub fn reset(ctx: &mut Ctx, _args: &Args) {
+    ctx.client.discard_multi();
     ctx.client.select(0);
     ctx.client.set_resp(false);
     ctx.reply.resp3 = false;

@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 
-use super::table::{LockSpec, Lookup, Resolved, flag, lookup};
-use super::{Args, Ctx, Locked};
+use super::table::{CommandSpec, LockSpec, Lookup, Resolved, flag, lookup};
+use super::{Args, Ctx, Locked, OwnedArgs};
 use crate::client::ClientState;
 use crate::protocol::Reply;
 use crate::server::Server;
@@ -46,6 +46,19 @@ fn now_ms_cheap() -> u64 {
     now_ms()
 }
 
+/// Rejects a command: error reply, counted as a rejected call, and a
+/// transaction being queued is doomed (Redis's flagTransaction).
+fn reject(state: &mut ClientState, reply: &mut Reply, stats: &WorkerStats, id: Option<usize>, msg: &str) {
+    reply.error(msg);
+    if let Some(id) = id {
+        bump(&stats.cmd[id].rejected, 1);
+    }
+    bump(&stats.error_replies, 1);
+    if state.multi.is_some() {
+        state.multi_error = true;
+    }
+}
+
 fn run_command(
     srv: &Server,
     state: &mut ClientState,
@@ -56,54 +69,70 @@ fn run_command(
     let resolved = match lookup(args.get(0), (args.len() > 1).then(|| args.get(1))) {
         Lookup::Found(r) => r,
         Lookup::Unknown => {
-            reply.error(&unknown_command_message(args));
-            bump(&stats.error_replies, 1);
-            return;
+            return reject(state, reply, stats, None, &unknown_command_message(args));
         }
         Lookup::UnknownSub(container) => {
-            reply.error(&format!(
+            let msg = format!(
                 "ERR unknown subcommand '{}'. Try {} HELP.",
                 truncate_chars(&args.str(1), 128),
                 container.spec.name.to_ascii_uppercase()
-            ));
-            bump(&stats.error_replies, 1);
-            return;
+            );
+            return reject(state, reply, stats, None, &msg);
         }
     };
     let spec = resolved.spec;
-    let cstat = &stats.cmd[resolved.id];
     let argc = args.len() as i32;
     if (spec.arity > 0 && argc != spec.arity) || argc < -spec.arity {
-        reply.error(&format!(
+        let msg = format!(
             "ERR wrong number of arguments for '{}' command",
             resolved.full_name
-        ));
-        bump(&cstat.rejected, 1);
-        bump(&stats.error_replies, 1);
-        return;
+        );
+        return reject(state, reply, stats, Some(resolved.id), &msg);
     }
     if spec.flags & flag::PROTECTED != 0 && !protected_allowed(srv, state) {
-        reply.error(&format!(
+        let msg = format!(
             "ERR {} command not allowed. If the enable-{}-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.",
             spec.name.to_ascii_uppercase(),
             spec.name
-        ));
-        bump(&cstat.rejected, 1);
-        bump(&stats.error_replies, 1);
-        return;
+        );
+        return reject(state, reply, stats, Some(resolved.id), &msg);
     }
     if !state.authenticated && spec.flags & flag::NO_AUTH == 0 {
-        reply.error("NOAUTH Authentication required.");
-        bump(&cstat.rejected, 1);
-        bump(&stats.error_replies, 1);
+        return reject(state, reply, stats, Some(resolved.id), "NOAUTH Authentication required.");
+    }
+    if state.multi.is_some() && spec.flags & flag::NOT_QUEUED == 0 {
+        if spec.flags & flag::NO_MULTI != 0 {
+            return reject(state, reply, stats, Some(resolved.id), "ERR Command not allowed inside a transaction");
+        }
+        if let Some(queue) = state.multi.as_mut() {
+            queue.push(OwnedArgs::from_args(args));
+        }
+        reply.raw(b"+QUEUED\r\n");
         return;
     }
+    if state.multi.is_some() && spec.name == "exec" {
+        return exec(srv, state, resolved, reply, stats);
+    }
+    let locked = lock_for(srv, resolved, args);
+    run_locked(srv, state, resolved, args, reply, stats, locked);
+}
+
+/// Runs a resolved, checked command with its shards already locked, and
+/// hands the locks back (EXEC runs several commands under one set).
+fn run_locked<'a>(
+    srv: &'a Server,
+    state: &mut ClientState,
+    resolved: &Resolved,
+    args: &Args,
+    reply: &mut Reply,
+    stats: &WorkerStats,
+    locked: Locked<'a>,
+) -> Locked<'a> {
+    let spec = resolved.spec;
     let Some(handler) = spec.handler else {
         // A container with no subcommand given: arity already rejected it.
-        return;
+        return locked;
     };
-
-    let locked = lock_for(srv, resolved, args);
     let started = Instant::now();
     let errors_before = reply.errors;
     let mut ctx = Ctx {
@@ -116,14 +145,19 @@ fn run_command(
     };
     handler(&mut ctx, args);
     let dirty = ctx.dirty;
+    if dirty > 0 && spec.flags & flag::WRITE != 0 {
+        touch_written_keys(&mut ctx, spec, args);
+    }
     let db = ctx.client.db;
-    drop(ctx);
+    let locked = ctx.locked;
     let usec = started.elapsed().as_micros() as u64;
 
     if dirty > 0 {
         srv.dirty.fetch_add(dirty, Relaxed);
         crate::replication::propagate(db, args);
     }
+    state.handle.last_cmd.store(resolved.id + 1, Relaxed);
+    let cstat = &stats.cmd[resolved.id];
     bump(&cstat.calls, 1);
     bump(&cstat.usec, usec);
     let errs = reply.errors - errors_before;
@@ -131,6 +165,106 @@ fn run_command(
         bump(&cstat.failed, 1);
         bump(&stats.error_replies, errs as u64);
     }
+    locked
+}
+
+/// Marks WATCHers of the keys a write command changed (Redis's
+/// signalModifiedKey), in the selected database. Commands that change
+/// other databases (MOVE, COPY ... DB, FLUSH*, SWAPDB) touch those
+/// themselves.
+fn touch_written_keys(ctx: &mut Ctx, spec: &CommandSpec, args: &Args) {
+    let (first, last, step) = spec.keys;
+    if first == 0 {
+        return;
+    }
+    let argc = args.len() as i32;
+    let last = if last < 0 { argc + last } else { last.min(argc - 1) };
+    let db = ctx.client.db;
+    let mut i = first;
+    while i <= last {
+        let key = args.get(i as usize);
+        ctx.shard(key).touch_watched(db, key);
+        i += step.max(1);
+    }
+}
+
+/// EXEC: lock the shards of every queued command and watched key at
+/// once (ascending order, like any command), check WATCH, then run the
+/// queue with no other client's command able to touch those shards.
+fn exec(srv: &Server, state: &mut ClientState, exec_cmd: &Resolved, reply: &mut Reply, stats: &WorkerStats) {
+    let queue = state.multi.take().unwrap_or_default();
+    if std::mem::take(&mut state.multi_error) {
+        state.unwatch_all();
+        reply.error("EXECABORT Transaction discarded because of previous errors.");
+        bump(&stats.cmd[exec_cmd.id].failed, 1);
+        bump(&stats.error_replies, 1);
+        return;
+    }
+    let mut all = false;
+    let mut shards: Vec<usize> = state.watched.iter().map(|(_, k, _)| srv.store.shard_of(k)).collect();
+    let resolved: Vec<Option<&Resolved>> = queue
+        .iter()
+        .map(|q| {
+            let args = q.args();
+            match lookup(args.get(0), (args.len() > 1).then(|| args.get(1))) {
+                Lookup::Found(r) => Some(r),
+                _ => None,
+            }
+        })
+        .collect();
+    for (q, r) in queue.iter().zip(&resolved) {
+        let Some(r) = r else { continue };
+        match r.spec.lock {
+            LockSpec::All => all = true,
+            LockSpec::None => {}
+            LockSpec::Keys => shards.extend(key_shards(srv, r.spec, &q.args())),
+        }
+    }
+    let mut locked = if all {
+        Locked::all(srv)
+    } else {
+        shards.sort_unstable();
+        shards.dedup();
+        Locked::acquire(srv, &shards)
+    };
+    let now = now_ms();
+    let expired_watch = state.watched.iter().any(|(_, _, exp)| *exp != 0 && *exp < now);
+    if state.watch_dirty.load(Relaxed) || expired_watch {
+        state.unwatch_all();
+        reply.null_array();
+        bump(&stats.cmd[exec_cmd.id].calls, 1);
+        return;
+    }
+    state.unwatch_all();
+    let started = Instant::now();
+    reply.array(queue.len());
+    crate::replication::propagate_multi();
+    for (q, r) in queue.iter().zip(resolved) {
+        if let Some(r) = r {
+            locked = run_locked(srv, state, r, &q.args(), reply, stats, locked);
+        }
+        bump(&stats.commands, 1);
+    }
+    crate::replication::propagate_exec();
+    drop(locked);
+    let cstat = &stats.cmd[exec_cmd.id];
+    bump(&cstat.calls, 1);
+    bump(&cstat.usec, started.elapsed().as_micros() as u64);
+    state.handle.last_cmd.store(exec_cmd.id + 1, Relaxed);
+}
+
+/// Shards of a keyed command's keys (unsorted, may repeat).
+fn key_shards(srv: &Server, spec: &CommandSpec, args: &Args) -> Vec<usize> {
+    let (first, last, step) = spec.keys;
+    let argc = args.len() as i32;
+    if first >= argc {
+        return Vec::new();
+    }
+    let last = if last < 0 { argc + last } else { last.min(argc - 1) };
+    (first..=last.max(first))
+        .step_by(step.max(1) as usize)
+        .map(|i| srv.store.shard_of(args.get(i as usize)))
+        .collect()
 }
 
 fn protected_allowed(srv: &Server, state: &ClientState) -> bool {
@@ -147,24 +281,14 @@ pub fn lock_for<'a>(srv: &'a Server, resolved: &Resolved, args: &Args) -> Locked
         LockSpec::None => Locked::None,
         LockSpec::All => Locked::all(srv),
         LockSpec::Keys => {
-            let (first, last, step) = resolved.spec.keys;
+            let (first, last, _) = resolved.spec.keys;
             let argc = args.len() as i32;
-            let last = if last < 0 {
-                argc + last
-            } else {
-                last.min(argc - 1)
-            };
-            if first >= argc {
-                return Locked::None;
-            }
-            if last <= first {
+            if first < argc && (last == first || argc == first + 1) {
+                // The common single-key case: no allocation.
                 let idx = srv.store.shard_of(args.get(first as usize));
                 return Locked::One(idx, srv.store.lock(idx));
             }
-            let mut shards: Vec<usize> = (first..=last)
-                .step_by(step.max(1) as usize)
-                .map(|i| srv.store.shard_of(args.get(i as usize)))
-                .collect();
+            let mut shards = key_shards(srv, resolved.spec, args);
             shards.sort_unstable();
             shards.dedup();
             Locked::acquire(srv, &shards)

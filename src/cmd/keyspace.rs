@@ -264,6 +264,7 @@ pub fn copy(ctx: &mut Ctx, args: &Args) {
         target.remove(dst);
     }
     target.insert(dst, entry);
+    ctx.shard(dst).touch_watched(dst_db, dst);
     ctx.dirty += 1;
     ctx.reply.int(1);
 }
@@ -284,6 +285,7 @@ pub fn move_(ctx: &mut Ctx, args: &Args) {
     if let Some(entry) = ctx.db(key).remove(key) {
         ctx.db_at(key, dst_db).insert(key, entry);
     }
+    ctx.shard(key).touch_watched(dst_db, key);
     ctx.dirty += 1;
     ctx.reply.int(1);
 }
@@ -445,6 +447,7 @@ pub fn flushdb(ctx: &mut Ctx, args: &Args) {
     let db = ctx.client.db;
     let mut removed = 0;
     for shard in ctx.locked.shards_mut() {
+        shard.touch_watched_in_db(db, |dbs, k| dbs[db].has_key(k));
         removed += shard.dbs[db].len();
         shard.dbs[db].clear();
     }
@@ -458,6 +461,9 @@ pub fn flushall(ctx: &mut Ctx, args: &Args) {
     }
     let mut removed = 0;
     for shard in ctx.locked.shards_mut() {
+        for i in 0..shard.dbs.len() {
+            shard.touch_watched_in_db(i, |dbs, k| dbs[i].has_key(k));
+        }
         for db in shard.dbs.iter_mut() {
             removed += db.len();
             db.clear();
@@ -476,6 +482,10 @@ pub fn swapdb(ctx: &mut Ctx, args: &Args) {
     };
     if a != b {
         for shard in ctx.locked.shards_mut() {
+            // Watchers of a key present in either database see a change.
+            let either = |dbs: &[crate::store::Db], k: &[u8]| dbs[a].has_key(k) || dbs[b].has_key(k);
+            shard.touch_watched_in_db(a, either);
+            shard.touch_watched_in_db(b, either);
             shard.dbs.swap(a, b);
         }
     }

@@ -14,6 +14,7 @@ pub mod connection;
 pub mod dispatch;
 pub mod keyspace;
 pub mod list;
+pub mod multi;
 pub mod server;
 pub mod string;
 pub mod table;
@@ -150,12 +151,14 @@ impl<'a> Locked<'a> {
     }
 }
 
-/// Everything a handler works with.
-pub struct Ctx<'a, 'r> {
-    pub srv: &'a Server,
+/// Everything a handler works with. `'s` is the server's lifetime (and
+/// so the shard locks'), `'a` the command's borrows, `'r` the output
+/// buffer's.
+pub struct Ctx<'a, 'r, 's> {
+    pub srv: &'s Server,
     pub client: &'a mut ClientState,
     pub reply: &'a mut Reply<'r>,
-    pub locked: Locked<'a>,
+    pub locked: Locked<'s>,
     /// Unix time in ms, fixed for the whole command (Redis's
     /// commandTimeSnapshot), so a command sees one consistent clock.
     pub now: u64,
@@ -164,7 +167,7 @@ pub struct Ctx<'a, 'r> {
     pub dirty: u64,
 }
 
-impl<'a, 'r> Ctx<'a, 'r> {
+impl<'a, 'r, 's> Ctx<'a, 'r, 's> {
     #[inline]
     pub fn shard_of(&self, key: &[u8]) -> usize {
         self.srv.store.shard_of(key)
@@ -226,4 +229,4 @@ impl<'a, 'r> Ctx<'a, 'r> {
     }
 }
 
-pub type Handler = for<'a, 'r, 'x> fn(&mut Ctx<'a, 'r>, &Args<'x>);
+pub type Handler = for<'a, 'r, 's, 'x> fn(&mut Ctx<'a, 'r, 's>, &Args<'x>);

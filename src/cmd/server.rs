@@ -22,16 +22,20 @@ pub fn lastsave(ctx: &mut Ctx, _args: &Args) {
 }
 
 pub fn shutdown(ctx: &mut Ctx, args: &Args) {
+    let (mut save, mut nosave) = (false, false);
     for a in args.iter().skip(1) {
-        if !["nosave", "save", "now", "force", "abort"]
-            .iter()
-            .any(|o| eq_ic(a, o))
-        {
+        if eq_ic(a, "save") {
+            save = true;
+        } else if eq_ic(a, "nosave") {
+            nosave = true;
+        } else if eq_ic(a, "abort") {
+            return ctx.error("ERR No shutdown in progress.");
+        } else if !(eq_ic(a, "now") || eq_ic(a, "force")) {
             return ctx.syntax_error();
         }
-        if eq_ic(a, "abort") {
-            return ctx.error("ERR No shutdown in progress.");
-        }
+    }
+    if save && nosave {
+        return ctx.syntax_error();
     }
     // Nothing to save (a cache with `save ''`): exit gracefully. The
     // client sees the connection close, as with Redis.
@@ -323,7 +327,7 @@ pub fn config_get(ctx: &mut Ctx, args: &Args) {
 
 pub fn config_set(ctx: &mut Ctx, args: &Args) {
     if args.len() % 2 != 0 {
-        return ctx.error("ERR wrong number of arguments for 'config|set' command");
+        return ctx.syntax_error();
     }
     let pairs: Vec<(String, String)> = (2..args.len())
         .step_by(2)
@@ -508,7 +512,8 @@ pub fn command_info(ctx: &mut Ctx, args: &Args) {
     for name in args.iter().skip(2) {
         match find_by_full_name(name) {
             Some((spec, full)) => write_command_info(ctx, spec, &full),
-            None => ctx.reply.null_array(),
+            // Redis 7.0 answers a null bulk string for unknown names.
+            None => ctx.reply.null(),
         }
     }
 }
@@ -516,13 +521,15 @@ pub fn command_info(ctx: &mut Ctx, args: &Args) {
 fn write_command_docs(ctx: &mut Ctx, spec: &CommandSpec) {
     let r = &mut *ctx.reply;
     let has_subs = !spec.subcommands.is_empty();
-    r.map(if has_subs { 4 } else { 3 });
+    r.map(if has_subs { 5 } else { 4 });
     r.bulk_str("summary");
     r.bulk_str(spec.summary);
     r.bulk_str("since");
     r.bulk_str(spec.since);
     r.bulk_str("group");
     r.bulk_str(spec.group);
+    r.bulk_str("complexity");
+    r.bulk_str(complexity(spec));
     if has_subs {
         r.bulk_str("subcommands");
         r.map(spec.subcommands.len());
@@ -530,6 +537,16 @@ fn write_command_docs(ctx: &mut Ctx, spec: &CommandSpec) {
             ctx.reply.bulk_str(&format!("{}|{}", spec.name, sub.name));
             write_command_docs(ctx, sub);
         }
+    }
+}
+
+/// Time complexity as the docs state it, coarsely: keyed fast commands are
+/// O(1); the rest touch N keys, elements or clients.
+fn complexity(spec: &CommandSpec) -> &'static str {
+    if spec.flags & flag::FAST != 0 || spec.keys == (0, 0, 0) && spec.lock == LockSpec::None {
+        "O(1)"
+    } else {
+        "O(N)"
     }
 }
 
@@ -643,7 +660,7 @@ pub fn debug(ctx: &mut Ctx, args: &Args) {
             Some(e) => format!(
                 "Value at:0x{:012x} refcount:1 encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}",
                 e as *const _ as usize,
-                e.value.encoding(),
+                e.encoding(),
                 e.value.mem_size().max(1),
                 e.access & 0xFF_FFFF,
                 (now / 1000).saturating_sub(e.access as u64)
@@ -686,7 +703,7 @@ pub fn object_encoding(ctx: &mut Ctx, args: &Args) {
     let now = ctx.now;
     let (db, reply) = ctx.db_reply(key);
     match db.lookup_read(key, now, false) {
-        Some(e) => reply.bulk_str(e.value.encoding()),
+        Some(e) => reply.bulk_str(e.encoding()),
         None => reply.null(),
     }
 }

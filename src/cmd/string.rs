@@ -385,6 +385,7 @@ pub fn append(ctx: &mut Ctx, args: &Args) {
             }
             if let Some(Entry {
                 value: Value::Str(v),
+                raw,
                 ..
             }) = ctx.db(key).get(key, now)
             {
@@ -392,6 +393,7 @@ pub fn append(ctx: &mut Ctx, args: &Args) {
                 buf.extend_from_slice(v);
                 buf.extend_from_slice(add);
                 *v = Bytes::from(buf);
+                *raw = true;
             }
             len + add.len()
         }
@@ -481,8 +483,10 @@ pub fn setrange(ctx: &mut Ctx, args: &Args) {
     match ctx.db(key).get(key, now) {
         Some(Entry {
             value: Value::Str(v),
+            raw,
             ..
         }) => {
+            *raw = true;
             let mut buf = v.to_vec();
             if buf.len() < offset + value.len() {
                 buf.resize(offset + value.len(), 0);
@@ -525,7 +529,10 @@ fn incr_by(ctx: &mut Ctx, key: &[u8], by: i64) {
     let mut buf = itoa::Buffer::new();
     let text = Bytes::copy_from_slice(buf.format(new).as_bytes());
     match db.get(key, now) {
-        Some(e) => e.value = Value::Str(text),
+        Some(e) => {
+            e.value = Value::Str(text);
+            e.raw = false;
+        }
         None => db.insert(key, Entry::new(Value::Str(text), 0, now)),
     }
     reply.int(new);
@@ -606,7 +613,10 @@ pub fn incrbyfloat(ctx: &mut Ctx, args: &Args) {
     let (db, reply) = ctx.db_reply(key);
     reply.bulk(&text);
     match db.get(key, now) {
-        Some(e) => e.value = Value::Str(text),
+        Some(e) => {
+            e.value = Value::Str(text);
+            e.raw = false;
+        }
         None => db.insert(key, Entry::new(Value::Str(text), 0, now)),
     }
     ctx.dirty += 1;

@@ -14,6 +14,8 @@ pub mod slot;
 use bytes::Bytes;
 use indexmap::{IndexMap, IndexSet};
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 
 pub type BuildHasher = foldhash::fast::RandomState;
 
@@ -78,6 +80,9 @@ pub struct Entry {
     pub expire_at: u64,
     /// Last access time in Unix seconds (LRU clock); eviction reads it.
     pub access: u32,
+    /// The string was modified in place (APPEND, SETRANGE): Redis then
+    /// reports it as `raw` whatever its length. Fits in padding.
+    pub raw: bool,
 }
 
 impl Entry {
@@ -87,6 +92,15 @@ impl Entry {
             value,
             expire_at,
             access: lru_clock(now_ms),
+            raw: false,
+        }
+    }
+
+    /// OBJECT ENCODING of this entry.
+    pub fn encoding(&self) -> &'static str {
+        match self.value {
+            Value::Str(_) if self.raw => "raw",
+            ref v => v.encoding(),
         }
     }
 
@@ -168,6 +182,17 @@ impl Db {
             e.access = lru_clock(now_ms);
         }
         Some(e)
+    }
+
+    /// The entry if present and not expired, without modifying anything.
+    pub fn get_index_of_live(&self, key: &[u8], now_ms: u64) -> Option<&Entry> {
+        self.map.get(key).filter(|e| !e.is_expired(now_ms))
+    }
+
+    /// Whether the key is present (expired or not) without modifying
+    /// anything.
+    pub fn has_key(&self, key: &[u8]) -> bool {
+        self.map.contains_key(key)
     }
 
     /// Whether the key exists (after lazy expiry), without touching stats.
@@ -382,6 +407,10 @@ pub struct Shard {
     /// Position of the active expiry cycle, so each cycle continues with
     /// the database where the previous one stopped.
     pub expire_cursor_db: usize,
+    /// WATCHed keys of this shard: key → (db, the watching client's
+    /// dirty flag). Weak, so a client that unwatches or disconnects just
+    /// drops its flag; dead entries are pruned when met.
+    watched: HashMap<Bytes, Vec<(usize, Weak<AtomicBool>)>, BuildHasher>,
 }
 
 impl Shard {
@@ -390,7 +419,62 @@ impl Shard {
             dbs: (0..databases).map(|_| Db::default()).collect(),
             rng: Rng::new(seed),
             expire_cursor_db: 0,
+            watched: HashMap::default(),
         }
+    }
+
+    pub fn watch(&mut self, db: usize, key: &[u8], flag: &Arc<AtomicBool>) {
+        let list = self.watched.entry(Bytes::copy_from_slice(key)).or_default();
+        list.retain(|(_, w)| w.strong_count() > 0);
+        list.push((db, Arc::downgrade(flag)));
+    }
+
+    /// Marks every client watching `key` in `db` dirty (Redis's
+    /// touchWatchedKey). Free when nothing is watched.
+    #[inline]
+    pub fn touch_watched(&mut self, db: usize, key: &[u8]) {
+        if self.watched.is_empty() {
+            return;
+        }
+        if let Some(list) = self.watched.get_mut(key) {
+            list.retain(|(d, w)| {
+                if *d != db {
+                    return w.strong_count() > 0;
+                }
+                if let Some(flag) = w.upgrade() {
+                    flag.store(true, Ordering::Relaxed);
+                }
+                false
+            });
+            if list.is_empty() {
+                self.watched.remove(key);
+            }
+        }
+    }
+
+    /// Touches watched keys of `db` for which `affected` says yes (FLUSHDB,
+    /// FLUSHALL, SWAPDB touch the keys they emptied or replaced).
+    pub fn touch_watched_in_db(&mut self, db: usize, mut affected: impl FnMut(&[Db], &[u8]) -> bool) {
+        if self.watched.is_empty() {
+            return;
+        }
+        let keys: Vec<Bytes> = self
+            .watched
+            .iter()
+            .filter(|(k, list)| list.iter().any(|(d, _)| *d == db) && affected(&self.dbs, k))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in keys {
+            self.touch_watched(db, &k);
+        }
+    }
+
+    /// Drops registrations of clients that went away.
+    pub fn prune_watched(&mut self) {
+        self.watched.retain(|_, list| {
+            list.retain(|(_, w)| w.strong_count() > 0);
+            !list.is_empty()
+        });
     }
 }
 

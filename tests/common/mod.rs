@@ -26,9 +26,45 @@ fn server_binary() -> String {
         .unwrap_or_else(|_| env!("CARGO_BIN_EXE_ferrocache").to_string())
 }
 
+/// A port that is free now, chosen below Linux's ephemeral range
+/// (32768+) so it cannot collide with client sockets or `bind(0)`; the
+/// start point is spread by PID so parallel test processes rarely try the
+/// same one.
 fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind ephemeral port");
-    listener.local_addr().unwrap().port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let base = std::process::id().wrapping_mul(7919);
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 20000 + (base.wrapping_add(n.wrapping_mul(104_729)) % 12000) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// Asks the server on `port` for its `process_id` (INFO server), so the
+/// harness knows it reached the server it started and not another test's
+/// server that won a race for the same port.
+fn listening_pid(port: u16, password: Option<&str>) -> Option<u32> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    if let Some(p) = password {
+        s.write_all(&resp_cmd(&[b"AUTH", p.as_bytes()])).ok()?;
+    }
+    s.write_all(&resp_cmd(&[b"INFO", b"server"])).ok()?;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("run_id:") {
+        let n = s.read(&mut buf).ok()?;
+        if n == 0 {
+            return None;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&got);
+    let line = text.lines().find(|l| l.starts_with("process_id:"))?;
+    line["process_id:".len()..].trim().parse().ok()
 }
 
 impl TestServer {
@@ -42,7 +78,7 @@ impl TestServer {
         // A port picked this way can be taken by someone else before the
         // server binds it; retry a few times rather than flake.
         let mut last_err = String::new();
-        for _ in 0..5 {
+        for _ in 0..10 {
             let port = free_port();
             let mut cmd = Command::new(server_binary());
             cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
@@ -72,6 +108,18 @@ impl TestServer {
                     break;
                 }
                 if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    let password = extra
+                        .windows(2)
+                        .find(|w| w[0] == "--requirepass")
+                        .map(|w| w[1]);
+                    if listening_pid(port, password) != Some(child.id()) {
+                        // Someone else's server holds the port: ours will
+                        // fail to bind. Try again elsewhere.
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        last_err = format!("port {port} was taken by another server");
+                        break;
+                    }
                     // Nothing reads stderr from here on: drop the pipe so a
                     // chatty server can never block on a full pipe.
                     child.stderr.take();
