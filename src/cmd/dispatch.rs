@@ -48,7 +48,13 @@ fn now_ms_cheap() -> u64 {
 
 /// Rejects a command: error reply, counted as a rejected call, and a
 /// transaction being queued is doomed (Redis's flagTransaction).
-fn reject(state: &mut ClientState, reply: &mut Reply, stats: &WorkerStats, id: Option<usize>, msg: &str) {
+fn reject(
+    state: &mut ClientState,
+    reply: &mut Reply,
+    stats: &WorkerStats,
+    id: Option<usize>,
+    msg: &str,
+) {
     reply.error(msg);
     if let Some(id) = id {
         bump(&stats.cmd[id].rejected, 1);
@@ -98,11 +104,23 @@ fn run_command(
         return reject(state, reply, stats, Some(resolved.id), &msg);
     }
     if !state.authenticated && spec.flags & flag::NO_AUTH == 0 {
-        return reject(state, reply, stats, Some(resolved.id), "NOAUTH Authentication required.");
+        return reject(
+            state,
+            reply,
+            stats,
+            Some(resolved.id),
+            "NOAUTH Authentication required.",
+        );
     }
     if state.multi.is_some() && spec.flags & flag::NOT_QUEUED == 0 {
         if spec.flags & flag::NO_MULTI != 0 {
-            return reject(state, reply, stats, Some(resolved.id), "ERR Command not allowed inside a transaction");
+            return reject(
+                state,
+                reply,
+                stats,
+                Some(resolved.id),
+                "ERR Command not allowed inside a transaction",
+            );
         }
         if let Some(queue) = state.multi.as_mut() {
             queue.push(OwnedArgs::from_args(args));
@@ -178,7 +196,11 @@ fn touch_written_keys(ctx: &mut Ctx, spec: &CommandSpec, args: &Args) {
         return;
     }
     let argc = args.len() as i32;
-    let last = if last < 0 { argc + last } else { last.min(argc - 1) };
+    let last = if last < 0 {
+        argc + last
+    } else {
+        last.min(argc - 1)
+    };
     let db = ctx.client.db;
     let mut i = first;
     while i <= last {
@@ -191,7 +213,13 @@ fn touch_written_keys(ctx: &mut Ctx, spec: &CommandSpec, args: &Args) {
 /// EXEC: lock the shards of every queued command and watched key at
 /// once (ascending order, like any command), check WATCH, then run the
 /// queue with no other client's command able to touch those shards.
-fn exec(srv: &Server, state: &mut ClientState, exec_cmd: &Resolved, reply: &mut Reply, stats: &WorkerStats) {
+fn exec(
+    srv: &Server,
+    state: &mut ClientState,
+    exec_cmd: &Resolved,
+    reply: &mut Reply,
+    stats: &WorkerStats,
+) {
     let queue = state.multi.take().unwrap_or_default();
     if std::mem::take(&mut state.multi_error) {
         state.unwatch_all();
@@ -201,7 +229,11 @@ fn exec(srv: &Server, state: &mut ClientState, exec_cmd: &Resolved, reply: &mut 
         return;
     }
     let mut all = false;
-    let mut shards: Vec<usize> = state.watched.iter().map(|(_, k, _)| srv.store.shard_of(k)).collect();
+    let mut shards: Vec<usize> = state
+        .watched
+        .iter()
+        .map(|(_, k, _)| srv.store.shard_of(k))
+        .collect();
     let resolved: Vec<Option<&Resolved>> = queue
         .iter()
         .map(|q| {
@@ -228,7 +260,10 @@ fn exec(srv: &Server, state: &mut ClientState, exec_cmd: &Resolved, reply: &mut 
         Locked::acquire(srv, &shards)
     };
     let now = now_ms();
-    let expired_watch = state.watched.iter().any(|(_, _, exp)| *exp != 0 && *exp < now);
+    let expired_watch = state
+        .watched
+        .iter()
+        .any(|(_, _, exp)| *exp != 0 && *exp < now);
     if state.watch_dirty.load(Relaxed) || expired_watch {
         state.unwatch_all();
         reply.null_array();
@@ -260,7 +295,11 @@ fn key_shards(srv: &Server, spec: &CommandSpec, args: &Args) -> Vec<usize> {
     if first >= argc {
         return Vec::new();
     }
-    let last = if last < 0 { argc + last } else { last.min(argc - 1) };
+    let last = if last < 0 {
+        argc + last
+    } else {
+        last.min(argc - 1)
+    };
     (first..=last.max(first))
         .step_by(step.max(1) as usize)
         .map(|i| srv.store.shard_of(args.get(i as usize)))

@@ -483,7 +483,8 @@ pub fn swapdb(ctx: &mut Ctx, args: &Args) {
     if a != b {
         for shard in ctx.locked.shards_mut() {
             // Watchers of a key present in either database see a change.
-            let either = |dbs: &[crate::store::Db], k: &[u8]| dbs[a].has_key(k) || dbs[b].has_key(k);
+            let either =
+                |dbs: &[crate::store::Db], k: &[u8]| dbs[a].has_key(k) || dbs[b].has_key(k);
             shard.touch_watched_in_db(a, either);
             shard.touch_watched_in_db(b, either);
             shard.dbs.swap(a, b);

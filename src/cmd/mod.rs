@@ -10,6 +10,7 @@
 //! One key, one lock; multi-key commands spanning shards are atomic, and
 //! since every command takes its locks in the same order none can deadlock.
 
+pub mod collections;
 pub mod connection;
 pub mod dispatch;
 pub mod keyspace;

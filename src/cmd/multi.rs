@@ -42,7 +42,12 @@ pub fn watch(ctx: &mut Ctx, args: &Args) {
     let db = ctx.client.db;
     let now = ctx.now;
     for key in args.iter().skip(1) {
-        if ctx.client.watched.iter().any(|(d, k, _)| *d == db && k == key) {
+        if ctx
+            .client
+            .watched
+            .iter()
+            .any(|(d, k, _)| *d == db && k == key)
+        {
             continue;
         }
         let flag = ctx.client.watch_dirty.clone();
@@ -53,7 +58,9 @@ pub fn watch(ctx: &mut Ctx, args: &Args) {
             .get_index_of_live(key, now)
             .map(|e| e.expire_at)
             .unwrap_or(0);
-        ctx.client.watched.push((db, Bytes::copy_from_slice(key), expire_at));
+        ctx.client
+            .watched
+            .push((db, Bytes::copy_from_slice(key), expire_at));
     }
     ctx.reply.ok();
 }

@@ -5,7 +5,10 @@
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
-use super::{Handler, connection as conn, keyspace as ks, list, multi, server as srv, string as st};
+use super::{
+    Handler, collections as coll, connection as conn, keyspace as ks, list, multi, server as srv,
+    string as st,
+};
 
 pub mod flag {
     pub const WRITE: u32 = 1 << 0;
@@ -197,6 +200,15 @@ pub static COMMANDS: &[CommandSpec] = &[
     c("lpush", -3, WDF, KEY1, Keys, list::lpush, "list", "1.0.0", "Prepends one or more elements to a list. Creates the key if it doesn't exist."),
     c("llen", 2, RF, KEY1, Keys, list::llen, "list", "1.0.0", "Returns the length of a list."),
     c("lrange", 4, R, KEY1, Keys, list::lrange, "list", "1.0.0", "Returns a range of elements from a list."),
+    // Hashes, sets, sorted sets (minimal)
+    c("hset", -4, WDF, KEY1, Keys, coll::hset, "hash", "2.0.0", "Creates or modifies the value of a field in a hash."),
+    c("hget", 3, RF, KEY1, Keys, coll::hget, "hash", "2.0.0", "Returns the value of a field in a hash."),
+    c("hgetall", 2, R, KEY1, Keys, coll::hgetall, "hash", "2.0.0", "Returns all fields and values in a hash."),
+    c("sadd", -3, WDF, KEY1, Keys, coll::sadd, "set", "1.0.0", "Adds one or more members to a set. Creates the key if it doesn't exist."),
+    c("smembers", 2, R, KEY1, Keys, coll::smembers, "set", "1.0.0", "Returns all members of a set."),
+    c("scard", 2, RF, KEY1, Keys, coll::scard, "set", "1.0.0", "Returns the number of members in a set."),
+    c("zadd", -4, WDF, KEY1, Keys, coll::zadd, "sorted-set", "1.2.0", "Adds one or more members to a sorted set, or updates their scores. Creates the key if it doesn't exist."),
+    c("zscore", 3, RF, KEY1, Keys, coll::zscore, "sorted-set", "1.2.0", "Returns the score of a member in a sorted set."),
     // Connection
     c("ping", -1, FAST | SENTINEL, NOKEYS, NoLock, conn::ping, "connection", "1.0.0", "Returns the server's liveliness response."),
     c("echo", 2, FAST, NOKEYS, NoLock, conn::echo, "connection", "1.0.0", "Returns the given string."),
@@ -396,6 +408,9 @@ pub fn acl_categories(spec: &CommandSpec, group: &str) -> Vec<&'static str> {
         "connection" => cats.push("@connection"),
         "list" => cats.push("@list"),
         "transactions" => cats.push("@transaction"),
+        "hash" => cats.push("@hash"),
+        "set" => cats.push("@set"),
+        "sorted-set" => cats.push("@sortedset"),
         _ => {}
     }
     if matches!(spec.name, "keys" | "flushdb" | "flushall" | "swapdb") {

@@ -27,7 +27,7 @@ pub enum Value {
     List(Box<VecDeque<Bytes>>),
     Hash(Box<HashMap<Bytes, Bytes, BuildHasher>>),
     Set(Box<HashSet<Bytes, BuildHasher>>),
-    ZSet(Box<Vec<(f64, Bytes)>>),
+    ZSet(Box<HashMap<Bytes, f64, BuildHasher>>),
 }
 
 impl Value {
@@ -67,7 +67,7 @@ impl Value {
             Value::List(l) => l.iter().map(|b| b.len() + 16).sum::<usize>() + 32,
             Value::Hash(h) => h.iter().map(|(k, v)| k.len() + v.len() + 48).sum::<usize>() + 32,
             Value::Set(s) => s.iter().map(|b| b.len() + 24).sum::<usize>() + 32,
-            Value::ZSet(z) => z.iter().map(|(_, b)| b.len() + 32).sum::<usize>() + 32,
+            Value::ZSet(z) => z.keys().map(|b| b.len() + 32).sum::<usize>() + 32,
         }
     }
 }
@@ -454,7 +454,11 @@ impl Shard {
 
     /// Touches watched keys of `db` for which `affected` says yes (FLUSHDB,
     /// FLUSHALL, SWAPDB touch the keys they emptied or replaced).
-    pub fn touch_watched_in_db(&mut self, db: usize, mut affected: impl FnMut(&[Db], &[u8]) -> bool) {
+    pub fn touch_watched_in_db(
+        &mut self,
+        db: usize,
+        mut affected: impl FnMut(&[Db], &[u8]) -> bool,
+    ) {
         if self.watched.is_empty() {
             return;
         }

@@ -214,8 +214,10 @@ impl RawConn {
                 Ok(0) => return out,
                 Ok(n) => out.extend_from_slice(&buf[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return out,
-                Err(e) => panic!("connection not closed by server: {e}; read so far {:?}",
-                    String::from_utf8_lossy(&out)),
+                Err(e) => panic!(
+                    "connection not closed by server: {e}; read so far {:?}",
+                    String::from_utf8_lossy(&out)
+                ),
             }
         }
     }
