@@ -85,10 +85,10 @@ async fn run(srv: &Server, stream: &mut TcpStream, state: &mut ClientState, stat
                         close = true;
                         break;
                     }
-                    if wbuf.len() >= FLUSH_THRESHOLD {
-                        if write_out(stream, &mut wbuf, stats).await.is_err() {
-                            return;
-                        }
+                    if wbuf.len() >= FLUSH_THRESHOLD
+                        && write_out(stream, &mut wbuf, stats).await.is_err()
+                    {
+                        return;
                     }
                 }
                 Ok(Decoded::Skip { .. }) => {}

@@ -86,9 +86,8 @@ pub fn active_expire_cycle(srv: &Server, budget: Duration) {
             busy
         });
     }
-    if sampled_total > 0 {
-        srv.expired_stale_perc
-            .store((expired_total * 100 / sampled_total) as u64, Relaxed);
+    if let Some(perc) = (expired_total * 100).checked_div(sampled_total) {
+        srv.expired_stale_perc.store(perc as u64, Relaxed);
     }
     srv.expire_cycle_ms
         .fetch_add(start.elapsed().as_millis() as u64, Relaxed);

@@ -78,7 +78,7 @@ pub fn scard(ctx: &mut Ctx, args: &Args) {
 }
 
 pub fn hset(ctx: &mut Ctx, args: &Args) {
-    if args.len() % 2 != 0 {
+    if !args.len().is_multiple_of(2) {
         return ctx.error(&format!(
             "ERR wrong number of arguments for '{}' command",
             args.str(0).to_ascii_lowercase()
@@ -142,7 +142,7 @@ pub fn hgetall(ctx: &mut Ctx, args: &Args) {
 }
 
 pub fn zadd(ctx: &mut Ctx, args: &Args) {
-    if args.len() % 2 != 0 {
+    if !args.len().is_multiple_of(2) {
         return ctx.syntax_error();
     }
     let mut pairs = Vec::with_capacity((args.len() - 2) / 2);

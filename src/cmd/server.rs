@@ -326,7 +326,7 @@ pub fn config_get(ctx: &mut Ctx, args: &Args) {
 }
 
 pub fn config_set(ctx: &mut Ctx, args: &Args) {
-    if args.len() % 2 != 0 {
+    if !args.len().is_multiple_of(2) {
         return ctx.syntax_error();
     }
     let pairs: Vec<(String, String)> = (2..args.len())

@@ -75,17 +75,17 @@ fn parse_options(args: &Args, from: usize, kind: CmdKind) -> Option<(u32, Option
 }
 
 /// Converts an expire argument to absolute Unix ms, with Redis's errors.
-/// `Err(())` means the error reply was written.
-pub fn expire_ms(ctx: &mut Ctx, arg: &[u8], flags: u32, cmd: &str) -> Result<u64, ()> {
+/// `None` means the error reply was written.
+fn expire_ms(ctx: &mut Ctx, arg: &[u8], flags: u32, cmd: &str) -> Option<u64> {
     let Some(v) = parse_i64(arg) else {
         ctx.not_integer();
-        return Err(());
+        return None;
     };
     let seconds = flags & (EX | EXAT) != 0;
     let invalid = |ctx: &mut Ctx| ctx.error(&format!("ERR invalid expire time in '{cmd}' command"));
     if v <= 0 || (seconds && v > i64::MAX / 1000) {
         invalid(ctx);
-        return Err(());
+        return None;
     }
     let mut ms = if seconds { v * 1000 } else { v };
     if flags & (EX | PX) != 0 {
@@ -93,11 +93,11 @@ pub fn expire_ms(ctx: &mut Ctx, arg: &[u8], flags: u32, cmd: &str) -> Result<u64
             Some(m) => ms = m,
             None => {
                 invalid(ctx);
-                return Err(());
+                return None;
             }
         }
     }
-    Ok(ms as u64)
+    Some(ms as u64)
 }
 
 #[inline]
@@ -131,7 +131,6 @@ pub fn get(ctx: &mut Ctx, args: &Args) {
 /// The shared core of SET, SETNX, SETEX and PSETEX.
 fn set_generic(
     ctx: &mut Ctx,
-    args: &Args,
     key: &[u8],
     value: &[u8],
     flags: u32,
@@ -164,7 +163,6 @@ fn set_generic(
     };
     db.insert(key, string_entry(value, ttl, now));
     ctx.dirty += 1;
-    let _ = args;
     if flags & GET == 0 {
         ctx.reply.raw(ok);
     }
@@ -177,26 +175,16 @@ pub fn set(ctx: &mut Ctx, args: &Args) {
     let mut at = 0;
     if let Some(i) = expire {
         match expire_ms(ctx, args.get(i), flags, "set") {
-            Ok(ms) => at = ms,
-            Err(()) => return,
+            Some(ms) => at = ms,
+            None => return,
         }
     }
-    set_generic(
-        ctx,
-        args,
-        args.get(1),
-        args.get(2),
-        flags,
-        at,
-        b"+OK\r\n",
-        None,
-    );
+    set_generic(ctx, args.get(1), args.get(2), flags, at, b"+OK\r\n", None);
 }
 
 pub fn setnx(ctx: &mut Ctx, args: &Args) {
     set_generic(
         ctx,
-        args,
         args.get(1),
         args.get(2),
         NX,
@@ -207,19 +195,10 @@ pub fn setnx(ctx: &mut Ctx, args: &Args) {
 }
 
 fn setex_generic(ctx: &mut Ctx, args: &Args, unit: u32, name: &str) {
-    let Ok(at) = expire_ms(ctx, args.get(2), unit, name) else {
+    let Some(at) = expire_ms(ctx, args.get(2), unit, name) else {
         return;
     };
-    set_generic(
-        ctx,
-        args,
-        args.get(1),
-        args.get(3),
-        unit,
-        at,
-        b"+OK\r\n",
-        None,
-    );
+    set_generic(ctx, args.get(1), args.get(3), unit, at, b"+OK\r\n", None);
 }
 
 pub fn setex(ctx: &mut Ctx, args: &Args) {
@@ -269,8 +248,8 @@ pub fn getex(ctx: &mut Ctx, args: &Args) {
     let mut at = 0;
     if let Some(i) = expire {
         match expire_ms(ctx, args.get(i), flags, "getex") {
-            Ok(ms) => at = ms,
-            Err(()) => return,
+            Some(ms) => at = ms,
+            None => return,
         }
     }
     let (db, reply) = ctx.db_reply(key);
@@ -315,7 +294,7 @@ fn arity_error(ctx: &mut Ctx, name: &str) {
 }
 
 pub fn mset(ctx: &mut Ctx, args: &Args) {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return arity_error(ctx, "mset");
     }
     let now = ctx.now;
@@ -329,7 +308,7 @@ pub fn mset(ctx: &mut Ctx, args: &Args) {
 }
 
 pub fn msetnx(ctx: &mut Ctx, args: &Args) {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return arity_error(ctx, "msetnx");
     }
     let now = ctx.now;
