@@ -10,8 +10,9 @@ Each assertion counts as one check; the first failure exits non-zero with the
 check's name, what was expected and what came back. Expected values and error
 strings are Redis 7's; the script passes against Debian's redis-server 7.0.
 
-Transactions (MULTI/EXEC, WATCH, transaction=True pipelines) are deliberately
-left out for now.
+Transactions are checked the way redis-py applications use them:
+transaction=True pipelines (MULTI/EXEC) and optimistic locking with WATCH,
+both through Redis.transaction() and through pipe.watch/multi/execute.
 """
 
 import argparse
@@ -565,6 +566,148 @@ def pipeline(r):
     check("pipeline error: GET after error", res[2], "abc")
 
 
+def transactions(r, r2):
+    """r2 is a second connection, used to write keys that r watches."""
+    # pipeline() is a MULTI/EXEC transaction unless told otherwise.
+    pipe = r.pipeline()
+    pipe.set("t:a", "1")
+    pipe.incr("t:a")
+    pipe.get("t:a")
+    pipe.get("t:missing")
+    pipe.mset({"t:m1": "x", "t:m2": "y"})
+    pipe.mget(["t:m1", "t:m2", "t:missing"])
+    check("transaction pipeline results", pipe.execute(),
+          [True, 2, "2", None, True, ["x", "y", None]])
+    check("empty transaction pipeline", r.pipeline().execute(), [])
+
+    # A runtime error is returned in place; the other commands still run.
+    r.set("t:str", "abc")
+    pipe = r.pipeline()
+    pipe.incr("t:str")
+    pipe.set("t:after", "ran")
+    pipe.get("t:str")
+    res = pipe.execute(raise_on_error=False)
+    check_true("transaction runtime error in place",
+               isinstance(res[0], redis.ResponseError) and _full_error(res[0]) == NOT_INT,
+               f"got {res[0]!r}")
+    check("transaction commands after a runtime error", res[1:], [True, "abc"])
+    check("transaction runtime error: later command applied", r.get("t:after"), "ran")
+
+    # A queuing error (unknown command) aborts the whole transaction;
+    # redis-py re-raises the queuing error it saw.
+    pipe = r.pipeline()
+    pipe.set("t:aborted", "1")
+    pipe.execute_command("NOSUCHCMD", "x")
+    try:
+        got = pipe.execute()
+        fail("transaction with an unknown command", f"expected an error, got {got!r}")
+    except redis.ResponseError as exc:
+        check_true("transaction with an unknown command raises it",
+                   "unknown command 'NOSUCHCMD'" in str(exc), f"got {exc!r}")
+    check("EXECABORT ran nothing", r.exists("t:aborted"), 0)
+
+    # Redis.transaction(): WATCH, read, MULTI, write, EXEC, retried on
+    # conflict. Sequential increments give an exact count.
+    def incr_counter(p):
+        cur = int(p.get("t:counter") or 0)
+        p.multi()
+        p.set("t:counter", cur + 1)
+
+    for _ in range(20):
+        check("transaction() result", r.transaction(incr_counter, "t:counter"), [True])
+    check("transaction() counter", r.get("t:counter"), "20")
+
+    # A write by another client after WATCH forces exactly one retry, and
+    # the retry sees that write.
+    attempts = []
+
+    def incr_with_conflict(p):
+        cur = int(p.get("t:counter") or 0)
+        attempts.append(cur)
+        if len(attempts) == 1:
+            r2.incrby("t:counter", 100)
+        p.multi()
+        p.set("t:counter", cur + 1)
+
+    check("transaction() after a conflict", r.transaction(incr_with_conflict, "t:counter"),
+          [True])
+    check("transaction() retried once", attempts, [20, 120])
+    check("transaction() counter after retry", r.get("t:counter"), "121")
+
+    # pipe.watch/multi/execute by hand: a conflicting write makes EXEC
+    # return nil, which redis-py raises as WatchError.
+    r.set("t:w", "start")
+    with r.pipeline() as pipe:
+        pipe.watch("t:w")
+        check("watching pipeline reads immediately", pipe.get("t:w"), "start")
+        r2.set("t:w", "theirs")
+        pipe.multi()
+        pipe.set("t:w", "mine")
+        try:
+            got = pipe.execute()
+            fail("WATCH conflict", f"expected WatchError, got {got!r}")
+        except redis.WatchError:
+            check_true("WATCH conflict raises WatchError", True)
+    check("WATCH conflict: queued write not applied", r.get("t:w"), "theirs")
+
+    # Watching several keys: a write to any of them conflicts.
+    with r.pipeline() as pipe:
+        pipe.watch("t:w", "t:w2", "t:w3")
+        r2.set("t:w3", "x")
+        pipe.multi()
+        pipe.set("t:w", "mine")
+        try:
+            got = pipe.execute()
+            fail("WATCH of several keys", f"expected WatchError, got {got!r}")
+        except redis.WatchError:
+            check_true("WATCH of several keys raises WatchError", True)
+
+    # No conflict: the transaction runs. A key that does not exist and
+    # stays absent is no conflict either.
+    with r.pipeline() as pipe:
+        pipe.watch("t:w", "t:never")
+        r2.get("t:w")
+        pipe.multi()
+        pipe.set("t:w", "mine")
+        pipe.get("t:w")
+        check("WATCH without conflict", pipe.execute(), [True, "mine"])
+
+    # UNWATCH cancels the watch.
+    with r.pipeline() as pipe:
+        pipe.watch("t:w")
+        r2.set("t:w", "theirs again")
+        pipe.unwatch()
+        pipe.multi()
+        pipe.set("t:w", "mine again")
+        check("UNWATCH avoids the conflict", pipe.execute(), [True])
+    check("UNWATCH: write applied", r.get("t:w"), "mine again")
+
+    # The same client writing its watched key before MULTI also conflicts.
+    with r.pipeline() as pipe:
+        pipe.watch("t:w")
+        pipe.set("t:w", "early")
+        pipe.multi()
+        pipe.set("t:w", "late")
+        try:
+            got = pipe.execute()
+            fail("WATCH own write", f"expected WatchError, got {got!r}")
+        except redis.WatchError:
+            check_true("own write after WATCH raises WatchError", True)
+    check("own write after WATCH: queued write not applied", r.get("t:w"), "early")
+
+    # Raw commands on one connection: the exact error strings.
+    check("MULTI", r.execute_command("MULTI"), "OK")
+    expect_error("nested MULTI", lambda: r.execute_command("MULTI"),
+                 "ERR MULTI calls can not be nested")
+    expect_error("WATCH inside MULTI", lambda: r.execute_command("WATCH", "t:w"),
+                 "ERR WATCH inside MULTI is not allowed")
+    check("DISCARD", r.execute_command("DISCARD"), "OK")
+    expect_error("EXEC without MULTI", lambda: r.execute_command("EXEC"),
+                 "ERR EXEC without MULTI")
+    expect_error("DISCARD without MULTI", lambda: r.execute_command("DISCARD"),
+                 "ERR DISCARD without MULTI")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--host", default="127.0.0.1")
@@ -589,6 +732,8 @@ def main():
         connection(r, args.port, args.protocol)
         r.flushall()
         pipeline(r)
+        r.flushall()
+        transactions(r, client())
         r.flushall()
     except CheckFailed as exc:
         print(f"compat.py (protocol {args.protocol}): {exc}", file=sys.stderr)
