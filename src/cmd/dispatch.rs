@@ -224,6 +224,7 @@ fn exec(
     if std::mem::take(&mut state.multi_error) {
         state.unwatch_all();
         reply.error("EXECABORT Transaction discarded because of previous errors.");
+        bump(&stats.cmd[exec_cmd.id].calls, 1);
         bump(&stats.cmd[exec_cmd.id].failed, 1);
         bump(&stats.error_replies, 1);
         return;
