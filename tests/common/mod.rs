@@ -233,3 +233,169 @@ pub fn resp_cmd(args: &[&[u8]]) -> Vec<u8> {
     }
     v
 }
+
+// ------------------------------------------------------------------
+// Process-level helpers for command-line and lifecycle tests.
+
+/// A port that is free now (see `free_port`), for tests that build the
+/// server's command line themselves.
+pub fn pick_free_port() -> u16 {
+    free_port()
+}
+
+/// A path under the system temp directory that no other test (in this or
+/// a parallel test process) uses; the file is not created.
+pub fn temp_path(tag: &str) -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static SEQ: AtomicU32 = AtomicU32::new(0);
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    std::env::temp_dir().join(format!(
+        "ferrocache-test-{}-{}-{tag}",
+        std::process::id(),
+        n
+    ))
+}
+
+/// Runs the server binary with exactly `args`, expecting it to exit by
+/// itself (a refused command line or config file). Returns its exit
+/// status, stdout and stderr. A server that starts instead is killed after
+/// 20 s and the test fails.
+pub fn run_expecting_exit(args: &[&str]) -> (std::process::ExitStatus, String, String) {
+    let mut child = Command::new(server_binary())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn server");
+    // Drain both pipes on threads so a chatty server can't block on a full
+    // pipe while we poll for its exit.
+    fn drain(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = r.read_to_string(&mut s);
+            s
+        })
+    }
+    let out = drain(child.stdout.take().expect("stdout pipe"));
+    let err = drain(child.stderr.take().expect("stderr pipe"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("server started with {args:?} did not exit within 20s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (
+        status,
+        out.join().unwrap_or_default(),
+        err.join().unwrap_or_default(),
+    )
+}
+
+impl TestServer {
+    /// Spawns the server binary with exactly `args` (no flags added; the
+    /// args must make it listen on 127.0.0.1:`port`), with working
+    /// directory `dir` if given, and waits until it serves. Fails with the
+    /// reason if it exits first or another process answers on the port.
+    pub fn try_start_exact(
+        args: &[String],
+        port: u16,
+        dir: Option<&std::path::Path>,
+    ) -> Result<TestServer, String> {
+        let mut cmd = Command::new(server_binary());
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(if std::env::var_os("FERROCACHE_TEST_STDERR").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::piped()
+            });
+        if let Some(d) = dir {
+            cmd.current_dir(d);
+        }
+        let mut child = cmd.spawn().expect("spawn server");
+        let password = args
+            .windows(2)
+            .find(|w| w[0] == "--requirepass")
+            .map(|w| w[1].clone());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                let mut err = String::new();
+                if let Some(mut s) = child.stderr.take() {
+                    let _ = s.read_to_string(&mut err);
+                }
+                return Err(format!("server exited with {status}: {err}"));
+            }
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                if listening_pid(port, password.as_deref()) != Some(child.id()) {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(format!("port {port} was taken by another server"));
+                }
+                child.stderr.take();
+                return Ok(TestServer { child, port });
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("server did not start listening on port {port} within 10s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Like `start_with`, but the whole command line comes from
+    /// `make_args(port)` (for a config file as first argument); retried on
+    /// fresh ports if the port is stolen.
+    pub fn start_raw(make_args: impl Fn(u16) -> Vec<String>) -> TestServer {
+        let mut last_err = String::new();
+        for _ in 0..10 {
+            let port = free_port();
+            match Self::try_start_exact(&make_args(port), port, None) {
+                Ok(srv) => return srv,
+                Err(e) => last_err = e,
+            }
+        }
+        panic!("could not start server: {last_err}");
+    }
+
+    /// Sends `sig` (e.g. `libc::SIGTERM`) to the server process.
+    pub fn signal(&self, sig: libc::c_int) {
+        // SAFETY: kill(2) on our own child, which is not yet reaped (we
+        // hold its `Child`), so the pid cannot have been reused.
+        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, sig) };
+        assert_eq!(rc, 0, "kill({}, {sig}) failed", self.child.id());
+    }
+
+    /// Waits for the server to exit by itself; fails the test after
+    /// `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "server (pid {}) did not exit within {timeout:?}",
+                    self.pid()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM, then waits (20 s at most) for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        self.signal(libc::SIGTERM);
+        self.wait_exit(Duration::from_secs(20))
+    }
+}
