@@ -307,6 +307,19 @@ impl Config {
         }
     }
 
+    /// Changes to the configured `dir` and records it as an absolute path
+    /// (what CONFIG GET dir shows in Redis).
+    pub fn apply_dir(&self) -> Result<(), String> {
+        let dir = self.get("dir").unwrap_or_else(|| ".".into());
+        std::env::set_current_dir(&dir).map_err(|e| format!("Can't chdir to '{dir}': {e}"))?;
+        let abs = std::env::current_dir().map_err(|e| e.to_string())?;
+        self.values
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert("dir", abs.display().to_string());
+        Ok(())
+    }
+
     pub fn get(&self, name: &str) -> Option<String> {
         let param = find_param(name)?;
         self.values
@@ -356,6 +369,17 @@ impl Config {
             }
             let v = canonicalize(param, value).map_err(|e| fail(&e))?;
             checked.push((param, v));
+        }
+        // CONFIG SET dir changes the working directory, as in Redis.
+        for (param, v) in checked.iter_mut() {
+            if param.name == "dir" {
+                std::env::set_current_dir(&*v).map_err(|e| {
+                    format!("ERR CONFIG SET failed (possibly related to argument 'dir') - {e}")
+                })?;
+                if let Ok(abs) = std::env::current_dir() {
+                    *v = abs.display().to_string();
+                }
+            }
         }
         let mut values = self.values.write().unwrap_or_else(|e| e.into_inner());
         for (param, v) in checked {

@@ -17,12 +17,10 @@ fn cli() -> Command {
                 .index(1),
         );
     for p in PARAMS {
-        // Every option takes one or more words, joined with spaces like
-        // redis-server does (`--bind 127.0.0.1 ::1`, `--save ''`).
         cmd = cmd.arg(
             Arg::new(p.name)
                 .long(p.name)
-                .num_args(1..)
+                .num_args(1)
                 .value_name("VALUE")
                 .action(ArgAction::Append)
                 .help(format!(
@@ -36,6 +34,57 @@ fn cli() -> Command {
         );
     }
     cmd
+}
+
+/// Rewrites argv the way redis-server reads it: an option takes every
+/// following word up to the next `--option` (`--bind 127.0.0.1 -::1`,
+/// `--save ''`), handed to clap as one `--option=words joined by spaces`
+/// token so values may start with `-`.
+fn join_option_values(args: impl Iterator<Item = String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut current: Option<(String, Vec<String>)> = None;
+    let flush = |cur: &mut Option<(String, Vec<String>)>, out: &mut Vec<String>| {
+        if let Some((name, words)) = cur.take() {
+            if words.is_empty() {
+                out.push(name);
+            } else {
+                out.push(format!("{name}={}", words.join(" ")));
+            }
+        }
+    };
+    for arg in args {
+        let is_option = arg.starts_with("--") && arg.len() > 2;
+        if is_option && !arg.contains('=') && !matches!(arg.as_str(), "--help" | "--version") {
+            flush(&mut current, &mut out);
+            current = Some((arg, Vec::new()));
+        } else if is_option {
+            flush(&mut current, &mut out);
+            out.push(arg);
+        } else if let Some((_, words)) = current.as_mut() {
+            words.push(arg);
+        } else {
+            out.push(arg);
+        }
+    }
+    flush(&mut current, &mut out);
+    out
+}
+
+/// Log output that never fails: like Redis, a closed or full stderr must
+/// not take the server down (tracing would otherwise panic reporting the
+/// write error).
+struct QuietStderr;
+
+impl std::io::Write for QuietStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
 }
 
 fn init_logging(config: &Config) -> Result<(), String> {
@@ -63,13 +112,13 @@ fn init_logging(config: &Config) -> Result<(), String> {
                 .with_writer(std::sync::Mutex::new(file))
                 .init();
         }
-        None => builder.with_writer(std::io::stderr).init(),
+        None => builder.with_writer(|| QuietStderr).init(),
     }
     Ok(())
 }
 
 fn main() -> ExitCode {
-    let matches = cli().get_matches();
+    let matches = cli().get_matches_from(join_option_values(std::env::args()));
     let mut overrides: Vec<(String, String)> = Vec::new();
     let config_file = matches.get_one::<String>("config-file").cloned();
     if let Some(path) = &config_file {
@@ -91,22 +140,12 @@ fn main() -> ExitCode {
     // Command-line options override the file, in the order given.
     let mut cli_opts: Vec<(usize, String, String)> = Vec::new();
     for p in PARAMS {
-        if let (Some(indices), Some(groups)) = (
+        if let (Some(indices), Some(values)) = (
             matches.indices_of(p.name),
-            matches.get_occurrences::<String>(p.name),
+            matches.get_many::<String>(p.name),
         ) {
-            let indices: Vec<usize> = indices.collect();
-            let mut k = 0;
-            for group in groups {
-                let words: Vec<&String> = group.collect();
-                let idx = indices.get(k).copied().unwrap_or(0);
-                k += words.len();
-                let value = words
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                cli_opts.push((idx, p.name.to_string(), value));
+            for (idx, value) in indices.zip(values) {
+                cli_opts.push((idx, p.name.to_string(), value.clone()));
             }
         }
     }
@@ -120,6 +159,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Like Redis, `dir` is the working directory: change to it, and
+    // report it as an absolute path.
+    if let Err(e) = config.apply_dir() {
+        eprintln!("{e}");
+        return ExitCode::FAILURE;
+    }
     if let Err(e) = init_logging(&config) {
         eprintln!("{e}");
         return ExitCode::FAILURE;
@@ -132,5 +177,40 @@ fn main() -> ExitCode {
             eprintln!("ferrocache: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::join_option_values;
+
+    fn j(args: &[&str]) -> Vec<String> {
+        join_option_values(args.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn options_take_words_up_to_the_next_option() {
+        assert_eq!(
+            j(&[
+                "fc",
+                "a.conf",
+                "--bind",
+                "127.0.0.1",
+                "-::1",
+                "--save",
+                "",
+                "--port",
+                "7"
+            ]),
+            [
+                "fc",
+                "a.conf",
+                "--bind=127.0.0.1 -::1",
+                "--save=",
+                "--port=7"
+            ]
+        );
+        assert_eq!(j(&["fc", "--version"]), ["fc", "--version"]);
+        assert_eq!(j(&["fc", "--port=7"]), ["fc", "--port=7"]);
     }
 }
