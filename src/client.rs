@@ -58,8 +58,9 @@ impl ClientHandle {
     }
 
     /// Closes the connection from another thread: its pending read sees
-    /// end-of-file and its task exits. The registry entry (held by the
-    /// caller) guarantees the fd is still this client's socket.
+    /// end-of-file and its task exits. Call only while holding its
+    /// registry entry (see `Server::kill_client`), which guarantees the fd
+    /// is still this client's socket.
     pub fn kill(&self) {
         self.killed.store(true, Ordering::Relaxed);
         // SAFETY: shutdown(2) on a descriptor we own through the registry;

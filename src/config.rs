@@ -255,6 +255,7 @@ pub struct Config {
     pub requirepass_set: AtomicBool,
     pub maxclients: AtomicUsize,
     pub timeout_secs: AtomicU64,
+    pub maxmemory_samples: AtomicU32,
 }
 
 impl Config {
@@ -280,6 +281,7 @@ impl Config {
             requirepass_set: AtomicBool::new(false),
             maxclients: AtomicUsize::new(0),
             timeout_secs: AtomicU64::new(0),
+            maxmemory_samples: AtomicU32::new(5),
         };
         for p in PARAMS {
             let v = cfg.get(p.name).unwrap_or_default();
@@ -303,6 +305,16 @@ impl Config {
             "requirepass" => self.requirepass_set.store(!v.is_empty(), Ordering::Relaxed),
             "maxclients" => self.maxclients.store(int() as usize, Ordering::Relaxed),
             "timeout" => self.timeout_secs.store(int(), Ordering::Relaxed),
+            "maxmemory-samples" => self
+                .maxmemory_samples
+                .store(int() as u32, Ordering::Relaxed),
+            "maxmemory-policy" => {
+                if let Some(p) = crate::eviction::Policy::from_name(v) {
+                    crate::eviction::set_policy(p);
+                }
+            }
+            "lfu-log-factor" => crate::eviction::set_lfu_log_factor(int() as u32),
+            "lfu-decay-time" => crate::eviction::set_lfu_decay_time(int() as u32),
             _ => {}
         }
     }

@@ -33,7 +33,14 @@ pub async fn cron(srv: Arc<Server>) {
         if last_rate_sample.elapsed() >= Duration::from_millis(100) {
             last_rate_sample = Instant::now();
             sample_rates(&srv);
+            srv.measure_memory();
+            for idx in 0..srv.store.len() {
+                srv.store.lock(idx).prune_watched();
+            }
         }
+        // Background eviction, for memory that grew without a write
+        // command to trigger it (or a maxmemory lowered meanwhile).
+        crate::eviction::evict_until_within(&srv, Duration::from_millis(1));
     }
 }
 

@@ -4,6 +4,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Arg, ArgAction, Command};
+
+// jemalloc, as Redis uses: its size classes make exact per-entry memory
+// accounting possible (see src/memory.rs) and it handles many small
+// allocations from many threads well.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use ferrocache::config::{Config, PARAMS, parse_config_text};
 use ferrocache::server::{Server, run};
 

@@ -22,3 +22,7 @@ pub fn propagate_multi() {}
 
 #[inline(always)]
 pub fn propagate_exec() {}
+
+/// A key evicted under maxmemory; a primary sends replicas `DEL key`.
+#[inline(always)]
+pub fn propagate_evicted(_db: usize, _key: &[u8]) {}

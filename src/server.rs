@@ -96,6 +96,14 @@ pub struct Server {
     pub expired_stale_perc: AtomicU64,
     pub expire_cycle_ms: AtomicU64,
     pub peak_memory: AtomicUsize,
+    pub evicted_keys: AtomicU64,
+    pub eviction_pool: crate::eviction::SharedPool,
+    /// Each shard's dataset bytes (`Db::mem_total` summed), refreshed
+    /// after writes and by the cron, readable without its lock.
+    shard_mem: Vec<AtomicUsize>,
+    /// Bytes allocated outside the dataset (buffers, runtime), measured
+    /// from the allocator by the cron.
+    pub mem_overhead: AtomicUsize,
 }
 
 impl Server {
@@ -133,6 +141,10 @@ impl Server {
             expired_stale_perc: AtomicU64::new(0),
             expire_cycle_ms: AtomicU64::new(0),
             peak_memory: AtomicUsize::new(0),
+            evicted_keys: AtomicU64::new(0),
+            eviction_pool: Default::default(),
+            shard_mem: (0..nshards).map(|_| AtomicUsize::new(0)).collect(),
+            mem_overhead: AtomicUsize::new(0),
             config,
         }
     }
@@ -149,6 +161,53 @@ impl Server {
     pub fn request_shutdown(&self) {
         self.shutting_down.store(true, Relaxed);
         self.shutdown_notify.notify_one();
+    }
+
+    /// Disconnects a client now, as Redis's CLIENT KILL frees the client
+    /// before replying: the socket is shut down while the registry entry
+    /// is still held (its task closes the descriptor only after
+    /// deregistering, so a reused descriptor cannot be hit), then the
+    /// entry is removed so the client is gone for every later command.
+    pub fn kill_client(&self, id: u64) -> bool {
+        let Some(entry) = self.clients.get(&id) else {
+            return false;
+        };
+        entry.kill();
+        drop(entry);
+        self.clients.remove(&id).is_some()
+    }
+
+    /// Records a shard's dataset size (call with its lock held).
+    pub fn refresh_shard_mem(&self, idx: usize, shard: &Shard) {
+        let total: usize = shard.dbs.iter().map(|d| d.mem_total()).sum();
+        self.shard_mem[idx].store(total, Relaxed);
+    }
+
+    /// Dataset bytes across shards, as last refreshed.
+    pub fn dataset_memory(&self) -> usize {
+        self.shard_mem.iter().map(|m| m.load(Relaxed)).sum()
+    }
+
+    /// `used_memory`: the dataset, kept exact on every write, plus the
+    /// allocator-measured overhead. Cheap enough to call per command.
+    pub fn used_memory(&self) -> usize {
+        self.dataset_memory() + self.mem_overhead.load(Relaxed)
+    }
+
+    /// Re-measures everything from the allocator: every shard's dataset,
+    /// and the overhead as what the allocator holds beyond it. Also keeps
+    /// the peak.
+    pub fn measure_memory(&self) -> crate::memory::AllocatorStats {
+        for idx in 0..self.store.len() {
+            let shard = self.store.lock(idx);
+            self.refresh_shard_mem(idx, &shard);
+        }
+        let stats = crate::memory::allocator_stats();
+        let dataset = self.dataset_memory();
+        self.mem_overhead
+            .store(stats.allocated.saturating_sub(dataset), Relaxed);
+        self.peak_memory.fetch_max(self.used_memory(), Relaxed);
+        stats
     }
 
     /// Sum of a per-worker counter.

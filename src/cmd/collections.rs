@@ -5,41 +5,58 @@
 use bytes::Bytes;
 
 use super::{Args, Ctx};
+use crate::memory::alloc_size;
 use crate::store::{Entry, Value};
 use crate::util::parse_f64;
 
 /// Gets the value at `key` for modification, creating it with `make` if
 /// absent; None (after replying WRONGTYPE) if it has another type.
 macro_rules! get_or_create {
-    ($ctx:expr, $key:expr, $variant:ident, $make:expr) => {{
+    ($ctx:expr, $key:expr, $variant:ident) => {{
         let now = $ctx.now;
         let db = $ctx.db($key);
         if db.get($key, now).is_none() {
-            db.insert($key, Entry::new(Value::$variant(Box::new($make)), 0, now));
+            db.insert($key, Entry::new(Value::$variant(Box::default()), 0, now));
         }
-        match $ctx.db($key).get($key, now) {
+        let is_type = matches!(
+            db.get($key, now),
             Some(Entry {
-                value: Value::$variant(v),
+                value: Value::$variant(_),
                 ..
-            }) => Some(v),
-            _ => {
-                $ctx.wrong_type();
-                None
-            }
+            })
+        );
+        if is_type {
+            db.get_mut($key, now)
+        } else {
+            $ctx.wrong_type();
+            None
         }
     }};
 }
 
+/// Approximate bytes an element adds to a collection.
+fn elem_bytes(parts: &[&[u8]]) -> usize {
+    parts.iter().map(|p| alloc_size(p.len()) + 32).sum()
+}
+
 pub fn sadd(ctx: &mut Ctx, args: &Args) {
     let key = args.get(1);
-    let Some(set) = get_or_create!(ctx, key, Set, Default::default()) else {
+    let Some(mut e) = get_or_create!(ctx, key, Set) else {
         return;
     };
-    let added = args
-        .iter()
-        .skip(2)
-        .filter(|m| set.insert(Bytes::copy_from_slice(m)))
-        .count();
+    let Value::Set(set) = e.value_mut() else {
+        return;
+    };
+    let mut bytes = 0;
+    let mut added = 0;
+    for m in args.iter().skip(2) {
+        if set.insert(Bytes::copy_from_slice(m)) {
+            added += 1;
+            bytes += elem_bytes(&[m]);
+        }
+    }
+    e.grew(bytes);
+    drop(e);
     ctx.dirty += added as u64;
     ctx.reply.int(added as i64);
 }
@@ -85,21 +102,26 @@ pub fn hset(ctx: &mut Ctx, args: &Args) {
         ));
     }
     let key = args.get(1);
-    let Some(hash) = get_or_create!(ctx, key, Hash, Default::default()) else {
+    let Some(mut e) = get_or_create!(ctx, key, Hash) else {
+        return;
+    };
+    let Value::Hash(hash) = e.value_mut() else {
         return;
     };
     let mut created = 0;
+    let mut bytes = 0;
     for i in (2..args.len()).step_by(2) {
+        let (f, v) = (args.get(i), args.get(i + 1));
         if hash
-            .insert(
-                Bytes::copy_from_slice(args.get(i)),
-                Bytes::copy_from_slice(args.get(i + 1)),
-            )
+            .insert(Bytes::copy_from_slice(f), Bytes::copy_from_slice(v))
             .is_none()
         {
             created += 1;
+            bytes += elem_bytes(&[f, v]);
         }
     }
+    e.grew(bytes);
+    drop(e);
     ctx.dirty += 1;
     ctx.reply.int(created);
 }
@@ -153,15 +175,22 @@ pub fn zadd(ctx: &mut Ctx, args: &Args) {
         }
     }
     let key = args.get(1);
-    let Some(zset) = get_or_create!(ctx, key, ZSet, Default::default()) else {
+    let Some(mut e) = get_or_create!(ctx, key, ZSet) else {
+        return;
+    };
+    let Value::ZSet(zset) = e.value_mut() else {
         return;
     };
     let mut added = 0;
+    let mut bytes = 0;
     for (score, member) in pairs {
         if zset.insert(Bytes::copy_from_slice(member), score).is_none() {
             added += 1;
+            bytes += elem_bytes(&[member]);
         }
     }
+    e.grew(bytes);
+    drop(e);
     ctx.dirty += 1;
     ctx.reply.int(added);
 }

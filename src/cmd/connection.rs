@@ -351,7 +351,7 @@ fn kill_handle(ctx: &mut Ctx, h: &crate::client::ClientHandle) {
         // Killing ourselves: reply first, then close, as Redis does.
         ctx.client.close_after_reply = true;
     } else {
-        h.kill();
+        ctx.srv.kill_client(h.id);
     }
 }
 

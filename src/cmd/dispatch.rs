@@ -112,6 +112,29 @@ fn run_command(
             "NOAUTH Authentication required.",
         );
     }
+    // Commands that may grow memory make room first (Redis's
+    // performEvictions); inside MULTI any queued command counts, since
+    // queuing itself takes memory, and EXEC counts if it queued one.
+    if srv.config.maxmemory.load(Relaxed) != 0 {
+        let queuing = state.multi.is_some() && spec.flags & flag::NOT_QUEUED == 0;
+        let exec_grows = state.multi.is_some()
+            && spec.name == "exec"
+            && state
+                .multi
+                .as_ref()
+                .is_some_and(|q| q.iter().any(queued_denyoom));
+        if (spec.flags & flag::DENYOOM != 0 || queuing || exec_grows)
+            && !crate::eviction::perform_evictions(srv)
+        {
+            return reject(
+                state,
+                reply,
+                stats,
+                Some(resolved.id),
+                "OOM command not allowed when used memory > 'maxmemory'.",
+            );
+        }
+    }
     if state.multi.is_some() && spec.flags & flag::NOT_QUEUED == 0 {
         if spec.flags & flag::NO_MULTI != 0 {
             return reject(
@@ -133,6 +156,14 @@ fn run_command(
     }
     let locked = lock_for(srv, resolved, args);
     run_locked(srv, state, resolved, args, reply, stats, locked);
+}
+
+fn queued_denyoom(q: &OwnedArgs) -> bool {
+    let args = q.args();
+    match lookup(args.get(0), (args.len() > 1).then(|| args.get(1))) {
+        Lookup::Found(r) => r.spec.flags & flag::DENYOOM != 0,
+        _ => false,
+    }
 }
 
 /// Runs a resolved, checked command with its shards already locked, and
@@ -165,6 +196,11 @@ fn run_locked<'a>(
     let dirty = ctx.dirty;
     if dirty > 0 && spec.flags & flag::WRITE != 0 {
         touch_written_keys(&mut ctx, spec, args);
+    }
+    if dirty > 0 && srv.config.maxmemory.load(Relaxed) != 0 {
+        // Keep the memory figure eviction reads exact after every write.
+        ctx.locked
+            .for_each_indexed(|idx, shard| srv.refresh_shard_mem(idx, shard));
     }
     let db = ctx.client.db;
     let locked = ctx.locked;

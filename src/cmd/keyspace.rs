@@ -58,7 +58,7 @@ pub fn keys(ctx: &mut Ctx, args: &Args) {
     for shard in ctx.locked.shards_mut() {
         for (k, _) in shard.dbs[db].iter(now) {
             if all || glob_match(pattern, k, false) {
-                found.push(k.clone());
+                found.push(Bytes::copy_from_slice(k));
             }
         }
     }
@@ -131,7 +131,7 @@ pub fn scan(ctx: &mut Ctx, args: &Args) {
             {
                 return;
             }
-            found.push(k.clone());
+            found.push(Bytes::copy_from_slice(k));
         });
         budget = budget.saturating_sub(before - pos);
         if pos == 0 {

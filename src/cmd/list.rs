@@ -7,6 +7,7 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 
 use super::{Args, Ctx};
+use crate::memory::alloc_size;
 use crate::store::{Entry, Value};
 use crate::util::parse_i64;
 
@@ -14,37 +15,30 @@ fn push(ctx: &mut Ctx, args: &Args, left: bool) {
     let key = args.get(1);
     let now = ctx.now;
     let (db, reply) = ctx.db_reply(key);
-    let len = match db.get(key, now) {
-        Some(Entry {
-            value: Value::List(list),
-            ..
-        }) => {
-            for v in args.iter().skip(2) {
-                let v = Bytes::copy_from_slice(v);
-                if left {
-                    list.push_front(v)
-                } else {
-                    list.push_back(v)
-                }
-            }
-            list.len()
-        }
-        Some(_) => return ctx.wrong_type(),
-        None => {
-            let mut list = VecDeque::with_capacity(args.len() - 2);
-            for v in args.iter().skip(2) {
-                let v = Bytes::copy_from_slice(v);
-                if left {
-                    list.push_front(v)
-                } else {
-                    list.push_back(v)
-                }
-            }
-            let len = list.len();
-            db.insert(key, Entry::new(Value::List(Box::new(list)), 0, now));
-            len
-        }
+    if db.get(key, now).is_none() {
+        let list: VecDeque<Bytes> = VecDeque::new();
+        db.insert(key, Entry::new(Value::List(Box::new(list)), 0, now));
+    }
+    let Some(mut e) = db.get_mut(key, now) else {
+        return;
     };
+    let Value::List(list) = e.value_mut() else {
+        drop(e);
+        return ctx.wrong_type();
+    };
+    let mut added = 0;
+    for v in args.iter().skip(2) {
+        added += alloc_size(v.len()) + std::mem::size_of::<Bytes>();
+        let v = Bytes::copy_from_slice(v);
+        if left {
+            list.push_front(v)
+        } else {
+            list.push_back(v)
+        }
+    }
+    let len = list.len();
+    e.grew(added);
+    drop(e);
     reply.int(len as i64);
     ctx.dirty += (args.len() - 2) as u64;
 }

@@ -136,6 +136,15 @@ impl<'a> Locked<'a> {
         v.into_iter()
     }
 
+    /// Each locked shard with its index.
+    pub fn for_each_indexed(&self, mut f: impl FnMut(usize, &Shard)) {
+        match self {
+            Locked::None => {}
+            Locked::One(i, g) => f(*i, g),
+            Locked::Many(v) => v.iter().for_each(|(i, g)| f(*i, g)),
+        }
+    }
+
     #[inline]
     fn shard(&mut self, idx: usize) -> &mut Shard {
         match self {

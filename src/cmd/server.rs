@@ -45,19 +45,6 @@ pub fn shutdown(ctx: &mut Ctx, args: &Args) {
 
 // ---------------------------------------------------------------- INFO
 
-/// Reads the resident set size from /proc (Linux).
-pub fn rss_bytes() -> usize {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| {
-            s.split_whitespace()
-                .nth(1)
-                .and_then(|v| v.parse::<usize>().ok())
-        })
-        .map(|pages| pages * 4096)
-        .unwrap_or(0)
-}
-
 const DEFAULT_SECTIONS: &[&str] = &[
     "server",
     "clients",
@@ -142,25 +129,34 @@ fn info_section(ctx: &mut Ctx, name: &str) -> Option<String> {
             );
         }
         "memory" => {
-            let rss = rss_bytes();
-            let used = rss;
-            let peak = srv.peak_memory.fetch_max(used, Relaxed).max(used);
+            let m = memory_report(ctx);
             let maxmemory = srv.config.maxmemory.load(Relaxed);
             o.push_str("# Memory\r\n");
             let _ = write!(
                 o,
-                "used_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nused_memory_peak_perc:{:.2}%\r\nused_memory_dataset:{used}\r\ntotal_system_memory:{}\r\nmaxmemory:{maxmemory}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:1.00\r\nmem_allocator:libc\r\nlazyfree_pending_objects:0\r\n",
-                bytes_to_human(used as u64),
-                bytes_to_human(rss as u64),
-                bytes_to_human(peak as u64),
-                if peak > 0 {
-                    used as f64 * 100.0 / peak as f64
-                } else {
-                    100.0
-                },
+                "used_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nused_memory_peak_perc:{:.2}%\r\nused_memory_overhead:{overhead}\r\nused_memory_startup:0\r\nused_memory_dataset:{dataset}\r\nused_memory_dataset_perc:{:.2}%\r\nallocator_allocated:{}\r\nallocator_active:{}\r\nallocator_resident:{}\r\ntotal_system_memory:{}\r\ntotal_system_memory_human:{}\r\nmaxmemory:{maxmemory}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nallocator_frag_ratio:{:.2}\r\nallocator_frag_bytes:{}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_fragmentation_bytes:{}\r\nmem_not_counted_for_evict:0\r\nmem_allocator:jemalloc-{}\r\nlazyfree_pending_objects:0\r\n",
+                bytes_to_human(m.used as u64),
+                bytes_to_human(m.rss as u64),
+                bytes_to_human(m.peak as u64),
+                m.used as f64 * 100.0 / m.peak.max(1) as f64,
+                m.dataset as f64 * 100.0 / m.used.max(1) as f64,
+                m.alloc.allocated,
+                m.alloc.active,
+                m.alloc.resident,
                 total_system_memory(),
+                bytes_to_human(total_system_memory()),
                 bytes_to_human(maxmemory),
                 srv.config.get("maxmemory-policy").unwrap_or_default(),
+                m.alloc.active as f64 / m.alloc.allocated.max(1) as f64,
+                m.alloc.active.saturating_sub(m.alloc.allocated),
+                m.rss as f64 / m.used.max(1) as f64,
+                m.rss as i64 - m.used as i64,
+                crate::memory::jemalloc_version(),
+                used = m.used,
+                rss = m.rss,
+                peak = m.peak,
+                overhead = m.used - m.dataset,
+                dataset = m.dataset,
             );
         }
         "persistence" => {
@@ -188,7 +184,7 @@ fn info_section(ctx: &mut Ctx, name: &str) -> Option<String> {
             o.push_str("# Stats\r\n");
             let _ = write!(
                 o,
-                "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{ops}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ntotal_net_repl_input_bytes:0\r\ntotal_net_repl_output_bytes:0\r\ninstantaneous_input_kbps:{:.2}\r\ninstantaneous_output_kbps:{:.2}\r\ninstantaneous_input_repl_kbps:0.00\r\ninstantaneous_output_repl_kbps:0.00\r\nrejected_connections:{}\r\nsync_full:0\r\nsync_partial_ok:0\r\nsync_partial_err:0\r\nexpired_keys:{expired}\r\nexpired_stale_perc:{:.2}\r\nexpired_time_cap_reached_count:0\r\nexpire_cycle_cpu_milliseconds:{}\r\nevicted_keys:0\r\nevicted_clients:0\r\ntotal_eviction_exceeded_time:0\r\ncurrent_eviction_exceeded_time:0\r\nkeyspace_hits:{hits}\r\nkeyspace_misses:{misses}\r\npubsub_channels:0\r\npubsub_patterns:0\r\npubsubshard_channels:0\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:0\r\nslave_expires_tracked_keys:0\r\nactive_defrag_hits:0\r\nactive_defrag_misses:0\r\nactive_defrag_key_hits:0\r\nactive_defrag_key_misses:0\r\ntotal_active_defrag_time:0\r\ncurrent_active_defrag_time:0\r\ntracking_total_keys:0\r\ntracking_total_items:0\r\ntracking_total_prefixes:0\r\nunexpected_error_replies:0\r\ntotal_error_replies:{}\r\ndump_payload_sanitizations:0\r\ntotal_reads_processed:{}\r\ntotal_writes_processed:{}\r\nio_threaded_reads_processed:0\r\nio_threaded_writes_processed:0\r\nreply_buffer_shrinks:0\r\nreply_buffer_expands:0\r\n",
+                "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{ops}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ntotal_net_repl_input_bytes:0\r\ntotal_net_repl_output_bytes:0\r\ninstantaneous_input_kbps:{:.2}\r\ninstantaneous_output_kbps:{:.2}\r\ninstantaneous_input_repl_kbps:0.00\r\ninstantaneous_output_repl_kbps:0.00\r\nrejected_connections:{}\r\nsync_full:0\r\nsync_partial_ok:0\r\nsync_partial_err:0\r\nexpired_keys:{expired}\r\nexpired_stale_perc:{:.2}\r\nexpired_time_cap_reached_count:0\r\nexpire_cycle_cpu_milliseconds:{}\r\nevicted_keys:{}\r\nevicted_clients:0\r\ntotal_eviction_exceeded_time:0\r\ncurrent_eviction_exceeded_time:0\r\nkeyspace_hits:{hits}\r\nkeyspace_misses:{misses}\r\npubsub_channels:0\r\npubsub_patterns:0\r\npubsubshard_channels:0\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:0\r\nslave_expires_tracked_keys:0\r\nactive_defrag_hits:0\r\nactive_defrag_misses:0\r\nactive_defrag_key_hits:0\r\nactive_defrag_key_misses:0\r\ntotal_active_defrag_time:0\r\ncurrent_active_defrag_time:0\r\ntracking_total_keys:0\r\ntracking_total_items:0\r\ntracking_total_prefixes:0\r\nunexpected_error_replies:0\r\ntotal_error_replies:{}\r\ndump_payload_sanitizations:0\r\ntotal_reads_processed:{}\r\ntotal_writes_processed:{}\r\nio_threaded_reads_processed:0\r\nio_threaded_writes_processed:0\r\nreply_buffer_shrinks:0\r\nreply_buffer_expands:0\r\n",
                 srv.total_connections.load(Relaxed),
                 srv.sum_workers(|w| w.commands.load(Relaxed)),
                 srv.sum_workers(|w| w.net_input.load(Relaxed)),
@@ -198,6 +194,7 @@ fn info_section(ctx: &mut Ctx, name: &str) -> Option<String> {
                 srv.rejected_connections.load(Relaxed),
                 srv.expired_stale_perc.load(Relaxed) as f64,
                 srv.expire_cycle_ms.load(Relaxed),
+                srv.evicted_keys.load(Relaxed),
                 srv.sum_workers(|w| w.error_replies.load(Relaxed)),
                 srv.sum_workers(|w| w.reads.load(Relaxed)),
                 srv.sum_workers(|w| w.writes.load(Relaxed)),
@@ -287,6 +284,42 @@ fn info_section(ctx: &mut Ctx, name: &str) -> Option<String> {
     Some(o)
 }
 
+struct MemoryReport {
+    used: usize,
+    dataset: usize,
+    rss: usize,
+    peak: usize,
+    keys: usize,
+    alloc: crate::memory::AllocatorStats,
+}
+
+/// Measures memory from the shards this command holds (all of them: INFO
+/// and MEMORY STATS lock every shard) and the allocator.
+fn memory_report(ctx: &mut Ctx) -> MemoryReport {
+    let srv = ctx.srv;
+    let mut keys = 0;
+    let mut idx = 0;
+    for shard in ctx.locked.shards_mut() {
+        srv.refresh_shard_mem(idx, shard);
+        keys += shard.dbs.iter().map(|d| d.len()).sum::<usize>();
+        idx += 1;
+    }
+    let alloc = crate::memory::allocator_stats();
+    let dataset = srv.dataset_memory();
+    srv.mem_overhead
+        .store(alloc.allocated.saturating_sub(dataset), Relaxed);
+    let used = srv.used_memory();
+    let peak = srv.peak_memory.fetch_max(used, Relaxed).max(used);
+    MemoryReport {
+        used,
+        dataset,
+        rss: crate::memory::rss_bytes(),
+        peak,
+        keys,
+        alloc,
+    }
+}
+
 fn total_system_memory() -> u64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
@@ -334,7 +367,18 @@ pub fn config_set(ctx: &mut Ctx, args: &Args) {
         .map(|i| (args.str(i).into_owned(), args.str(i + 1).into_owned()))
         .collect();
     match ctx.srv.config.set_many(&pairs) {
-        Ok(()) => ctx.reply.ok(),
+        Ok(()) => {
+            if pairs
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case("maxmemory"))
+            {
+                // Shrinking maxmemory evicts at once (bounded), as Redis's
+                // CONFIG SET does before replying.
+                ctx.srv.measure_memory();
+                crate::eviction::evict_until_within(ctx.srv, std::time::Duration::from_secs(5));
+            }
+            ctx.reply.ok()
+        }
         Err(e) => ctx.error(&e),
     }
 }
@@ -662,8 +706,8 @@ pub fn debug(ctx: &mut Ctx, args: &Args) {
                 e as *const _ as usize,
                 e.encoding(),
                 e.value.mem_size().max(1),
-                e.access & 0xFF_FFFF,
-                (now / 1000).saturating_sub(e.access as u64)
+                (e.access / 1000) & 0xFF_FFFF,
+                crate::store::idle_ms(e.access, now) / 1000
             ),
         };
         ctx.reply.simple(&line);
@@ -719,7 +763,7 @@ pub fn object_idletime(ctx: &mut Ctx, args: &Args) {
     }
     let (db, reply) = ctx.db_reply(key);
     if let Some(e) = db.lookup_read(key, now, false) {
-        reply.int((now / 1000).saturating_sub(e.access as u64) as i64);
+        reply.int((crate::store::idle_ms(e.access, now) / 1000) as i64);
     }
 }
 
@@ -732,7 +776,10 @@ pub fn object_freq(ctx: &mut Ctx, args: &Args) {
     if !lfu_policy(ctx) {
         return ctx.error("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.");
     }
-    ctx.reply.int(0);
+    let (db, reply) = ctx.db_reply(key);
+    if let Some(e) = db.lookup_read(key, now, false) {
+        reply.int(crate::eviction::lfu_decayed(e, now) as i64);
+    }
 }
 
 pub fn object_refcount(ctx: &mut Ctx, args: &Args) {
@@ -769,12 +816,6 @@ pub fn object_help(ctx: &mut Ctx, _args: &Args) {
     );
 }
 
-/// Bytes a key costs: key, value, entry and table overhead.
-pub fn memory_usage_of(key: &[u8], value: &Value) -> usize {
-    const ENTRY_OVERHEAD: usize = 56;
-    key.len() + value.mem_size() + ENTRY_OVERHEAD
-}
-
 pub fn memory_usage(ctx: &mut Ctx, args: &Args) {
     let mut j = 3;
     while j < args.len() {
@@ -790,9 +831,79 @@ pub fn memory_usage(ctx: &mut Ctx, args: &Args) {
     let key = args.get(2);
     let now = ctx.now;
     let (db, reply) = ctx.db_reply(key);
-    match db.lookup_read(key, now, false) {
-        Some(e) => reply.int(memory_usage_of(key, &e.value) as i64),
+    let live = db.get(key, now).is_some();
+    match db.key_mem(key).filter(|_| live) {
+        Some(bytes) => reply.int(bytes as i64),
         None => reply.null(),
+    }
+}
+
+pub fn memory_stats(ctx: &mut Ctx, _args: &Args) {
+    let m = memory_report(ctx);
+    let fields: Vec<(&str, f64, bool)> = vec![
+        ("peak.allocated", m.peak as f64, true),
+        ("total.allocated", m.used as f64, true),
+        ("startup.allocated", 0.0, true),
+        ("replication.backlog", 0.0, true),
+        ("clients.slaves", 0.0, true),
+        ("clients.normal", 0.0, true),
+        ("aof.buffer", 0.0, true),
+        ("overhead.total", (m.used - m.dataset) as f64, true),
+        ("keys.count", m.keys as f64, true),
+        (
+            "keys.bytes-per-key",
+            if m.keys > 0 {
+                (m.used / m.keys) as f64
+            } else {
+                0.0
+            },
+            true,
+        ),
+        ("dataset.bytes", m.dataset as f64, true),
+        (
+            "dataset.percentage",
+            m.dataset as f64 * 100.0 / m.used.max(1) as f64,
+            false,
+        ),
+        (
+            "peak.percentage",
+            m.used as f64 * 100.0 / m.peak.max(1) as f64,
+            false,
+        ),
+        ("allocator.allocated", m.alloc.allocated as f64, true),
+        ("allocator.active", m.alloc.active as f64, true),
+        ("allocator.resident", m.alloc.resident as f64, true),
+        (
+            "allocator-fragmentation.ratio",
+            m.alloc.active as f64 / m.alloc.allocated.max(1) as f64,
+            false,
+        ),
+        (
+            "allocator-fragmentation.bytes",
+            m.alloc.active.saturating_sub(m.alloc.allocated) as f64,
+            true,
+        ),
+        (
+            "rss-overhead.ratio",
+            m.rss as f64 / m.alloc.resident.max(1) as f64,
+            false,
+        ),
+        (
+            "rss-overhead.bytes",
+            m.rss as f64 - m.alloc.resident as f64,
+            true,
+        ),
+        ("fragmentation", m.rss as f64 / m.used.max(1) as f64, false),
+        ("fragmentation.bytes", m.rss as f64 - m.used as f64, true),
+    ];
+    ctx.reply.map(fields.len());
+    for (name, v, integer) in fields {
+        ctx.reply.bulk_str(name);
+        if integer {
+            ctx.reply.int(v as i64);
+        } else {
+            ctx.reply.double(v);
+        }
     }
 }
 

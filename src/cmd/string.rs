@@ -362,17 +362,14 @@ pub fn append(ctx: &mut Ctx, args: &Args) {
             if !check_string_length(ctx, (len + add.len()) as u64) {
                 return;
             }
-            if let Some(Entry {
-                value: Value::Str(v),
-                raw,
-                ..
-            }) = ctx.db(key).get(key, now)
+            if let Some(mut e) = ctx.db(key).get_mut(key, now)
+                && let Value::Str(v) = e.value_mut()
             {
                 let mut buf = Vec::with_capacity(len + add.len());
                 buf.extend_from_slice(v);
                 buf.extend_from_slice(add);
                 *v = Bytes::from(buf);
-                *raw = true;
+                e.set_raw();
             }
             len + add.len()
         }
@@ -459,28 +456,25 @@ pub fn setrange(ctx: &mut Ctx, args: &Args) {
     }
     let offset = offset as usize;
     let new_len;
-    match ctx.db(key).get(key, now) {
-        Some(Entry {
-            value: Value::Str(v),
-            raw,
-            ..
-        }) => {
-            *raw = true;
-            let mut buf = v.to_vec();
-            if buf.len() < offset + value.len() {
-                buf.resize(offset + value.len(), 0);
-            }
-            buf[offset..offset + value.len()].copy_from_slice(value);
-            new_len = buf.len();
-            *v = Bytes::from(buf);
-        }
-        _ => {
-            let mut buf = vec![0u8; offset + value.len()];
-            buf[offset..].copy_from_slice(value);
-            new_len = buf.len();
-            ctx.db(key)
-                .insert(key, Entry::new(Value::Str(Bytes::from(buf)), 0, now));
-        }
+    if let Some(mut e) = ctx.db(key).get_mut(key, now) {
+        let Value::Str(v) = e.value_mut() else {
+            return;
+        };
+        let len = v.len().max(offset + value.len());
+        // Exactly sized, so the allocation is what accounting assumes.
+        let mut buf = Vec::with_capacity(len);
+        buf.extend_from_slice(v);
+        buf.resize(len, 0);
+        buf[offset..offset + value.len()].copy_from_slice(value);
+        new_len = buf.len();
+        *v = Bytes::from(buf);
+        e.set_raw();
+    } else {
+        let mut buf = vec![0u8; offset + value.len()];
+        buf[offset..].copy_from_slice(value);
+        new_len = buf.len();
+        ctx.db(key)
+            .insert(key, Entry::new(Value::Str(Bytes::from(buf)), 0, now));
     }
     ctx.dirty += 1;
     ctx.reply.int(new_len as i64);
@@ -507,12 +501,10 @@ fn incr_by(ctx: &mut Ctx, key: &[u8], by: i64) {
     };
     let mut buf = itoa::Buffer::new();
     let text = Bytes::copy_from_slice(buf.format(new).as_bytes());
-    match db.get(key, now) {
-        Some(e) => {
-            e.value = Value::Str(text);
-            e.raw = false;
-        }
-        None => db.insert(key, Entry::new(Value::Str(text), 0, now)),
+    if let Some(mut e) = db.get_mut(key, now) {
+        e.set_value(Value::Str(text));
+    } else {
+        db.insert(key, Entry::new(Value::Str(text), 0, now));
     }
     reply.int(new);
     ctx.dirty += 1;
@@ -591,12 +583,10 @@ pub fn incrbyfloat(ctx: &mut Ctx, args: &Args) {
     let text = Bytes::from(format_human_float(new));
     let (db, reply) = ctx.db_reply(key);
     reply.bulk(&text);
-    match db.get(key, now) {
-        Some(e) => {
-            e.value = Value::Str(text);
-            e.raw = false;
-        }
-        None => db.insert(key, Entry::new(Value::Str(text), 0, now)),
+    if let Some(mut e) = db.get_mut(key, now) {
+        e.set_value(Value::Str(text));
+    } else {
+        db.insert(key, Entry::new(Value::Str(text), 0, now));
     }
     ctx.dirty += 1;
 }

@@ -13,6 +13,8 @@ pub mod slot;
 
 use bytes::Bytes;
 use indexmap::{IndexMap, IndexSet};
+
+use crate::memory::{alloc_size, array_size, swiss_table_size};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
@@ -60,6 +62,17 @@ impl Value {
         }
     }
 
+    /// Heap bytes the value holds, as the allocator counts them. Exact
+    /// for strings (their bytes are one allocation of exactly their
+    /// length); an estimate for collections, which track their growth
+    /// through `EntryMut::grew`.
+    pub fn heap_size(&self) -> usize {
+        match self {
+            Value::Str(s) => alloc_size(s.len()),
+            other => other.mem_size(),
+        }
+    }
+
     /// Approximate bytes held by the value, for MEMORY USAGE.
     pub fn mem_size(&self) -> usize {
         match self {
@@ -78,8 +91,13 @@ pub struct Entry {
     pub value: Value,
     /// Absolute expiry in Unix milliseconds; 0 when the key is persistent.
     pub expire_at: u64,
-    /// Last access time in Unix seconds (LRU clock); eviction reads it.
+    /// Last access time: Unix ms truncated to 32 bits (the LRU clock).
+    /// It wraps every ~49 days; idle times are wrapping differences, which
+    /// are right for any key touched within that window.
     pub access: u32,
+    /// LFU counter (Redis's logarithmic Morris counter), decayed by time
+    /// since `access`.
+    pub freq: u8,
     /// The string was modified in place (APPEND, SETRANGE): Redis then
     /// reports it as `raw` whatever its length. Fits in padding.
     pub raw: bool,
@@ -92,6 +110,7 @@ impl Entry {
             value,
             expire_at,
             access: lru_clock(now_ms),
+            freq: crate::eviction::LFU_INIT_VAL,
             raw: false,
         }
     }
@@ -112,7 +131,71 @@ impl Entry {
 
 #[inline]
 pub fn lru_clock(now_ms: u64) -> u32 {
-    (now_ms / 1000) as u32
+    now_ms as u32
+}
+
+/// Milliseconds since `access` (see `Entry::access`).
+#[inline]
+pub fn idle_ms(access: u32, now_ms: u64) -> u64 {
+    lru_clock(now_ms).wrapping_sub(access) as u64
+}
+
+/// Bytes an entry's key and value hold outside the table: the key's
+/// allocation, the value's, and the key's copy in the expiry index when
+/// it has a TTL.
+#[inline]
+fn entry_heap(key_len: usize, e: &Entry) -> usize {
+    let key = alloc_size(key_len);
+    key + e.value.heap_size() + if e.expire_at != 0 { key } else { 0 }
+}
+
+/// Mutable access to an entry that keeps the database's byte count
+/// right: string values are re-measured when the guard drops; collections
+/// report their growth with `grew`/`shrank`. The key and expiry cannot
+/// change through it (they live in indexes too).
+pub struct EntryMut<'a> {
+    entry: &'a mut Entry,
+    mem: &'a mut usize,
+    before: usize,
+}
+
+impl EntryMut<'_> {
+    #[inline]
+    pub fn value_mut(&mut self) -> &mut Value {
+        &mut self.entry.value
+    }
+
+    /// Replaces a string value (INCR, INCRBYFLOAT), which resets its
+    /// in-place-modified marker.
+    pub fn set_value(&mut self, v: Value) {
+        self.entry.value = v;
+        self.entry.raw = false;
+    }
+
+    pub fn set_raw(&mut self) {
+        self.entry.raw = true;
+    }
+
+    /// A collection grew by about `bytes`.
+    pub fn grew(&mut self, bytes: usize) {
+        *self.mem += bytes;
+    }
+}
+
+impl std::ops::Deref for EntryMut<'_> {
+    type Target = Entry;
+    fn deref(&self) -> &Entry {
+        self.entry
+    }
+}
+
+impl Drop for EntryMut<'_> {
+    fn drop(&mut self) {
+        if let Value::Str(s) = &self.entry.value {
+            let after = alloc_size(s.len());
+            *self.mem = (*self.mem + after).saturating_sub(self.before);
+        }
+    }
 }
 
 /// Counters kept per database, summed for INFO.
@@ -130,6 +213,9 @@ pub struct Db {
     /// Keys that have an expiry, for the active expiry cycle's sampling.
     expires: IndexSet<Bytes, BuildHasher>,
     pub stats: DbStats,
+    /// Heap bytes of keys and values (`entry_heap` summed), kept exact on
+    /// every change; table slots are added by `mem_total`.
+    mem: usize,
 }
 
 impl Db {
@@ -145,28 +231,73 @@ impl Db {
         self.expires.len()
     }
 
+    /// Bytes this database holds: entries plus both tables' slots.
+    pub fn mem_total(&self) -> usize {
+        const SLOT: usize = 8 + std::mem::size_of::<Bytes>() + std::mem::size_of::<Entry>();
+        const EXPIRE_SLOT: usize = 8 + std::mem::size_of::<Bytes>();
+        let (cap, ecap) = (self.map.capacity(), self.expires.capacity());
+        self.mem
+            + array_size(cap, SLOT)
+            + swiss_table_size(cap, 8)
+            + array_size(ecap, EXPIRE_SLOT)
+            + swiss_table_size(ecap, 8)
+    }
+
+    /// Bytes `key` costs (MEMORY USAGE): its heap plus one slot in each
+    /// table it is in.
+    pub fn key_mem(&self, key: &[u8]) -> Option<usize> {
+        const SLOT: usize = 8 + std::mem::size_of::<Bytes>() + std::mem::size_of::<Entry>();
+        let e = self.map.get(key)?;
+        let slots = SLOT
+            + 9
+            + if e.expire_at != 0 {
+                8 + std::mem::size_of::<Bytes>() + 9
+            } else {
+                0
+            };
+        Some(entry_heap(key.len(), e) + slots)
+    }
+
     /// Looks a key up, deleting it first if it has expired (lazy expiry).
     #[inline]
-    pub fn get(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
+    pub fn get(&mut self, key: &[u8], now_ms: u64) -> Option<&Entry> {
         let idx = self.map.get_index_of(key)?;
         if self.map[idx].is_expired(now_ms) {
             self.expire_at_index(idx);
             return None;
         }
-        Some(&mut self.map[idx])
+        Some(&self.map[idx])
+    }
+
+    /// `get` for modification in place (see `EntryMut`).
+    #[inline]
+    pub fn get_mut(&mut self, key: &[u8], now_ms: u64) -> Option<EntryMut<'_>> {
+        let idx = self.map.get_index_of(key)?;
+        if self.map[idx].is_expired(now_ms) {
+            self.expire_at_index(idx);
+            return None;
+        }
+        let entry = &mut self.map[idx];
+        entry.access = lru_clock(now_ms);
+        let before = entry.value.heap_size();
+        Some(EntryMut {
+            entry,
+            mem: &mut self.mem,
+            before,
+        })
     }
 
     /// Lookup for read commands: counts keyspace hits and misses and
     /// refreshes the LRU clock, as Redis's lookupKeyRead.
     #[inline]
-    pub fn get_read(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
+    pub fn get_read(&mut self, key: &[u8], now_ms: u64) -> Option<&Entry> {
         self.lookup_read(key, now_ms, true)
     }
 
     /// `get_read` with the LRU refresh optional (Redis's LOOKUP_NOTOUCH,
     /// used by EXISTS, TYPE, TTL...).
     #[inline]
-    pub fn lookup_read(&mut self, key: &[u8], now_ms: u64, touch: bool) -> Option<&mut Entry> {
+    pub fn lookup_read(&mut self, key: &[u8], now_ms: u64, touch: bool) -> Option<&Entry> {
         let Some(idx) = self.map.get_index_of(key) else {
             self.stats.misses += 1;
             return None;
@@ -179,7 +310,7 @@ impl Db {
         self.stats.hits += 1;
         let e = &mut self.map[idx];
         if touch {
-            e.access = lru_clock(now_ms);
+            crate::eviction::on_access(e, now_ms);
         }
         Some(e)
     }
@@ -202,7 +333,8 @@ impl Db {
     }
 
     fn expire_at_index(&mut self, idx: usize) {
-        if let Some((k, _)) = self.map.swap_remove_index(idx) {
+        if let Some((k, e)) = self.map.swap_remove_index(idx) {
+            self.mem = self.mem.saturating_sub(entry_heap(k.len(), &e));
             self.expires.swap_remove(&k);
             self.stats.expired += 1;
             crate::replication::propagate_expired(&k);
@@ -213,23 +345,24 @@ impl Db {
     #[inline]
     pub fn insert(&mut self, key: &[u8], entry: Entry) {
         let has_ttl = entry.expire_at != 0;
+        self.mem += entry_heap(key.len(), &entry);
         match self.map.get_full_mut(key) {
             Some((_, k, e)) => {
                 let had_ttl = e.expire_at != 0;
+                self.mem = self.mem.saturating_sub(entry_heap(k.len(), e));
                 *e = entry;
                 if had_ttl != has_ttl {
-                    let k = k.clone();
                     if has_ttl {
-                        self.expires.insert(k);
+                        self.expires.insert(Bytes::copy_from_slice(key));
                     } else {
-                        self.expires.swap_remove(&k);
+                        self.expires.swap_remove(key);
                     }
                 }
             }
             None => {
                 let k = Bytes::copy_from_slice(key);
                 if has_ttl {
-                    self.expires.insert(k.clone());
+                    self.expires.insert(Bytes::copy_from_slice(key));
                 }
                 self.map.insert(k, entry);
             }
@@ -243,18 +376,20 @@ impl Db {
         };
         let had = e.expire_at != 0;
         e.expire_at = expire_at;
+        let key_copy = alloc_size(k.len());
         if expire_at != 0 && !had {
-            let k = k.clone();
-            self.expires.insert(k);
+            self.mem += key_copy;
+            self.expires.insert(Bytes::copy_from_slice(key));
         } else if expire_at == 0 && had {
-            let k = k.clone();
-            self.expires.swap_remove(&k);
+            self.mem = self.mem.saturating_sub(key_copy);
+            self.expires.swap_remove(key);
         }
         true
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         let e = self.map.swap_remove(key)?;
+        self.mem = self.mem.saturating_sub(entry_heap(key.len(), &e));
         if e.expire_at != 0 {
             self.expires.swap_remove(key);
         }
@@ -272,12 +407,40 @@ impl Db {
     pub fn clear(&mut self) {
         self.map = IndexMap::default();
         self.expires = IndexSet::default();
+        self.mem = 0;
     }
 
     /// Key and entry at a dense index (for sampling and SCAN).
     #[inline]
     pub fn get_index(&self, idx: usize) -> Option<(&Bytes, &Entry)> {
         self.map.get_index(idx)
+    }
+
+    /// The entry, expired or not, changing nothing (not even the LRU clock).
+    pub fn peek(&self, key: &[u8]) -> Option<&Entry> {
+        self.map.get(key)
+    }
+
+    /// A random entry, from all keys or only those with a TTL.
+    pub fn sample(&self, rng: &mut Rng, volatile: bool) -> Option<(&Bytes, &Entry)> {
+        if volatile {
+            if self.expires.is_empty() {
+                return None;
+            }
+            let k = self.expires.get_index(rng.below(self.expires.len()))?;
+            self.map.get_key_value(k.as_ref())
+        } else {
+            if self.map.is_empty() {
+                return None;
+            }
+            self.map.get_index(rng.below(self.map.len()))
+        }
+    }
+
+    /// A copy of a random key (see `sample`).
+    pub fn sample_key(&self, rng: &mut Rng, volatile: bool) -> Option<Bytes> {
+        self.sample(rng, volatile)
+            .map(|(k, _)| Bytes::copy_from_slice(k))
     }
 
     /// A random live key, deleting expired keys it meets (as Redis's
@@ -292,7 +455,11 @@ impl Db {
                 self.expire_at_index(idx);
                 continue;
             }
-            return self.map.get_index(idx).map(|(k, _)| k.clone());
+            // A copy: cloning would turn the stored key into a shared one.
+            return self
+                .map
+                .get_index(idx)
+                .map(|(k, _)| Bytes::copy_from_slice(k));
         }
         None
     }

@@ -1,0 +1,384 @@
+//! Eviction under `maxmemory` (Redis's evict.c) and the per-access
+//! bookkeeping that eviction reads (LRU clock, LFU counter).
+//!
+//! Before a command that may grow memory (`denyoom`) runs, the dispatcher
+//! calls `perform_evictions`. While the memory in use exceeds maxmemory it
+//! evicts one key at a time:
+//! - random policies pick a random key (of a random non-empty shard);
+//! - LRU, LFU and TTL policies sample `maxmemory-samples` keys from every
+//!   shard's non-empty databases into a pool of the 16 best candidates
+//!   kept across calls (Redis's EvictionPoolLRU), then evict the best one
+//!   still present. Sampling every shard means the coldest keys anywhere
+//!   pay for the memory, not the shard that happened to take the write.
+//!
+//! Only one shard lock is held at a time, and never together with the
+//! command's own locks (eviction runs before the command locks).
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::server::Server;
+use crate::store::{Db, Entry, idle_ms, lru_clock};
+
+/// New keys start with this LFU counter so they are not evicted before
+/// they had a chance to be read (Redis's LFU_INIT_VAL).
+pub const LFU_INIT_VAL: u8 = 5;
+const POOL_SIZE: usize = 16;
+/// Longest one call keeps evicting before letting the command run
+/// (Redis caps an eviction step near 500 µs); the cron and later commands
+/// continue.
+const TIME_LIMIT: Duration = Duration::from_micros(500);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Policy {
+    NoEviction = 0,
+    AllKeysLru,
+    VolatileLru,
+    AllKeysLfu,
+    VolatileLfu,
+    AllKeysRandom,
+    VolatileRandom,
+    VolatileTtl,
+}
+
+impl Policy {
+    pub fn from_name(name: &str) -> Option<Policy> {
+        Some(match name {
+            "noeviction" => Policy::NoEviction,
+            "allkeys-lru" => Policy::AllKeysLru,
+            "volatile-lru" => Policy::VolatileLru,
+            "allkeys-lfu" => Policy::AllKeysLfu,
+            "volatile-lfu" => Policy::VolatileLfu,
+            "allkeys-random" => Policy::AllKeysRandom,
+            "volatile-random" => Policy::VolatileRandom,
+            "volatile-ttl" => Policy::VolatileTtl,
+            _ => return None,
+        })
+    }
+
+    fn from_u8(v: u8) -> Policy {
+        match v {
+            1 => Policy::AllKeysLru,
+            2 => Policy::VolatileLru,
+            3 => Policy::AllKeysLfu,
+            4 => Policy::VolatileLfu,
+            5 => Policy::AllKeysRandom,
+            6 => Policy::VolatileRandom,
+            7 => Policy::VolatileTtl,
+            _ => Policy::NoEviction,
+        }
+    }
+
+    /// Only keys with a TTL may be evicted.
+    pub fn volatile(self) -> bool {
+        matches!(
+            self,
+            Policy::VolatileLru
+                | Policy::VolatileLfu
+                | Policy::VolatileRandom
+                | Policy::VolatileTtl
+        )
+    }
+
+    pub fn lfu(self) -> bool {
+        matches!(self, Policy::AllKeysLfu | Policy::VolatileLfu)
+    }
+}
+
+// Read on every key access and every write; set by CONFIG.
+static POLICY: AtomicU8 = AtomicU8::new(0);
+static LFU_LOG_FACTOR: AtomicU32 = AtomicU32::new(10);
+static LFU_DECAY_TIME: AtomicU32 = AtomicU32::new(1);
+
+pub fn policy() -> Policy {
+    Policy::from_u8(POLICY.load(Relaxed))
+}
+
+pub fn set_policy(p: Policy) {
+    POLICY.store(p as u8, Relaxed);
+}
+
+pub fn set_lfu_log_factor(v: u32) {
+    LFU_LOG_FACTOR.store(v, Relaxed);
+}
+
+pub fn set_lfu_decay_time(v: u32) {
+    LFU_DECAY_TIME.store(v, Relaxed);
+}
+
+/// A key was read or written: refresh what the policy ranks by.
+#[inline]
+pub fn on_access(e: &mut Entry, now_ms: u64) {
+    if policy().lfu() {
+        e.freq = lfu_log_incr(lfu_decayed(e, now_ms));
+    }
+    e.access = lru_clock(now_ms);
+}
+
+/// The LFU counter after decay: one step down per `lfu-decay-time`
+/// minutes since the key was last accessed (Redis's LFUDecrAndReturn).
+pub fn lfu_decayed(e: &Entry, now_ms: u64) -> u8 {
+    let decay = LFU_DECAY_TIME.load(Relaxed) as u64;
+    if decay == 0 {
+        return e.freq;
+    }
+    let periods = idle_ms(e.access, now_ms) / 60_000 / decay;
+    e.freq.saturating_sub(periods.min(255) as u8)
+}
+
+/// Redis's LFULogIncr: increment with probability 1/((c-5)*factor+1), so
+/// the counter grows logarithmically with accesses.
+fn lfu_log_incr(counter: u8) -> u8 {
+    if counter == 255 {
+        return 255;
+    }
+    let base = counter.saturating_sub(LFU_INIT_VAL) as f64;
+    let p = 1.0 / (base * LFU_LOG_FACTOR.load(Relaxed) as f64 + 1.0);
+    if random_unit() < p {
+        counter + 1
+    } else {
+        counter
+    }
+}
+
+fn random_unit() -> f64 {
+    use std::cell::Cell;
+    static SEED: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
+    thread_local! {
+        static STATE: Cell<u64> =
+            Cell::new((SEED.fetch_add(0x9E37_79B9, Relaxed) ^ crate::util::now_us()) | 1);
+    }
+    STATE.with(|s| {
+        let mut x = s.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        s.set(x);
+        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    })
+}
+
+/// How much a key deserves eviction under `policy`: higher goes first.
+fn score(policy: Policy, e: &Entry, now_ms: u64) -> u64 {
+    match policy {
+        Policy::AllKeysLfu | Policy::VolatileLfu => 255 - lfu_decayed(e, now_ms) as u64,
+        Policy::VolatileTtl => u64::MAX - e.expire_at,
+        _ => idle_ms(e.access, now_ms),
+    }
+}
+
+struct Candidate {
+    score: u64,
+    shard: usize,
+    db: usize,
+    key: Bytes,
+}
+
+/// The best eviction candidates seen so far, ascending by score.
+#[derive(Default)]
+pub struct Pool {
+    cands: Vec<Candidate>,
+}
+
+impl Pool {
+    fn offer(&mut self, c: Candidate) {
+        if self.cands.len() == POOL_SIZE && c.score <= self.cands[0].score {
+            return;
+        }
+        if let Some(i) = self
+            .cands
+            .iter()
+            .position(|x| x.shard == c.shard && x.db == c.db && x.key == c.key)
+        {
+            self.cands.remove(i);
+        }
+        let pos = self.cands.partition_point(|x| x.score < c.score);
+        self.cands.insert(pos, c);
+        if self.cands.len() > POOL_SIZE {
+            self.cands.remove(0);
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.cands.clear();
+    }
+}
+
+pub type SharedPool = Mutex<Pool>;
+
+/// Frees memory until usage is within maxmemory. Returns false when it
+/// cannot (noeviction, or nothing left that the policy may evict): the
+/// caller refuses the command with OOM.
+pub fn perform_evictions(srv: &Server) -> bool {
+    let max = srv.config.maxmemory.load(Relaxed) as usize;
+    if max == 0 || srv.used_memory() <= max {
+        return true;
+    }
+    let policy = policy();
+    if policy == Policy::NoEviction {
+        return false;
+    }
+    let start = Instant::now();
+    loop {
+        if !evict_one(srv, policy) {
+            return srv.used_memory() <= max;
+        }
+        if srv.used_memory() <= max {
+            return true;
+        }
+        if start.elapsed() >= TIME_LIMIT {
+            // Progress was made; let the command run and continue on the
+            // next one, as Redis does (EVICT_RUNNING).
+            return true;
+        }
+    }
+}
+
+/// Evicts until within maxmemory or `limit` passes (CONFIG SET maxmemory
+/// shrinking, and the cron).
+pub fn evict_until_within(srv: &Server, limit: Duration) {
+    let max = srv.config.maxmemory.load(Relaxed) as usize;
+    let policy = policy();
+    if max == 0 || policy == Policy::NoEviction {
+        return;
+    }
+    let start = Instant::now();
+    while srv.used_memory() > max && start.elapsed() < limit {
+        if !evict_one(srv, policy) {
+            return;
+        }
+    }
+}
+
+fn evictable(db: &Db, volatile: bool) -> usize {
+    if volatile { db.expires_len() } else { db.len() }
+}
+
+/// Evicts one key; false if there is nothing the policy may evict.
+fn evict_one(srv: &Server, policy: Policy) -> bool {
+    let volatile = policy.volatile();
+    let nshards = srv.store.len();
+    if matches!(policy, Policy::AllKeysRandom | Policy::VolatileRandom) {
+        let first = (crate::util::now_us() as usize) % nshards;
+        for i in 0..nshards {
+            let idx = (first + i) % nshards;
+            let mut guard = srv.store.lock(idx);
+            let shard = &mut *guard;
+            let ndbs = shard.dbs.len();
+            let start_db = shard.rng.below(ndbs);
+            for d in 0..ndbs {
+                let dbi = (start_db + d) % ndbs;
+                let db = &mut shard.dbs[dbi];
+                if evictable(db, volatile) == 0 {
+                    continue;
+                }
+                if let Some(key) = db.sample_key(&mut shard.rng, volatile) {
+                    evict_key(srv, shard, idx, dbi, &key);
+                    return true;
+                }
+            }
+        }
+        return false;
+    }
+    let samples = srv.config.maxmemory_samples.load(Relaxed).max(1) as usize;
+    let mut pool = srv.eviction_pool.lock().unwrap_or_else(|e| e.into_inner());
+    for _attempt in 0..3 {
+        let now = crate::util::now_ms();
+        let mut sampled_any = false;
+        for idx in 0..nshards {
+            let mut guard = srv.store.lock(idx);
+            let shard = &mut *guard;
+            for dbi in 0..shard.dbs.len() {
+                let db = &shard.dbs[dbi];
+                if evictable(db, volatile) == 0 {
+                    continue;
+                }
+                for _ in 0..samples {
+                    let Some((key, e)) = db.sample(&mut shard.rng, volatile) else {
+                        break;
+                    };
+                    sampled_any = true;
+                    pool.offer(Candidate {
+                        score: score(policy, e, now),
+                        shard: idx,
+                        db: dbi,
+                        // A copy, not a clone: cloning a stored key would
+                        // change its representation (and its size).
+                        key: Bytes::copy_from_slice(key),
+                    });
+                }
+            }
+        }
+        if !sampled_any {
+            pool.clear();
+            return false;
+        }
+        while let Some(c) = pool.cands.pop() {
+            let mut guard = srv.store.lock(c.shard);
+            let shard = &mut *guard;
+            let still_there = match shard.dbs[c.db].peek(&c.key) {
+                Some(e) => !volatile || e.expire_at != 0,
+                None => false,
+            };
+            if still_there {
+                evict_key(srv, shard, c.shard, c.db, &c.key);
+                return true;
+            }
+        }
+    }
+    false
+}
+
+fn evict_key(srv: &Server, shard: &mut crate::store::Shard, idx: usize, db: usize, key: &[u8]) {
+    shard.dbs[db].remove(key);
+    shard.touch_watched(db, key);
+    srv.evicted_keys.fetch_add(1, Relaxed);
+    crate::replication::propagate_evicted(db, key);
+    srv.refresh_shard_mem(idx, shard);
+}
+
+/// Counter of evicted keys (INFO stats evicted_keys).
+pub type Counter = AtomicU64;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lfu_counter_is_logarithmic() {
+        set_lfu_log_factor(10);
+        let mut c = LFU_INIT_VAL;
+        for _ in 0..1000 {
+            c = lfu_log_incr(c);
+        }
+        // Redis's table: ~1k hits with factor 10 give a counter near 18.
+        assert!((10..40).contains(&c), "{c}");
+        set_lfu_log_factor(0);
+        let mut c = LFU_INIT_VAL;
+        for _ in 0..100 {
+            c = lfu_log_incr(c);
+        }
+        assert_eq!(c, 105);
+        set_lfu_log_factor(10);
+    }
+
+    #[test]
+    fn pool_keeps_the_best() {
+        let mut p = Pool::default();
+        for i in 0..40u64 {
+            p.offer(Candidate {
+                score: i,
+                shard: 0,
+                db: 0,
+                key: Bytes::from(i.to_string()),
+            });
+        }
+        assert_eq!(p.cands.len(), POOL_SIZE);
+        assert_eq!(p.cands.last().map(|c| c.score), Some(39));
+        assert_eq!(p.cands[0].score, 24);
+    }
+}
