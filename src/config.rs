@@ -57,129 +57,37 @@ const LOGLEVELS: &[&str] = &["debug", "verbose", "notice", "warning", "nothing"]
 const INT_MAX: i64 = i32::MAX as i64;
 
 /// Every parameter we know, in Redis's spelling.
+#[rustfmt::skip]
 pub static PARAMS: &[Param] = &[
     p("port", Kind::Int { min: 0, max: 65535 }, "6379", false),
     p("bind", Kind::Str, "127.0.0.1 -::1", false),
     p("requirepass", Kind::Str, "", true),
-    p(
-        "databases",
-        Kind::Int {
-            min: 1,
-            max: INT_MAX,
-        },
-        "16",
-        false,
-    ),
-    p(
-        "hz",
-        Kind::Int {
-            min: 0,
-            max: INT_MAX,
-        },
-        "10",
-        true,
-    ),
+    p("databases", Kind::Int { min: 1, max: INT_MAX }, "16", false),
+    p("hz", Kind::Int { min: 0, max: INT_MAX }, "10", true),
     p("maxmemory", Kind::Memory, "0", true),
-    p(
-        "maxmemory-policy",
-        Kind::Enum(MAXMEMORY_POLICIES),
-        "noeviction",
-        true,
-    ),
-    p(
-        "maxmemory-samples",
-        Kind::Int { min: 1, max: 64 },
-        "5",
-        true,
-    ),
+    p("maxmemory-policy", Kind::Enum(MAXMEMORY_POLICIES), "noeviction", true),
+    p("maxmemory-samples", Kind::Int { min: 1, max: 64 }, "5", true),
+    p("maxmemory-eviction-tenacity", Kind::Int { min: 0, max: 100 }, "10", true),
     p("loglevel", Kind::Enum(LOGLEVELS), "notice", true),
     p("logfile", Kind::Str, "", false),
     p("daemonize", Kind::Fixed(&["no"]), "no", false),
     p("save", Kind::Fixed(&[""]), "", true),
     p("appendonly", Kind::Fixed(&["no"]), "no", true),
     p("shards", Kind::Int { min: 1, max: 1024 }, "0", false),
-    p(
-        "timeout",
-        Kind::Int {
-            min: 0,
-            max: INT_MAX,
-        },
-        "0",
-        true,
-    ),
-    p(
-        "tcp-keepalive",
-        Kind::Int {
-            min: 0,
-            max: INT_MAX,
-        },
-        "300",
-        true,
-    ),
-    p(
-        "tcp-backlog",
-        Kind::Int {
-            min: 0,
-            max: INT_MAX,
-        },
-        "511",
-        false,
-    ),
-    p(
-        "maxclients",
-        Kind::Int {
-            min: 1,
-            max: INT_MAX,
-        },
-        "10000",
-        true,
-    ),
+    p("timeout", Kind::Int { min: 0, max: INT_MAX }, "0", true),
+    p("tcp-keepalive", Kind::Int { min: 0, max: INT_MAX }, "300", true),
+    p("tcp-backlog", Kind::Int { min: 0, max: INT_MAX }, "511", false),
+    p("maxclients", Kind::Int { min: 1, max: INT_MAX }, "10000", true),
     p("proto-max-bulk-len", Kind::Memory, "536870912", true),
-    p(
-        "client-query-buffer-limit",
-        Kind::Memory,
-        "1073741824",
-        true,
-    ),
+    p("client-query-buffer-limit", Kind::Memory, "1073741824", true),
     p("protected-mode", Kind::Bool, "yes", true),
-    p(
-        "enable-debug-command",
-        Kind::Enum(&["no", "yes", "local"]),
-        "no",
-        false,
-    ),
-    p(
-        "lfu-log-factor",
-        Kind::Int {
-            min: 0,
-            max: INT_MAX,
-        },
-        "10",
-        true,
-    ),
-    p(
-        "lfu-decay-time",
-        Kind::Int {
-            min: 0,
-            max: INT_MAX,
-        },
-        "1",
-        true,
-    ),
-    p(
-        "active-expire-effort",
-        Kind::Int { min: 1, max: 10 },
-        "1",
-        true,
-    ),
+    p("enable-debug-command", Kind::Enum(&["no", "yes", "local"]), "no", false),
+    p("lfu-log-factor", Kind::Int { min: 0, max: INT_MAX }, "10", true),
+    p("lfu-decay-time", Kind::Int { min: 0, max: INT_MAX }, "1", true),
+    p("active-expire-effort", Kind::Int { min: 1, max: 10 }, "1", true),
     p("dir", Kind::Str, ".", true),
     p("dbfilename", Kind::Str, "dump.rdb", true),
-    p(
-        "appendfsync",
-        Kind::Enum(&["always", "everysec", "no"]),
-        "everysec",
-        true,
-    ),
+    p("appendfsync", Kind::Enum(&["always", "everysec", "no"]), "everysec", true),
     p("io-threads", Kind::Int { min: 1, max: 128 }, "1", false),
     p("lazyfree-lazy-user-flush", Kind::Bool, "no", true),
     p("cluster-enabled", Kind::Fixed(&["no"]), "no", false),
@@ -295,7 +203,10 @@ impl Config {
         let int = || v.parse::<u64>().unwrap_or(0);
         match name {
             "hz" => self.hz.store(int().clamp(1, 500) as u32, Ordering::Relaxed),
-            "maxmemory" => self.maxmemory.store(int(), Ordering::Relaxed),
+            "maxmemory" => {
+                self.maxmemory.store(int(), Ordering::Relaxed);
+                crate::eviction::set_maxmemory(int() as usize);
+            }
             "proto-max-bulk-len" => self
                 .proto_max_bulk_len
                 .store(int() as usize, Ordering::Relaxed),
@@ -314,6 +225,7 @@ impl Config {
                 }
             }
             "lfu-log-factor" => crate::eviction::set_lfu_log_factor(int() as u32),
+            "maxmemory-eviction-tenacity" => crate::eviction::set_tenacity(int() as u32),
             "lfu-decay-time" => crate::eviction::set_lfu_decay_time(int() as u32),
             _ => {}
         }

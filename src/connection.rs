@@ -57,6 +57,7 @@ async fn run(srv: &Server, stream: &mut TcpStream, state: &mut ClientState, stat
     let mut wbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut decoder = Decoder::new(srv.config.proto_max_bulk_len.load(Relaxed));
     decoder.unauthenticated = !state.authenticated;
+    let mut buffers = BufferAccount::new(rbuf.capacity() + wbuf.capacity());
     loop {
         let want = decoder
             .bulk_bytes_missing(rbuf.len())
@@ -70,6 +71,9 @@ async fn run(srv: &Server, stream: &mut TcpStream, state: &mut ClientState, stat
         };
         bump(&stats.net_input, n as u64);
         bump(&stats.reads, 1);
+        // The read may have grown the buffer: count it before the commands
+        // it carries decide whether to evict.
+        buffers.update(rbuf.capacity() + wbuf.capacity());
 
         let mut close = false;
         loop {
@@ -109,6 +113,7 @@ async fn run(srv: &Server, stream: &mut TcpStream, state: &mut ClientState, stat
         decoder.consumed(keep);
         state.handle.qbuf.store(rbuf.len(), Relaxed);
 
+        buffers.update(rbuf.capacity() + wbuf.capacity());
         if !wbuf.is_empty() && write_out(stream, &mut wbuf, stats).await.is_err() {
             return;
         }
@@ -123,6 +128,33 @@ async fn run(srv: &Server, stream: &mut TcpStream, state: &mut ClientState, stat
             );
             return;
         }
+    }
+}
+
+/// Reports this connection's buffer capacity to used_memory, and takes
+/// it back when the connection ends.
+struct BufferAccount(usize);
+
+impl BufferAccount {
+    fn new(bytes: usize) -> Self {
+        crate::eviction::client_buffers_changed(0, bytes);
+        BufferAccount(bytes)
+    }
+
+    /// `BytesMut::capacity` shrinks as consumed bytes are skipped although
+    /// the allocation does not, so only growth is taken into account.
+    #[inline]
+    fn update(&mut self, bytes: usize) {
+        if bytes > self.0 {
+            crate::eviction::client_buffers_changed(self.0, bytes);
+            self.0 = bytes;
+        }
+    }
+}
+
+impl Drop for BufferAccount {
+    fn drop(&mut self) {
+        crate::eviction::client_buffers_changed(self.0, 0);
     }
 }
 

@@ -15,7 +15,7 @@
 //! command's own locks (eviction runs before the command locks).
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -27,10 +27,6 @@ use crate::store::{Db, Entry, idle_ms, lru_clock};
 /// they had a chance to be read (Redis's LFU_INIT_VAL).
 pub const LFU_INIT_VAL: u8 = 5;
 const POOL_SIZE: usize = 16;
-/// Longest one call keeps evicting before letting the command run
-/// (Redis caps an eviction step near 500 µs); the cron and later commands
-/// continue.
-const TIME_LIMIT: Duration = Duration::from_micros(500);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -91,8 +87,110 @@ impl Policy {
 
 // Read on every key access and every write; set by CONFIG.
 static POLICY: AtomicU8 = AtomicU8::new(0);
+static MAXMEMORY: AtomicUsize = AtomicUsize::new(0);
+/// Dataset bytes across all shards (each shard adds its changes).
+static DATASET: AtomicUsize = AtomicUsize::new(0);
+/// Bytes the process held before any data or client (measured once).
+static BASELINE: AtomicUsize = AtomicUsize::new(0);
+/// Capacity of every client's read and write buffers.
+static CLIENT_BUFFERS: AtomicUsize = AtomicUsize::new(0);
+static EVICTED: AtomicU64 = AtomicU64::new(0);
+
+pub fn set_maxmemory(v: usize) {
+    MAXMEMORY.store(v, Relaxed);
+}
+
+/// A shard's dataset size changed from `old` to `new` bytes.
+pub fn dataset_changed(old: usize, new: usize) {
+    if new >= old {
+        DATASET.fetch_add(new - old, Relaxed);
+    } else {
+        DATASET.fetch_sub(old - new, Relaxed);
+    }
+}
+
+pub fn dataset_memory() -> usize {
+    DATASET.load(Relaxed)
+}
+
+pub fn set_baseline(v: usize) {
+    BASELINE.store(v, Relaxed);
+}
+
+/// A client's buffers changed capacity from `old` to `new` bytes.
+pub fn client_buffers_changed(old: usize, new: usize) {
+    if new >= old {
+        CLIENT_BUFFERS.fetch_add(new - old, Relaxed);
+    } else {
+        CLIENT_BUFFERS.fetch_sub(old - new, Relaxed);
+    }
+}
+
+pub fn client_buffers() -> usize {
+    CLIENT_BUFFERS.load(Relaxed)
+}
+
+/// `used_memory`: what the process held at startup, plus the dataset
+/// (exact after every write), plus client buffers. Like Redis's own
+/// counter it moves only with real allocations, not with allocator
+/// caches; the allocator's figure is reported beside it in INFO.
+pub fn used_memory() -> usize {
+    BASELINE.load(Relaxed) + DATASET.load(Relaxed) + CLIENT_BUFFERS.load(Relaxed)
+}
+
+pub fn evicted_keys() -> u64 {
+    EVICTED.load(Relaxed)
+}
+
+/// Whether memory may grow by `extra` bytes without passing maxmemory
+/// (always, without a limit or when the policy never evicts).
+pub fn growth_allowed(extra: usize) -> bool {
+    let max = MAXMEMORY.load(Relaxed);
+    max == 0 || policy() == Policy::NoEviction || used_memory() + extra <= max
+}
+
+/// The key of `db` the policy would evict, from a sample of it (for an
+/// eviction that must stay within the shard already locked).
+pub fn local_victim(db: &Db, now_ms: u64) -> Option<Bytes> {
+    let policy = policy();
+    let volatile = policy.volatile();
+    let mut rng = crate::store::Rng::new(crate::util::now_us());
+    let mut best: Option<(u64, &[u8])> = None;
+    for _ in 0..5 {
+        let (k, e) = db.sample(&mut rng, volatile)?;
+        let s = match policy {
+            Policy::AllKeysRandom | Policy::VolatileRandom => 0,
+            p => score(p, e, now_ms),
+        };
+        if best.is_none_or(|(b, _)| s > b) {
+            best = Some((s, k));
+        }
+    }
+    best.map(|(_, k)| Bytes::copy_from_slice(k))
+}
+
+pub fn count_local_eviction(_key: &[u8]) {
+    EVICTED.fetch_add(1, Relaxed);
+}
 static LFU_LOG_FACTOR: AtomicU32 = AtomicU32::new(10);
 static LFU_DECAY_TIME: AtomicU32 = AtomicU32::new(1);
+static TENACITY: AtomicU32 = AtomicU32::new(10);
+
+pub fn set_tenacity(v: u32) {
+    TENACITY.store(v, Relaxed);
+}
+
+/// Longest one call keeps evicting before letting the command run; the
+/// cron and later commands continue. Redis's evictionTimeLimitUs: 500 µs
+/// at the default tenacity 10, unlimited at 100.
+fn time_limit() -> Duration {
+    let t = TENACITY.load(Relaxed);
+    match t {
+        0..=10 => Duration::from_micros(50 * t as u64),
+        11..=99 => Duration::from_micros((500.0 * 1.15f64.powi(t as i32 - 10)) as u64),
+        _ => Duration::MAX,
+    }
+}
 
 pub fn policy() -> Policy {
     Policy::from_u8(POLICY.load(Relaxed))
@@ -215,7 +313,7 @@ pub type SharedPool = Mutex<Pool>;
 /// caller refuses the command with OOM.
 pub fn perform_evictions(srv: &Server) -> bool {
     let max = srv.config.maxmemory.load(Relaxed) as usize;
-    if max == 0 || srv.used_memory() <= max {
+    if max == 0 || used_memory() <= max {
         return true;
     }
     let policy = policy();
@@ -225,12 +323,12 @@ pub fn perform_evictions(srv: &Server) -> bool {
     let start = Instant::now();
     loop {
         if !evict_one(srv, policy) {
-            return srv.used_memory() <= max;
+            return used_memory() <= max;
         }
-        if srv.used_memory() <= max {
+        if used_memory() <= max {
             return true;
         }
-        if start.elapsed() >= TIME_LIMIT {
+        if start.elapsed() >= time_limit() {
             // Progress was made; let the command run and continue on the
             // next one, as Redis does (EVICT_RUNNING).
             return true;
@@ -247,7 +345,7 @@ pub fn evict_until_within(srv: &Server, limit: Duration) {
         return;
     }
     let start = Instant::now();
-    while srv.used_memory() > max && start.elapsed() < limit {
+    while used_memory() > max && start.elapsed() < limit {
         if !evict_one(srv, policy) {
             return;
         }
@@ -336,13 +434,10 @@ fn evict_one(srv: &Server, policy: Policy) -> bool {
 fn evict_key(srv: &Server, shard: &mut crate::store::Shard, idx: usize, db: usize, key: &[u8]) {
     shard.dbs[db].remove(key);
     shard.touch_watched(db, key);
-    srv.evicted_keys.fetch_add(1, Relaxed);
+    EVICTED.fetch_add(1, Relaxed);
     crate::replication::propagate_evicted(db, key);
     srv.refresh_shard_mem(idx, shard);
 }
-
-/// Counter of evicted keys (INFO stats evicted_keys).
-pub type Counter = AtomicU64;
 
 #[cfg(test)]
 mod tests {

@@ -96,14 +96,10 @@ pub struct Server {
     pub expired_stale_perc: AtomicU64,
     pub expire_cycle_ms: AtomicU64,
     pub peak_memory: AtomicUsize,
-    pub evicted_keys: AtomicU64,
     pub eviction_pool: crate::eviction::SharedPool,
     /// Each shard's dataset bytes (`Db::mem_total` summed), refreshed
     /// after writes and by the cron, readable without its lock.
     shard_mem: Vec<AtomicUsize>,
-    /// Bytes allocated outside the dataset (buffers, runtime), measured
-    /// from the allocator by the cron.
-    pub mem_overhead: AtomicUsize,
 }
 
 impl Server {
@@ -141,10 +137,8 @@ impl Server {
             expired_stale_perc: AtomicU64::new(0),
             expire_cycle_ms: AtomicU64::new(0),
             peak_memory: AtomicUsize::new(0),
-            evicted_keys: AtomicU64::new(0),
             eviction_pool: Default::default(),
             shard_mem: (0..nshards).map(|_| AtomicUsize::new(0)).collect(),
-            mem_overhead: AtomicUsize::new(0),
             config,
         }
     }
@@ -180,34 +174,27 @@ impl Server {
     /// Records a shard's dataset size (call with its lock held).
     pub fn refresh_shard_mem(&self, idx: usize, shard: &Shard) {
         let total: usize = shard.dbs.iter().map(|d| d.mem_total()).sum();
-        self.shard_mem[idx].store(total, Relaxed);
+        let old = self.shard_mem[idx].swap(total, Relaxed);
+        crate::eviction::dataset_changed(old, total);
     }
 
-    /// Dataset bytes across shards, as last refreshed.
     pub fn dataset_memory(&self) -> usize {
-        self.shard_mem.iter().map(|m| m.load(Relaxed)).sum()
+        crate::eviction::dataset_memory()
     }
 
-    /// `used_memory`: the dataset, kept exact on every write, plus the
-    /// allocator-measured overhead. Cheap enough to call per command.
+    /// `used_memory` (see `eviction::used_memory`).
     pub fn used_memory(&self) -> usize {
-        self.dataset_memory() + self.mem_overhead.load(Relaxed)
+        crate::eviction::used_memory()
     }
 
-    /// Re-measures everything from the allocator: every shard's dataset,
-    /// and the overhead as what the allocator holds beyond it. Also keeps
-    /// the peak.
+    /// Re-measures every shard's dataset and keeps the peak.
     pub fn measure_memory(&self) -> crate::memory::AllocatorStats {
         for idx in 0..self.store.len() {
             let shard = self.store.lock(idx);
             self.refresh_shard_mem(idx, &shard);
         }
-        let stats = crate::memory::allocator_stats();
-        let dataset = self.dataset_memory();
-        self.mem_overhead
-            .store(stats.allocated.saturating_sub(dataset), Relaxed);
         self.peak_memory.fetch_max(self.used_memory(), Relaxed);
-        stats
+        crate::memory::allocator_stats()
     }
 
     /// Sum of a per-worker counter.
@@ -349,6 +336,9 @@ pub fn run(srv: Arc<Server>) -> std::io::Result<()> {
         threads.push(t);
     }
 
+    // Everything allocated so far (tables, runtimes, buffers of the
+    // listeners) is the fixed part of used_memory.
+    crate::eviction::set_baseline(crate::memory::allocator_stats().allocated);
     for l in &listeners {
         if let Ok(addr) = l.local_addr() {
             info!("Ready to accept connections tcp on {addr}");

@@ -115,7 +115,9 @@ fn run_command(
     // Commands that may grow memory make room first (Redis's
     // performEvictions); inside MULTI any queued command counts, since
     // queuing itself takes memory, and EXEC counts if it queued one.
-    if srv.config.maxmemory.load(Relaxed) != 0 {
+    // Like Redis, every command evicts first when over the limit; only
+    // those that may grow memory are refused when nothing can be evicted.
+    if srv.config.maxmemory.load(Relaxed) != 0 && !crate::eviction::perform_evictions(srv) {
         let queuing = state.multi.is_some() && spec.flags & flag::NOT_QUEUED == 0;
         let exec_grows = state.multi.is_some()
             && spec.name == "exec"
@@ -123,9 +125,7 @@ fn run_command(
                 .multi
                 .as_ref()
                 .is_some_and(|q| q.iter().any(queued_denyoom));
-        if (spec.flags & flag::DENYOOM != 0 || queuing || exec_grows)
-            && !crate::eviction::perform_evictions(srv)
-        {
+        if spec.flags & flag::DENYOOM != 0 || queuing || exec_grows {
             return reject(
                 state,
                 reply,

@@ -253,7 +253,7 @@ pub fn copy(ctx: &mut Ctx, args: &Args) {
         return ctx.error("ERR source and destination objects are the same");
     }
     let now = ctx.now;
-    let Some(entry) = ctx.db(src).get_read(src, now).map(|e| e.clone()) else {
+    let Some(entry) = ctx.db(src).get_read(src, now).map(|e| e.deep_copy()) else {
         return ctx.reply.int(0);
     };
     let target = ctx.db_at(dst, dst_db);
@@ -487,7 +487,7 @@ pub fn swapdb(ctx: &mut Ctx, args: &Args) {
                 |dbs: &[crate::store::Db], k: &[u8]| dbs[a].has_key(k) || dbs[b].has_key(k);
             shard.touch_watched_in_db(a, either);
             shard.touch_watched_in_db(b, either);
-            shard.dbs.swap(a, b);
+            shard.swap_dbs(a, b);
         }
     }
     ctx.dirty += 1;

@@ -194,7 +194,7 @@ fn info_section(ctx: &mut Ctx, name: &str) -> Option<String> {
                 srv.rejected_connections.load(Relaxed),
                 srv.expired_stale_perc.load(Relaxed) as f64,
                 srv.expire_cycle_ms.load(Relaxed),
-                srv.evicted_keys.load(Relaxed),
+                crate::eviction::evicted_keys(),
                 srv.sum_workers(|w| w.error_replies.load(Relaxed)),
                 srv.sum_workers(|w| w.reads.load(Relaxed)),
                 srv.sum_workers(|w| w.writes.load(Relaxed)),
@@ -298,16 +298,15 @@ struct MemoryReport {
 fn memory_report(ctx: &mut Ctx) -> MemoryReport {
     let srv = ctx.srv;
     let mut keys = 0;
-    let mut idx = 0;
-    for shard in ctx.locked.shards_mut() {
+    for (idx, shard) in ctx.locked.shards_mut().enumerate() {
         srv.refresh_shard_mem(idx, shard);
         keys += shard.dbs.iter().map(|d| d.len()).sum::<usize>();
-        idx += 1;
     }
+    // used_memory is the figure eviction works with: the exact dataset
+    // plus the overhead the cron measured from the allocator (at most
+    // 100 ms ago); allocator_allocated shows the allocator's own figure.
     let alloc = crate::memory::allocator_stats();
     let dataset = srv.dataset_memory();
-    srv.mem_overhead
-        .store(alloc.allocated.saturating_sub(dataset), Relaxed);
     let used = srv.used_memory();
     let peak = srv.peak_memory.fetch_max(used, Relaxed).max(used);
     MemoryReport {
@@ -852,11 +851,7 @@ pub fn memory_stats(ctx: &mut Ctx, _args: &Args) {
         ("keys.count", m.keys as f64, true),
         (
             "keys.bytes-per-key",
-            if m.keys > 0 {
-                (m.used / m.keys) as f64
-            } else {
-                0.0
-            },
+            (m.used.checked_div(m.keys).unwrap_or(0)) as f64,
             true,
         ),
         ("dataset.bytes", m.dataset as f64, true),

@@ -115,6 +115,17 @@ impl Entry {
         }
     }
 
+    /// A copy that shares no buffer with the original (a `Bytes` clone
+    /// would make both entries point at one shared buffer, which the
+    /// memory accounting does not model).
+    pub fn deep_copy(&self) -> Entry {
+        let value = match &self.value {
+            Value::Str(s) => Value::Str(Bytes::copy_from_slice(s)),
+            other => other.clone(),
+        };
+        Entry { value, ..*self }
+    }
+
     /// OBJECT ENCODING of this entry.
     pub fn encoding(&self) -> &'static str {
         match self.value {
@@ -216,9 +227,35 @@ pub struct Db {
     /// Heap bytes of keys and values (`entry_heap` summed), kept exact on
     /// every change; table slots are added by `mem_total`.
     mem: usize,
+    /// WATCHed keys: key → the watching clients' dirty flags. Weak, so a
+    /// client that unwatches or disconnects just drops its flag; dead
+    /// entries are pruned when met.
+    watched: HashMap<Bytes, Vec<Weak<AtomicBool>>, BuildHasher>,
 }
 
 impl Db {
+    pub fn watch(&mut self, key: &[u8], flag: &Arc<AtomicBool>) {
+        let list = self.watched.entry(Bytes::copy_from_slice(key)).or_default();
+        list.retain(|w| w.strong_count() > 0);
+        list.push(Arc::downgrade(flag));
+    }
+
+    /// Marks every client watching `key` dirty. Free when nothing is
+    /// watched.
+    #[inline]
+    pub fn touch_watched(&mut self, key: &[u8]) {
+        if self.watched.is_empty() {
+            return;
+        }
+        if let Some(list) = self.watched.remove(key) {
+            for w in list {
+                if let Some(flag) = w.upgrade() {
+                    flag.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.map.len()
     }
@@ -360,6 +397,7 @@ impl Db {
                 }
             }
             None => {
+                self.avoid_growth_past_maxmemory(entry.access);
                 let k = Bytes::copy_from_slice(key);
                 if has_ttl {
                     self.expires.insert(Bytes::copy_from_slice(key));
@@ -367,6 +405,32 @@ impl Db {
                 self.map.insert(k, entry);
             }
         }
+    }
+
+    /// The table is full and about to double. Under memory pressure that
+    /// jump alone could take usage far past maxmemory (a doubling costs
+    /// megabytes at once), so, as Redis refuses to expand its dict then
+    /// (dictExpandAllowed), evict one key of this database instead and
+    /// reuse its slot.
+    fn avoid_growth_past_maxmemory(&mut self, clock: u32) {
+        let cap = self.map.capacity();
+        if cap == 0 || self.map.len() < cap {
+            return;
+        }
+        let growth = self.table_bytes(cap * 2) - self.table_bytes(cap);
+        if crate::eviction::growth_allowed(growth) {
+            return;
+        }
+        if let Some(victim) = crate::eviction::local_victim(self, clock as u64) {
+            self.remove(&victim);
+            self.touch_watched(&victim);
+            crate::eviction::count_local_eviction(&victim);
+        }
+    }
+
+    fn table_bytes(&self, cap: usize) -> usize {
+        const SLOT: usize = 8 + std::mem::size_of::<Bytes>() + std::mem::size_of::<Entry>();
+        array_size(cap, SLOT) + swiss_table_size(cap, 8)
     }
 
     /// Changes the expiry of an existing key; returns false if absent.
@@ -574,10 +638,6 @@ pub struct Shard {
     /// Position of the active expiry cycle, so each cycle continues with
     /// the database where the previous one stopped.
     pub expire_cursor_db: usize,
-    /// WATCHed keys of this shard: key → (db, the watching client's
-    /// dirty flag). Weak, so a client that unwatches or disconnects just
-    /// drops its flag; dead entries are pruned when met.
-    watched: HashMap<Bytes, Vec<(usize, Weak<AtomicBool>)>, BuildHasher>,
 }
 
 impl Shard {
@@ -586,37 +646,18 @@ impl Shard {
             dbs: (0..databases).map(|_| Db::default()).collect(),
             rng: Rng::new(seed),
             expire_cursor_db: 0,
-            watched: HashMap::default(),
         }
     }
 
     pub fn watch(&mut self, db: usize, key: &[u8], flag: &Arc<AtomicBool>) {
-        let list = self.watched.entry(Bytes::copy_from_slice(key)).or_default();
-        list.retain(|(_, w)| w.strong_count() > 0);
-        list.push((db, Arc::downgrade(flag)));
+        self.dbs[db].watch(key, flag);
     }
 
     /// Marks every client watching `key` in `db` dirty (Redis's
     /// touchWatchedKey). Free when nothing is watched.
     #[inline]
     pub fn touch_watched(&mut self, db: usize, key: &[u8]) {
-        if self.watched.is_empty() {
-            return;
-        }
-        if let Some(list) = self.watched.get_mut(key) {
-            list.retain(|(d, w)| {
-                if *d != db {
-                    return w.strong_count() > 0;
-                }
-                if let Some(flag) = w.upgrade() {
-                    flag.store(true, Ordering::Relaxed);
-                }
-                false
-            });
-            if list.is_empty() {
-                self.watched.remove(key);
-            }
-        }
+        self.dbs[db].touch_watched(key);
     }
 
     /// Touches watched keys of `db` for which `affected` says yes (FLUSHDB,
@@ -626,26 +667,37 @@ impl Shard {
         db: usize,
         mut affected: impl FnMut(&[Db], &[u8]) -> bool,
     ) {
-        if self.watched.is_empty() {
+        if self.dbs[db].watched.is_empty() {
             return;
         }
-        let keys: Vec<Bytes> = self
+        let keys: Vec<Bytes> = self.dbs[db]
             .watched
-            .iter()
-            .filter(|(k, list)| list.iter().any(|(d, _)| *d == db) && affected(&self.dbs, k))
-            .map(|(k, _)| k.clone())
+            .keys()
+            .filter(|k| affected(&self.dbs, k))
+            .cloned()
             .collect();
         for k in keys {
-            self.touch_watched(db, &k);
+            self.dbs[db].touch_watched(&k);
         }
     }
 
     /// Drops registrations of clients that went away.
     pub fn prune_watched(&mut self) {
-        self.watched.retain(|_, list| {
-            list.retain(|(_, w)| w.strong_count() > 0);
-            !list.is_empty()
-        });
+        for db in &mut self.dbs {
+            db.watched.retain(|_, list| {
+                list.retain(|w| w.strong_count() > 0);
+                !list.is_empty()
+            });
+        }
+    }
+
+    /// SWAPDB: the data changes places, the watchers stay with their
+    /// database number (as in Redis, clients remain in the same DB).
+    pub fn swap_dbs(&mut self, a: usize, b: usize) {
+        self.dbs.swap(a, b);
+        let wa = std::mem::take(&mut self.dbs[a].watched);
+        let wb = std::mem::replace(&mut self.dbs[b].watched, wa);
+        self.dbs[a].watched = wb;
     }
 }
 
