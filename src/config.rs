@@ -19,6 +19,8 @@ pub enum Kind {
     Memory,
     Bool,
     Enum(&'static [&'static str]),
+    /// Redis's values (listed in the error) plus our own additions.
+    EnumPlus(&'static [&'static str], &'static [&'static str]),
     Str,
     /// Accepted (and shown by CONFIG GET) for compatibility; only the
     /// listed values are allowed because we implement no other behaviour.
@@ -65,7 +67,7 @@ pub static PARAMS: &[Param] = &[
     p("databases", Kind::Int { min: 1, max: INT_MAX }, "16", false),
     p("hz", Kind::Int { min: 0, max: INT_MAX }, "10", true),
     p("maxmemory", Kind::Memory, "0", true),
-    p("maxmemory-policy", Kind::Enum(MAXMEMORY_POLICIES), "noeviction", true),
+    p("maxmemory-policy", Kind::EnumPlus(MAXMEMORY_POLICIES, &["allkeys-s3fifo"]), "noeviction", true),
     p("maxmemory-samples", Kind::Int { min: 1, max: 64 }, "5", true),
     p("maxmemory-eviction-tenacity", Kind::Int { min: 0, max: 100 }, "10", true),
     p("loglevel", Kind::Enum(LOGLEVELS), "notice", true),
@@ -124,6 +126,17 @@ pub fn canonicalize(param: &Param, value: &str) -> Result<String, String> {
             "no" => Ok("no".into()),
             _ => Err("argument must be 'yes' or 'no'".into()),
         },
+        Kind::EnumPlus(values, extra) => values
+            .iter()
+            .chain(extra.iter())
+            .find(|v| v.eq_ignore_ascii_case(value))
+            .map(|v| v.to_string())
+            .ok_or_else(|| {
+                format!(
+                    "argument(s) must be one of the following: {}",
+                    values.join(", ")
+                )
+            }),
         Kind::Enum(values) => values
             .iter()
             .find(|v| v.eq_ignore_ascii_case(value))

@@ -39,6 +39,8 @@ pub enum Policy {
     AllKeysRandom,
     VolatileRandom,
     VolatileTtl,
+    /// S3-FIFO (Yang et al., SOSP 2023), see `s3fifo_evict_one`.
+    AllKeysS3Fifo,
 }
 
 impl Policy {
@@ -52,6 +54,7 @@ impl Policy {
             "allkeys-random" => Policy::AllKeysRandom,
             "volatile-random" => Policy::VolatileRandom,
             "volatile-ttl" => Policy::VolatileTtl,
+            "allkeys-s3fifo" => Policy::AllKeysS3Fifo,
             _ => return None,
         })
     }
@@ -65,6 +68,7 @@ impl Policy {
             5 => Policy::AllKeysRandom,
             6 => Policy::VolatileRandom,
             7 => Policy::VolatileTtl,
+            8 => Policy::AllKeysS3Fifo,
             _ => Policy::NoEviction,
         }
     }
@@ -151,8 +155,12 @@ pub fn growth_allowed(extra: usize) -> bool {
 
 /// The key of `db` the policy would evict, from a sample of it (for an
 /// eviction that must stay within the shard already locked).
-pub fn local_victim(db: &Db, now_ms: u64) -> Option<Bytes> {
+pub fn local_victim(db: &mut Db, now_ms: u64) -> Option<Bytes> {
     let policy = policy();
+    if policy == Policy::AllKeysS3Fifo {
+        let mut rng = crate::store::Rng::new(crate::util::now_us());
+        return db.s3fifo_victim(&mut rng, 5, now_ms, S3_MAX_ROUNDS);
+    }
     let volatile = policy.volatile();
     let mut rng = crate::store::Rng::new(crate::util::now_us());
     let mut best: Option<(u64, &[u8])> = None;
@@ -211,10 +219,28 @@ pub fn set_lfu_decay_time(v: u32) {
 /// A key was read or written: refresh what the policy ranks by.
 #[inline]
 pub fn on_access(e: &mut Entry, now_ms: u64) {
-    if policy().lfu() {
-        e.freq = lfu_log_incr(lfu_decayed(e, now_ms));
+    match policy() {
+        Policy::AllKeysLfu | Policy::VolatileLfu => {
+            e.freq = lfu_log_incr(lfu_decayed(e, now_ms));
+            e.access = lru_clock(now_ms);
+        }
+        // FIFO queues: a hit only counts (two bits, up to 3); `access`
+        // keeps the time the key entered its queue.
+        Policy::AllKeysS3Fifo => e.freq = (e.freq & S3_MAIN) | ((e.freq & 3) + 1).min(3),
+        _ => e.access = lru_clock(now_ms),
     }
-    e.access = lru_clock(now_ms);
+}
+
+/// S3-FIFO: set in `Entry::freq` for keys in the main queue.
+pub const S3_MAIN: u8 = 0x80;
+
+/// Whether policies that keep per-key counters across overwrites (LFU,
+/// S3-FIFO) are active: an overwrite is then an access, not a new key.
+pub fn keeps_history() -> bool {
+    matches!(
+        policy(),
+        Policy::AllKeysLfu | Policy::VolatileLfu | Policy::AllKeysS3Fifo
+    )
 }
 
 /// The LFU counter after decay: one step down per `lfu-decay-time`
@@ -360,6 +386,9 @@ fn evictable(db: &Db, volatile: bool) -> usize {
 fn evict_one(srv: &Server, policy: Policy) -> bool {
     let volatile = policy.volatile();
     let nshards = srv.store.len();
+    if policy == Policy::AllKeysS3Fifo {
+        return s3fifo_evict_one(srv);
+    }
     if matches!(policy, Policy::AllKeysRandom | Policy::VolatileRandom) {
         let first = (crate::util::now_us() as usize) % nshards;
         for i in 0..nshards {
@@ -437,6 +466,54 @@ fn evict_key(srv: &Server, shard: &mut crate::store::Shard, idx: usize, db: usiz
     EVICTED.fetch_add(1, Relaxed);
     crate::replication::propagate_evicted(db, key);
     srv.refresh_shard_mem(idx, shard);
+}
+
+// ------------------------------------------------------------- S3-FIFO
+//
+// S3-FIFO keeps a small FIFO queue S (10% of the keys), a main FIFO queue
+// M and a ghost queue G of keys recently evicted from S. New keys enter S
+// (or M if G remembers them). Hits only bump a 2-bit counter. Evicting
+// from S: a key hit at least once moves to M, otherwise it is evicted and
+// remembered in G. Evicting from M: a key with hits is reinserted with its
+// counter decremented, otherwise evicted. One-hit wonders (scans) thus
+// leave through the small queue without disturbing M.
+//
+// Here S is an exact FIFO per database (`store::S3State::small`), G a
+// table of key fingerprints, and M is approximated by sampling like
+// Redis's LRU: among sampled main keys, the one that entered its queue
+// longest ago is treated as the queue's tail.
+
+/// Rounds of second chances one eviction may give before it evicts the
+/// last candidate anyway (keeps each eviction bounded).
+const S3_MAX_ROUNDS: usize = 64;
+
+static S3_CURSOR: AtomicUsize = AtomicUsize::new(0);
+
+/// Evicts one key under S3-FIFO, from the shards in turn.
+fn s3fifo_evict_one(srv: &Server) -> bool {
+    let nshards = srv.store.len();
+    let samples = srv.config.maxmemory_samples.load(Relaxed).max(1) as usize;
+    for _ in 0..nshards {
+        let idx = S3_CURSOR.fetch_add(1, Relaxed) % nshards;
+        let mut guard = srv.store.lock(idx);
+        let shard = &mut *guard;
+        let ndbs = shard.dbs.len();
+        let start = shard.rng.below(ndbs);
+        for d in 0..ndbs {
+            let dbi = (start + d) % ndbs;
+            if shard.dbs[dbi].is_empty() {
+                continue;
+            }
+            let now = crate::util::now_ms();
+            if let Some(key) =
+                shard.dbs[dbi].s3fifo_victim(&mut shard.rng, samples, now, S3_MAX_ROUNDS)
+            {
+                evict_key(srv, shard, idx, dbi, &key);
+                return true;
+            }
+        }
+    }
+    false
 }
 
 #[cfg(test)]

@@ -956,3 +956,53 @@ fn used_memory_tracks_the_allocator() {
         "used_memory {used} vs allocator_allocated {allocated} (ratio {ratio:.3})"
     );
 }
+
+/// allkeys-s3fifo (ferrocache's own policy, not Redis's): memory stays
+/// bounded, and a one-pass scan of never-reread keys does not flush a
+/// working set that is read repeatedly, because scanned keys leave
+/// through the small FIFO queue.
+#[test]
+fn s3fifo_is_scan_resistant() {
+    if against_real_redis() {
+        return; // Redis has no S3-FIFO policy.
+    }
+    let srv = TestServer::start();
+    let mut con = srv.client();
+    let mut raw = srv.raw();
+    raw.roundtrip(&resp_cmd(&[b"PING"]), b"+PONG\r\n");
+    config_set(&mut con, "maxmemory-policy", "allkeys-s3fifo");
+    assert_eq!(config_get(&mut con, "maxmemory-policy"), "allkeys-s3fifo");
+    let hot: Vec<String> = (0..300).map(|i| format!("s3:hot:{i}")).collect();
+    set_all(&mut raw, &hot, 1000, None);
+    // Room for about 1000 values of 1000 bytes.
+    let max = cap_just_above_current(&mut con, 1_000_000);
+    // The working set is read twice, so it earns its place in the main
+    // queue as the scan pushes memory past the limit.
+    read_all(&mut con, &hot, 2);
+    for round in 0..4 {
+        let scan: Vec<String> = (0..1000).map(|i| format!("s3:scan:{round}:{i}")).collect();
+        set_all(&mut raw, &scan, 1000, None);
+        read_all_present(&mut con, &hot);
+        assert!(
+            used_memory(&mut con) <= max + 2000,
+            "used_memory above maxmemory {max}"
+        );
+    }
+    config_set(&mut con, "maxmemory", "0");
+    let survivors = hot
+        .iter()
+        .filter(|k| run(&mut con, &["EXISTS", k]).ok() == Some(Value::Int(1)))
+        .count();
+    assert!(
+        survivors >= 270,
+        "only {survivors} of 300 hot keys survived 4,000 scanned keys"
+    );
+    assert!(info_u64(&mut con, "stats", "evicted_keys") >= 3000);
+}
+
+/// Reads the keys that are still there (a hit counts as an access).
+fn read_all_present(con: &mut Connection, keys: &[String]) {
+    for chunk in keys.chunks(500) {
+        let _: Vec<Option<Vec<u8>>> = redis::cmd("MGET").arg(chunk).query(con).expect("MGET");
+    }
+}

@@ -231,6 +231,54 @@ pub struct Db {
     /// client that unwatches or disconnects just drops its flag; dead
     /// entries are pruned when met.
     watched: HashMap<Bytes, Vec<Weak<AtomicBool>>, BuildHasher>,
+    /// S3-FIFO queues, while that policy is in use.
+    s3: Option<Box<S3State>>,
+}
+
+/// S3-FIFO's small queue (exact FIFO of key copies) and ghost (key
+/// fingerprints of keys recently evicted from it). See eviction.rs.
+#[derive(Default)]
+pub struct S3State {
+    small: VecDeque<Bytes>,
+    ghost: Vec<u32>,
+    /// Bytes held by the queue's keys and the ghost table.
+    bytes: usize,
+}
+
+impl S3State {
+    fn key_cost(key: &[u8]) -> usize {
+        alloc_size(key.len()) + std::mem::size_of::<Bytes>()
+    }
+
+    fn fingerprint(key: &[u8]) -> (usize, u32) {
+        use std::hash::BuildHasher as _;
+        let h = foldhash::fast::FixedState::with_seed(0x5353_4649_464f).hash_one(key);
+        (h as usize, ((h >> 32) as u32) | 1)
+    }
+
+    fn ghost_contains(&self, key: &[u8]) -> bool {
+        if self.ghost.is_empty() {
+            return false;
+        }
+        let (h, fp) = Self::fingerprint(key);
+        self.ghost[h & (self.ghost.len() - 1)] == fp
+    }
+
+    /// Remembers a key evicted from the small queue. The table holds about
+    /// as many fingerprints as the database holds keys (S3-FIFO sizes its
+    /// ghost queue like the main queue); a newer key overwrites an older
+    /// one in its slot, which approximates the ghost FIFO.
+    fn ghost_insert(&mut self, key: &[u8], keys: usize) {
+        let want = keys.max(1024).next_power_of_two();
+        if self.ghost.len() < want / 2 || self.ghost.is_empty() {
+            self.bytes -= self.ghost.len() * 4;
+            self.ghost = vec![0; want];
+            self.bytes += want * 4;
+        }
+        let (h, fp) = Self::fingerprint(key);
+        let len = self.ghost.len();
+        self.ghost[h & (len - 1)] = fp;
+    }
 }
 
 impl Db {
@@ -273,7 +321,8 @@ impl Db {
         const SLOT: usize = 8 + std::mem::size_of::<Bytes>() + std::mem::size_of::<Entry>();
         const EXPIRE_SLOT: usize = 8 + std::mem::size_of::<Bytes>();
         let (cap, ecap) = (self.map.capacity(), self.expires.capacity());
-        self.mem
+        let s3 = self.s3.as_ref().map_or(0, |s| s.bytes);
+        s3 + self.mem
             + array_size(cap, SLOT)
             + swiss_table_size(cap, 8)
             + array_size(ecap, EXPIRE_SLOT)
@@ -380,13 +429,21 @@ impl Db {
 
     /// Inserts or replaces a key. Replacing keeps nothing of the old entry.
     #[inline]
-    pub fn insert(&mut self, key: &[u8], entry: Entry) {
+    pub fn insert(&mut self, key: &[u8], mut entry: Entry) {
         let has_ttl = entry.expire_at != 0;
         self.mem += entry_heap(key.len(), &entry);
         match self.map.get_full_mut(key) {
             Some((_, k, e)) => {
                 let had_ttl = e.expire_at != 0;
                 self.mem = self.mem.saturating_sub(entry_heap(k.len(), e));
+                if crate::eviction::keeps_history() {
+                    // An overwrite is an access to the key, not a new key
+                    // (Redis keeps the LFU counter in dbOverwrite).
+                    let now = entry.access as u64;
+                    entry.freq = e.freq;
+                    entry.access = e.access;
+                    crate::eviction::on_access(&mut entry, now);
+                }
                 *e = entry;
                 if had_ttl != has_ttl {
                     if has_ttl {
@@ -398,6 +455,11 @@ impl Db {
             }
             None => {
                 self.avoid_growth_past_maxmemory(entry.access);
+                if crate::eviction::policy() == crate::eviction::Policy::AllKeysS3Fifo {
+                    self.s3_admit(key, &mut entry);
+                } else if self.s3.is_some() {
+                    self.s3 = None;
+                }
                 let k = Bytes::copy_from_slice(key);
                 if has_ttl {
                     self.expires.insert(Bytes::copy_from_slice(key));
@@ -426,6 +488,84 @@ impl Db {
             self.touch_watched(&victim);
             crate::eviction::count_local_eviction(&victim);
         }
+    }
+
+    /// S3-FIFO admission: a key the ghost remembers goes to the main
+    /// queue, any other to the small queue.
+    fn s3_admit(&mut self, key: &[u8], entry: &mut Entry) {
+        let s3 = self.s3.get_or_insert_default();
+        if s3.ghost_contains(key) {
+            entry.freq = crate::eviction::S3_MAIN;
+        } else {
+            entry.freq = 0;
+            s3.bytes += S3State::key_cost(key);
+            s3.small.push_back(Bytes::copy_from_slice(key));
+        }
+    }
+
+    /// Chooses the key S3-FIFO evicts next (see eviction.rs), promoting
+    /// and reinserting keys on the way. Bounded by `max_rounds` second
+    /// chances.
+    pub fn s3fifo_victim(
+        &mut self,
+        rng: &mut Rng,
+        samples: usize,
+        now_ms: u64,
+        max_rounds: usize,
+    ) -> Option<Bytes> {
+        use crate::eviction::S3_MAIN;
+        let keys = self.map.len();
+        if keys == 0 {
+            return None;
+        }
+        let s3 = self.s3.get_or_insert_default();
+        let small_target = (keys / 10).max(1);
+        for _ in 0..max_rounds {
+            if s3.small.len() >= small_target {
+                let Some(k) = s3.small.pop_front() else {
+                    continue;
+                };
+                s3.bytes -= S3State::key_cost(&k);
+                let Some(e) = self.map.get_mut(k.as_ref()) else {
+                    continue; // deleted since it was queued
+                };
+                if e.freq & S3_MAIN != 0 {
+                    continue;
+                }
+                if e.freq & 3 >= 1 {
+                    e.freq = S3_MAIN;
+                    e.access = lru_clock(now_ms);
+                    continue;
+                }
+                s3.ghost_insert(&k, keys);
+                return Some(k);
+            }
+            // Main queue: the sampled key that entered its queue first is
+            // its tail.
+            let mut oldest: Option<(u64, usize)> = None;
+            for _ in 0..samples {
+                let i = rng.below(self.map.len());
+                let idle = idle_ms(self.map[i].access, now_ms);
+                if oldest.is_none_or(|(o, _)| idle > o) {
+                    oldest = Some((idle, i));
+                }
+            }
+            let (_, i) = oldest?;
+            let e = &mut self.map[i];
+            if e.freq & 3 > 0 {
+                e.freq = (e.freq & S3_MAIN) | ((e.freq & 3) - 1);
+                e.access = lru_clock(now_ms);
+                continue;
+            }
+            return self
+                .map
+                .get_index(i)
+                .map(|(k, _)| Bytes::copy_from_slice(k));
+        }
+        let i = rng.below(self.map.len());
+        self.map
+            .get_index(i)
+            .map(|(k, _)| Bytes::copy_from_slice(k))
     }
 
     fn table_bytes(&self, cap: usize) -> usize {
@@ -472,6 +612,7 @@ impl Db {
         self.map = IndexMap::default();
         self.expires = IndexSet::default();
         self.mem = 0;
+        self.s3 = None;
     }
 
     /// Key and entry at a dense index (for sampling and SCAN).
