@@ -309,6 +309,12 @@ pub struct Pool {
 }
 
 impl Pool {
+    /// Whether a candidate with this score would enter the pool (checked
+    /// before copying its key).
+    fn wants(&self, score: u64) -> bool {
+        self.cands.len() < POOL_SIZE || score > self.cands[0].score
+    }
+
     fn offer(&mut self, c: Candidate) {
         if self.cands.len() == POOL_SIZE && c.score <= self.cands[0].score {
             return;
@@ -429,14 +435,17 @@ fn evict_one(srv: &Server, policy: Policy) -> bool {
                         break;
                     };
                     sampled_any = true;
-                    pool.offer(Candidate {
-                        score: score(policy, e, now),
-                        shard: idx,
-                        db: dbi,
-                        // A copy, not a clone: cloning a stored key would
-                        // change its representation (and its size).
-                        key: Bytes::copy_from_slice(key),
-                    });
+                    let score = score(policy, e, now);
+                    if pool.wants(score) {
+                        pool.offer(Candidate {
+                            score,
+                            shard: idx,
+                            db: dbi,
+                            // A copy, not a clone: cloning a stored key
+                            // would change its representation (and size).
+                            key: Bytes::copy_from_slice(key),
+                        });
+                    }
                 }
             }
         }

@@ -5,6 +5,19 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use crate::protocol::decode::parse_i64;
 
+/// Unix time in ms at a given monotonic instant, from one wall-clock
+/// reading taken at the first call: commands that already read the
+/// monotonic clock (to time themselves) get the wall clock for free.
+/// A later step of the system clock is not followed, as with a monotonic
+/// clock; TTLs are relative in practice.
+#[inline]
+pub fn unix_ms_at(instant: std::time::Instant) -> u64 {
+    use std::sync::OnceLock;
+    static BASE: OnceLock<(std::time::Instant, u64)> = OnceLock::new();
+    let (base_instant, base_ms) = *BASE.get_or_init(|| (std::time::Instant::now(), now_ms()));
+    base_ms + instant.saturating_duration_since(base_instant).as_millis() as u64
+}
+
 /// Milliseconds since the Unix epoch.
 #[inline]
 pub fn now_ms() -> u64 {

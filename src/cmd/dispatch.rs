@@ -12,7 +12,7 @@ use crate::client::ClientState;
 use crate::protocol::Reply;
 use crate::server::Server;
 use crate::stats::{WorkerStats, bump};
-use crate::util::now_ms;
+use crate::util::{now_ms, unix_ms_at};
 
 /// Executes one command and appends its reply to `out`.
 pub fn execute(
@@ -24,12 +24,15 @@ pub fn execute(
 ) {
     let mark = out.len();
     let mut reply = Reply::new(out, state.resp3);
-    run_command(srv, state, args, &mut reply, stats);
+    // One monotonic reading per command: it times the command and gives
+    // its wall clock (`unix_ms_at`).
+    let started = Instant::now();
+    run_command(srv, state, args, &mut reply, stats, started);
     bump(&stats.commands, 1);
     state
         .handle
         .last_interaction_ms
-        .store(now_ms_cheap(), Relaxed);
+        .store(unix_ms_at(started), Relaxed);
 
     // CLIENT REPLY OFF/SKIP drop the reply after the fact, errors included,
     // as Redis does.
@@ -37,13 +40,6 @@ pub fn execute(
         out.truncate(mark);
     }
     state.reply_skip = std::mem::take(&mut state.reply_skip_next);
-}
-
-/// The last-interaction clock only needs seconds; reading the system
-/// clock per command is cheap enough (vDSO), kept in one place.
-#[inline]
-fn now_ms_cheap() -> u64 {
-    now_ms()
 }
 
 /// Rejects a command: error reply, counted as a rejected call, and a
@@ -71,6 +67,7 @@ fn run_command(
     args: &Args,
     reply: &mut Reply,
     stats: &WorkerStats,
+    started: Instant,
 ) {
     let resolved = match lookup(args.get(0), (args.len() > 1).then(|| args.get(1))) {
         Lookup::Found(r) => r,
@@ -155,7 +152,7 @@ fn run_command(
         return exec(srv, state, resolved, reply, stats);
     }
     let locked = lock_for(srv, resolved, args);
-    run_locked(srv, state, resolved, args, reply, stats, locked);
+    run_locked(srv, state, resolved, args, reply, stats, locked, started);
 }
 
 fn queued_denyoom(q: &OwnedArgs) -> bool {
@@ -168,6 +165,7 @@ fn queued_denyoom(q: &OwnedArgs) -> bool {
 
 /// Runs a resolved, checked command with its shards already locked, and
 /// hands the locks back (EXEC runs several commands under one set).
+#[allow(clippy::too_many_arguments)]
 fn run_locked<'a>(
     srv: &'a Server,
     state: &mut ClientState,
@@ -176,20 +174,20 @@ fn run_locked<'a>(
     reply: &mut Reply,
     stats: &WorkerStats,
     locked: Locked<'a>,
+    started: Instant,
 ) -> Locked<'a> {
     let spec = resolved.spec;
     let Some(handler) = spec.handler else {
         // A container with no subcommand given: arity already rejected it.
         return locked;
     };
-    let started = Instant::now();
     let errors_before = reply.errors;
     let mut ctx = Ctx {
         srv,
         client: state,
         reply,
         locked,
-        now: now_ms(),
+        now: unix_ms_at(started),
         dirty: 0,
     };
     handler(&mut ctx, args);
@@ -313,7 +311,16 @@ fn exec(
     crate::replication::propagate_multi();
     for (q, r) in queue.iter().zip(resolved) {
         if let Some(r) = r {
-            locked = run_locked(srv, state, r, &q.args(), reply, stats, locked);
+            locked = run_locked(
+                srv,
+                state,
+                r,
+                &q.args(),
+                reply,
+                stats,
+                locked,
+                Instant::now(),
+            );
         }
         bump(&stats.commands, 1);
     }
