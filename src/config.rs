@@ -99,6 +99,22 @@ pub fn find_param(name: &str) -> Option<&'static Param> {
     PARAMS.iter().find(|p| p.name.eq_ignore_ascii_case(name))
 }
 
+/// One of Redis's `values` (or our `extra` ones), case-insensitively; the
+/// error lists Redis's values only, as Redis's does.
+fn pick(values: &[&str], extra: &[&str], value: &str) -> Result<String, String> {
+    values
+        .iter()
+        .chain(extra.iter())
+        .find(|v| v.eq_ignore_ascii_case(value))
+        .map(|v| v.to_string())
+        .ok_or_else(|| {
+            format!(
+                "argument(s) must be one of the following: {}",
+                values.join(", ")
+            )
+        })
+}
+
 /// Checks `value` against the parameter's kind and returns the canonical
 /// form CONFIG GET shows, or the reason Redis would give.
 pub fn canonicalize(param: &Param, value: &str) -> Result<String, String> {
@@ -126,27 +142,8 @@ pub fn canonicalize(param: &Param, value: &str) -> Result<String, String> {
             "no" => Ok("no".into()),
             _ => Err("argument must be 'yes' or 'no'".into()),
         },
-        Kind::EnumPlus(values, extra) => values
-            .iter()
-            .chain(extra.iter())
-            .find(|v| v.eq_ignore_ascii_case(value))
-            .map(|v| v.to_string())
-            .ok_or_else(|| {
-                format!(
-                    "argument(s) must be one of the following: {}",
-                    values.join(", ")
-                )
-            }),
-        Kind::Enum(values) => values
-            .iter()
-            .find(|v| v.eq_ignore_ascii_case(value))
-            .map(|v| v.to_string())
-            .ok_or_else(|| {
-                format!(
-                    "argument(s) must be one of the following: {}",
-                    values.join(", ")
-                )
-            }),
+        Kind::Enum(values) => pick(values, &[], value),
+        Kind::EnumPlus(values, extra) => pick(values, extra, value),
         Kind::Fixed(values) => values
             .iter()
             .find(|v| v.eq_ignore_ascii_case(value))

@@ -10,7 +10,6 @@
 mod common;
 use common::*;
 
-use redis::{FromRedisValue, RedisResult, Value};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -18,37 +17,6 @@ use std::time::Duration;
 type Con = redis::Connection;
 
 // ------------------------------------------------------------- helpers
-
-fn cmd(args: &[&str]) -> redis::Cmd {
-    let mut c = redis::cmd(args[0]);
-    for a in &args[1..] {
-        c.arg(*a);
-    }
-    c
-}
-
-/// Runs a command that must succeed.
-fn q<T: FromRedisValue>(con: &mut Con, args: &[&str]) -> T {
-    cmd(args)
-        .query(con)
-        .unwrap_or_else(|e| panic!("{args:?} failed: {e}"))
-}
-
-/// Runs a command that must fail and returns the full error line as Redis
-/// sent it, minus the leading '-' (the redis crate splits it into code and
-/// detail; joining them back compares whole messages).
-fn q_err(con: &mut Con, args: &[&str]) -> String {
-    err_text(cmd(args).query::<Value>(con))
-}
-
-fn err_text<T: std::fmt::Debug>(r: RedisResult<T>) -> String {
-    let e = r.expect_err("expected an error reply");
-    match (e.code(), e.detail()) {
-        (Some(code), Some(detail)) => format!("{code} {detail}"),
-        (Some(code), None) => code.to_string(),
-        _ => panic!("not a server error reply: {e}"),
-    }
-}
 
 /// CONFIG GET of one parameter; fails the test unless exactly that
 /// parameter comes back.

@@ -11,46 +11,13 @@
 mod common;
 use common::*;
 
-use redis::{FromRedisValue, RedisResult, Value};
+use redis::Value;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 type Con = redis::Connection;
 
 // ------------------------------------------------------------- helpers
-
-fn cmd(args: &[&str]) -> redis::Cmd {
-    let mut c = redis::cmd(args[0]);
-    for a in &args[1..] {
-        c.arg(*a);
-    }
-    c
-}
-
-/// Runs a command that must succeed.
-fn q<T: FromRedisValue>(con: &mut Con, args: &[&str]) -> T {
-    cmd(args)
-        .query(con)
-        .unwrap_or_else(|e| panic!("{args:?} failed: {e}"))
-}
-
-/// Runs a command that must fail and returns the full error text.
-fn q_err(con: &mut Con, args: &[&str]) -> String {
-    err_text(cmd(args).query::<Value>(con))
-}
-
-/// The full error line as Redis sent it, minus the leading '-': code and
-/// detail joined by one space, e.g. "ERR syntax error". The redis crate
-/// splits the line into code and detail; joining them back is the most
-/// robust way to compare whole messages.
-fn err_text<T: std::fmt::Debug>(r: RedisResult<T>) -> String {
-    let e = r.expect_err("expected an error reply");
-    match (e.code(), e.detail()) {
-        (Some(code), Some(detail)) => format!("{code} {detail}"),
-        (Some(code), None) => code.to_string(),
-        _ => panic!("not a server error reply: {e}"),
-    }
-}
 
 /// Reads exactly one complete RESP2/RESP3 reply and returns its raw bytes.
 fn read_reply(c: &mut RawConn) -> Vec<u8> {

@@ -399,3 +399,39 @@ impl TestServer {
         self.wait_exit(Duration::from_secs(20))
     }
 }
+
+// ------------------------------------------------- command helpers
+
+/// A `redis::Cmd` from string arguments.
+pub fn cmd(args: &[&str]) -> redis::Cmd {
+    let mut c = redis::cmd(args[0]);
+    for a in &args[1..] {
+        c.arg(*a);
+    }
+    c
+}
+
+/// Runs a command that must succeed.
+pub fn q<T: redis::FromRedisValue>(con: &mut redis::Connection, args: &[&str]) -> T {
+    cmd(args)
+        .query(con)
+        .unwrap_or_else(|e| panic!("{args:?} failed: {e}"))
+}
+
+/// Runs a command that must fail and returns the full error text.
+pub fn q_err(con: &mut redis::Connection, args: &[&str]) -> String {
+    err_text(cmd(args).query::<redis::Value>(con))
+}
+
+/// The full error line as Redis sent it, minus the leading '-': code and
+/// detail joined by one space, e.g. "ERR syntax error". The redis crate
+/// splits the line into code and detail; joining them back is the most
+/// robust way to compare whole messages.
+pub fn err_text<T: std::fmt::Debug>(r: redis::RedisResult<T>) -> String {
+    let e = r.expect_err("expected an error reply");
+    match (e.code(), e.detail()) {
+        (Some(code), Some(detail)) => format!("{code} {detail}"),
+        (Some(code), None) => code.to_string(),
+        _ => panic!("not a server error reply: {e}"),
+    }
+}
