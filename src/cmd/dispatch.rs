@@ -7,7 +7,7 @@ use std::time::Instant;
 use bytes::BytesMut;
 
 use super::table::{CommandSpec, LockSpec, Lookup, Resolved, flag, lookup};
-use super::{Args, Ctx, Locked, OwnedArgs};
+use super::{Args, Ctx, KeyShards, Locked, OwnedArgs};
 use crate::client::ClientState;
 use crate::protocol::Reply;
 use crate::server::Server;
@@ -151,8 +151,10 @@ fn run_command(
     if state.multi.is_some() && spec.name == "exec" {
         return exec(srv, state, resolved, reply, stats);
     }
-    let locked = lock_for(srv, resolved, args);
-    run_locked(srv, state, resolved, args, reply, stats, locked, started);
+    let (locked, key_shards) = lock_for(srv, resolved, args);
+    run_locked(
+        srv, state, resolved, args, reply, stats, locked, key_shards, started,
+    );
 }
 
 fn queued_denyoom(q: &OwnedArgs) -> bool {
@@ -174,6 +176,7 @@ fn run_locked<'a>(
     reply: &mut Reply,
     stats: &WorkerStats,
     locked: Locked<'a>,
+    key_shards: KeyShards,
     started: Instant,
 ) -> Locked<'a> {
     let spec = resolved.spec;
@@ -189,6 +192,7 @@ fn run_locked<'a>(
         locked,
         now: unix_ms_at(started),
         dirty: 0,
+        key_shards,
     };
     handler(&mut ctx, args);
     let dirty = ctx.dirty;
@@ -279,13 +283,21 @@ fn exec(
             }
         })
         .collect();
+    let mut per_command: Vec<KeyShards> = Vec::with_capacity(queue.len());
     for (q, r) in queue.iter().zip(&resolved) {
-        let Some(r) = r else { continue };
-        match r.spec.lock {
-            LockSpec::All => all = true,
-            LockSpec::None => {}
-            LockSpec::Keys => shards.extend(key_shards(srv, r.spec, &q.args())),
+        let mut keys = KeyShards::new();
+        if let Some(r) = r {
+            match r.spec.lock {
+                LockSpec::All => all = true,
+                LockSpec::None => {}
+                LockSpec::Keys => {
+                    keys = key_shards(srv, r.spec, &q.args());
+                    shards.extend(keys.iter().map(|(_, s)| *s));
+                    keys.sort_unstable_by_key(|(a, _)| *a);
+                }
+            }
         }
+        per_command.push(keys);
     }
     let mut locked = if all {
         Locked::all(srv)
@@ -309,7 +321,8 @@ fn exec(
     let started = Instant::now();
     reply.array(queue.len());
     crate::replication::propagate_multi();
-    for (q, r) in queue.iter().zip(resolved) {
+    // `per_command` holds addresses inside `queue`, which stays put.
+    for ((q, r), keys) in queue.iter().zip(resolved).zip(per_command) {
         if let Some(r) = r {
             locked = run_locked(
                 srv,
@@ -319,6 +332,7 @@ fn exec(
                 reply,
                 stats,
                 locked,
+                keys,
                 Instant::now(),
             );
         }
@@ -333,7 +347,7 @@ fn exec(
 }
 
 /// Shards of a keyed command's keys (unsorted, may repeat).
-fn key_shards(srv: &Server, spec: &CommandSpec, args: &Args) -> Vec<usize> {
+fn key_shards(srv: &Server, spec: &CommandSpec, args: &Args) -> KeyShards {
     let (first, last, step) = spec.keys;
     let argc = args.len() as i32;
     if first >= argc {
@@ -346,8 +360,19 @@ fn key_shards(srv: &Server, spec: &CommandSpec, args: &Args) -> Vec<usize> {
     };
     (first..=last.max(first))
         .step_by(step.max(1) as usize)
-        .map(|i| srv.store.shard_of(args.get(i as usize)))
+        .map(|i| {
+            let key = args.get(i as usize);
+            (key.as_ptr() as usize, srv.store.shard_of(key))
+        })
         .collect()
+}
+
+/// Sorted, deduplicated shard indices of `keys`, the order to lock in.
+fn lock_order(keys: &KeyShards) -> Vec<usize> {
+    let mut shards: Vec<usize> = keys.iter().map(|(_, s)| *s).collect();
+    shards.sort_unstable();
+    shards.dedup();
+    shards
 }
 
 fn protected_allowed(srv: &Server, state: &ClientState) -> bool {
@@ -359,22 +384,22 @@ fn protected_allowed(srv: &Server, state: &ClientState) -> bool {
 }
 
 /// The shards the command needs, locked in ascending order.
-pub fn lock_for<'a>(srv: &'a Server, resolved: &Resolved, args: &Args) -> Locked<'a> {
+pub fn lock_for<'a>(srv: &'a Server, resolved: &Resolved, args: &Args) -> (Locked<'a>, KeyShards) {
     match resolved.spec.lock {
-        LockSpec::None => Locked::None,
-        LockSpec::All => Locked::all(srv),
+        LockSpec::None => (Locked::None, KeyShards::new()),
+        LockSpec::All => (Locked::all(srv), KeyShards::new()),
         LockSpec::Keys => {
             let (first, last, _) = resolved.spec.keys;
             let argc = args.len() as i32;
             if first < argc && (last == first || argc == first + 1) {
                 // The common single-key case: no allocation.
                 let idx = srv.store.shard_of(args.get(first as usize));
-                return Locked::One(idx, srv.store.lock(idx));
+                return (Locked::One(idx, srv.store.lock(idx)), KeyShards::new());
             }
-            let mut shards = key_shards(srv, resolved.spec, args);
-            shards.sort_unstable();
-            shards.dedup();
-            Locked::acquire(srv, &shards)
+            let mut keys = key_shards(srv, resolved.spec, args);
+            let locked = Locked::acquire(srv, &lock_order(&keys));
+            keys.sort_unstable_by_key(|(a, _)| *a);
+            (locked, keys)
         }
     }
 }

@@ -175,7 +175,14 @@ pub struct Ctx<'a, 'r, 's> {
     /// Changes made to the dataset; non-zero makes the dispatcher
     /// propagate the command.
     pub dirty: u64,
+    /// For commands whose keys span several shards: each key argument's
+    /// address with its shard, computed once when locking (sorted by
+    /// address). Empty for single-shard commands.
+    pub key_shards: KeyShards,
 }
+
+/// (address of a key argument, its shard), sorted by address.
+pub type KeyShards = Vec<(usize, usize)>;
 
 impl<'a, 'r, 's> Ctx<'a, 'r, 's> {
     #[inline]
@@ -186,12 +193,25 @@ impl<'a, 'r, 's> Ctx<'a, 'r, 's> {
     /// The shard holding `key` (locked by the dispatcher).
     #[inline]
     pub fn shard(&mut self, key: &[u8]) -> &mut Shard {
-        let idx = match &self.locked {
+        let idx = self.shard_index(key);
+        self.locked.shard(idx)
+    }
+
+    /// The shard of `key`, reusing what locking computed: the slot is
+    /// hashed once per key per command.
+    #[inline]
+    fn shard_index(&self, key: &[u8]) -> usize {
+        match &self.locked {
             // The dispatcher locked exactly this key's shard.
             Locked::One(i, _) if !cfg!(debug_assertions) => *i,
-            _ => self.srv.store.shard_of(key),
-        };
-        self.locked.shard(idx)
+            _ => {
+                let addr = key.as_ptr() as usize;
+                match self.key_shards.binary_search_by_key(&addr, |(a, _)| *a) {
+                    Ok(pos) => self.key_shards[pos].1,
+                    Err(_) => self.srv.store.shard_of(key),
+                }
+            }
+        }
     }
 
     /// The selected database's part of `key`'s shard.
@@ -211,10 +231,7 @@ impl<'a, 'r, 's> Ctx<'a, 'r, 's> {
     /// disjoint parts of the context).
     #[inline]
     pub fn db_reply(&mut self, key: &[u8]) -> (&mut Db, &mut Reply<'r>) {
-        let idx = match &self.locked {
-            Locked::One(i, _) if !cfg!(debug_assertions) => *i,
-            _ => self.srv.store.shard_of(key),
-        };
+        let idx = self.shard_index(key);
         let db = self.client.db;
         (&mut self.locked.shard(idx).dbs[db], &mut *self.reply)
     }
