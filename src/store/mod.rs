@@ -233,6 +233,8 @@ pub struct Db {
     watched: HashMap<Bytes, Vec<Weak<AtomicBool>>, BuildHasher>,
     /// S3-FIFO queues, while that policy is in use.
     s3: Option<Box<S3State>>,
+    /// (table capacities, their bytes): see `tables_bytes`.
+    tables_cache: std::cell::Cell<((usize, usize), usize)>,
 }
 
 /// S3-FIFO's small queue (exact FIFO of key copies) and ghost (key
@@ -318,15 +320,27 @@ impl Db {
 
     /// Bytes this database holds: entries plus both tables' slots.
     pub fn mem_total(&self) -> usize {
+        let s3 = self.s3.as_ref().map_or(0, |s| s.bytes);
+        s3 + self.mem + self.tables_bytes()
+    }
+
+    /// Bytes of both tables' slots. Asked after every write, so the size
+    /// is cached until a table's capacity changes.
+    fn tables_bytes(&self) -> usize {
         const SLOT: usize = 8 + std::mem::size_of::<Bytes>() + std::mem::size_of::<Entry>();
         const EXPIRE_SLOT: usize = 8 + std::mem::size_of::<Bytes>();
-        let (cap, ecap) = (self.map.capacity(), self.expires.capacity());
-        let s3 = self.s3.as_ref().map_or(0, |s| s.bytes);
-        s3 + self.mem
-            + array_size(cap, SLOT)
+        let caps = (self.map.capacity(), self.expires.capacity());
+        let (cached_caps, bytes) = self.tables_cache.get();
+        if cached_caps == caps {
+            return bytes;
+        }
+        let (cap, ecap) = caps;
+        let bytes = array_size(cap, SLOT)
             + swiss_table_size(cap, 8)
             + array_size(ecap, EXPIRE_SLOT)
-            + swiss_table_size(ecap, 8)
+            + swiss_table_size(ecap, 8);
+        self.tables_cache.set((caps, bytes));
+        bytes
     }
 
     /// Bytes `key` costs (MEMORY USAGE): its heap plus one slot in each
