@@ -2,7 +2,6 @@
 //! thread (one writer each, so a bump is a plain load and store, not a
 //! locked instruction); INFO sums them.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use crate::cmd::table::TABLE;
@@ -101,5 +100,3 @@ pub struct Rates {
     pub input: RateSampler,
     pub output: RateSampler,
 }
-
-pub type SharedRates = Mutex<Rates>;

@@ -1641,3 +1641,24 @@ fn keys_are_binary_safe() {
     let left: Vec<Vec<u8>> = redis::cmd("KEYS").arg("*").query(&mut con).unwrap();
     assert_eq!(left, vec![b"bin\0renamed".to_vec()]);
 }
+
+/// The minimal list family: push order, length, range, and WRONGTYPE
+/// when the key holds another type (no list is created over it).
+#[test]
+fn list_push_order_and_wrong_type() {
+    let srv = TestServer::start();
+    let mut con = srv.client();
+    assert_eq!(q::<i64>(&mut con, &["RPUSH", "lp:l", "b", "c"]), 2);
+    assert_eq!(q::<i64>(&mut con, &["LPUSH", "lp:l", "a", "z"]), 4);
+    assert_eq!(q::<i64>(&mut con, &["LLEN", "lp:l"]), 4);
+    let items: Vec<String> = q(&mut con, &["LRANGE", "lp:l", "0", "-1"]);
+    assert_eq!(items, ["z", "a", "b", "c"]);
+    assert_eq!(q::<String>(&mut con, &["SET", "lp:s", "v"]), "OK");
+    for push in ["RPUSH", "LPUSH"] {
+        assert_eq!(
+            q_err(&mut con, &[push, "lp:s", "x"]),
+            "WRONGTYPE Operation against a key holding the wrong kind of value"
+        );
+    }
+    assert_eq!(q::<String>(&mut con, &["GET", "lp:s"]), "v");
+}

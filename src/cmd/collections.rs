@@ -9,31 +9,6 @@ use crate::memory::alloc_size;
 use crate::store::{Entry, Value};
 use crate::util::parse_f64;
 
-/// Gets the value at `key` for modification, creating it with `make` if
-/// absent; None (after replying WRONGTYPE) if it has another type.
-macro_rules! get_or_create {
-    ($ctx:expr, $key:expr, $variant:ident) => {{
-        let now = $ctx.now;
-        let db = $ctx.db($key);
-        if db.get($key, now).is_none() {
-            db.insert($key, Entry::new(Value::$variant(Box::default()), 0, now));
-        }
-        let is_type = matches!(
-            db.get($key, now),
-            Some(Entry {
-                value: Value::$variant(_),
-                ..
-            })
-        );
-        if is_type {
-            db.get_mut($key, now)
-        } else {
-            $ctx.wrong_type();
-            None
-        }
-    }};
-}
-
 /// Approximate bytes an element adds to a collection.
 fn elem_bytes(parts: &[&[u8]]) -> usize {
     parts.iter().map(|p| alloc_size(p.len()) + 32).sum()

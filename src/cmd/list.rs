@@ -2,8 +2,6 @@
 //! so type checks (WRONGTYPE, TYPE, SCAN TYPE) are exercised. The full
 //! list API is future work.
 
-use std::collections::VecDeque;
-
 use bytes::Bytes;
 
 use super::{Args, Ctx};
@@ -13,18 +11,11 @@ use crate::util::parse_i64;
 
 fn push(ctx: &mut Ctx, args: &Args, left: bool) {
     let key = args.get(1);
-    let now = ctx.now;
-    let (db, reply) = ctx.db_reply(key);
-    if db.get(key, now).is_none() {
-        let list: VecDeque<Bytes> = VecDeque::new();
-        db.insert(key, Entry::new(Value::List(Box::new(list)), 0, now));
-    }
-    let Some(mut e) = db.get_mut(key, now) else {
+    let Some(mut e) = get_or_create!(ctx, key, List) else {
         return;
     };
     let Value::List(list) = e.value_mut() else {
-        drop(e);
-        return ctx.wrong_type();
+        return;
     };
     let mut added = 0;
     for v in args.iter().skip(2) {
@@ -39,7 +30,7 @@ fn push(ctx: &mut Ctx, args: &Args, left: bool) {
     let len = list.len();
     e.grew(added);
     drop(e);
-    reply.int(len as i64);
+    ctx.reply.int(len as i64);
     ctx.dirty += (args.len() - 2) as u64;
 }
 

@@ -10,6 +10,35 @@
 //! One key, one lock; multi-key commands spanning shards are atomic, and
 //! since every command takes its locks in the same order none can deadlock.
 
+/// The collection at `key` for modification (`EntryMut`), created empty
+/// if absent; `None`, after replying WRONGTYPE, if the key holds another
+/// type. Shared by every collection family's write commands.
+macro_rules! get_or_create {
+    ($ctx:expr, $key:expr, $variant:ident) => {{
+        let now = $ctx.now;
+        let db = $ctx.db($key);
+        if db.get($key, now).is_none() {
+            db.insert(
+                $key,
+                $crate::store::Entry::new($crate::store::Value::$variant(Box::default()), 0, now),
+            );
+        }
+        let is_type = matches!(
+            db.get($key, now),
+            Some($crate::store::Entry {
+                value: $crate::store::Value::$variant(_),
+                ..
+            })
+        );
+        if is_type {
+            db.get_mut($key, now)
+        } else {
+            $ctx.wrong_type();
+            None
+        }
+    }};
+}
+
 pub mod collections;
 pub mod connection;
 pub mod dispatch;

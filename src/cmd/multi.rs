@@ -55,7 +55,8 @@ pub fn watch(ctx: &mut Ctx, args: &Args) {
         shard.watch(db, key, &flag);
         // A key that expires between WATCH and EXEC counts as modified.
         let expire_at = shard.dbs[db]
-            .get_index_of_live(key, now)
+            .peek(key)
+            .filter(|e| !e.is_expired(now))
             .map(|e| e.expire_at)
             .unwrap_or(0);
         ctx.client

@@ -415,11 +415,6 @@ impl Db {
         Some(e)
     }
 
-    /// The entry if present and not expired, without modifying anything.
-    pub fn get_index_of_live(&self, key: &[u8], now_ms: u64) -> Option<&Entry> {
-        self.map.get(key).filter(|e| !e.is_expired(now_ms))
-    }
-
     /// Whether the key is present (expired or not) without modifying
     /// anything.
     pub fn has_key(&self, key: &[u8]) -> bool {
