@@ -32,26 +32,8 @@ for v in BASE THREADS CLIENTS N RUNS; do
     [[ "${!v}" =~ ^[0-9]+$ ]] || die "$v must be a number, got '${!v}'"
 done
 
-if [[ -n "${FERROCACHE_BIN:-}" ]]; then
-    BIN="$FERROCACHE_BIN"
-    IS_DEFAULT=0
-else
-    BIN="$(default_bin "$ROOT")"
-    IS_DEFAULT=1
-fi
-ensure_redis_tools
-REDIS_BIN="${REDIS_BIN:-$(command -v redis-server)}"
-ensure_binary "$BIN" "$ROOT" "$IS_DEFAULT"
+resolve_binaries "$ROOT"
 make_tmpdir WORK
-
-# wrapper CPUS BIN -> path of a script running BIN under taskset (start_server
-# hands its flags straight to the binary it is given).
-wrapper() {
-    local w="$WORK/pin-$1-$(basename "$2")"
-    printf '#!/bin/sh\nexec taskset -c %q %q "$@"\n' "$1" "$2" >"$w"
-    chmod +x "$w"
-    printf '%s' "$w"
-}
 
 RESULTS="$WORK/results.tsv"
 : >"$RESULTS"
@@ -74,7 +56,7 @@ measure() {
 }
 
 REDIS_PORT="" REDIS_PID=""
-start_server REDIS_PORT REDIS_PID "$WORK/redis.log" "$(wrapper "$BASE" "$REDIS_BIN")"
+start_server REDIS_PORT REDIS_PID "$WORK/redis.log" "$(pinned_binary "$WORK" "$BASE" "$REDIS_BIN")"
 measure redis 1 "$REDIS_PORT"
 kill "$REDIS_PID"
 
@@ -82,7 +64,7 @@ for k in $CORES; do
     [[ "$k" =~ ^[1-9][0-9]*$ ]] || die "CORES entries must be positive integers, got '$k'"
     cpus="$BASE-$((BASE + k - 1))"
     FERRO_PORT="" FERRO_PID=""
-    start_server FERRO_PORT FERRO_PID "$WORK/ferrocache-$k.log" "$(wrapper "$cpus" "$BIN")" --shards "$k"
+    start_server FERRO_PORT FERRO_PID "$WORK/ferrocache-$k.log" "$(pinned_binary "$WORK" "$cpus" "$BIN")" --shards "$k"
     measure ferrocache "$k" "$FERRO_PORT"
     kill -0 "$FERRO_PID" 2>/dev/null || die "ferrocache ($k cores) exited during the benchmark"
     kill "$FERRO_PID"
@@ -91,11 +73,7 @@ done
 
 echo "## Scaling: ferrocache on k cores vs redis-server on 1 core"
 echo
-echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), host: nproc=$(nproc), $(uname -sm)"
-echo "- redis-server: $("$REDIS_BIN" --version)"
-if git -C "$ROOT" rev-parse --short HEAD >/dev/null 2>&1; then
-    echo "- ferrocache commit: $(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' (dirty tree)')"
-fi
+print_run_facts "$ROOT"
 echo "- command: CORES=\"$CORES\" SERVER_CPU_BASE=$BASE CLIENT_CPUS=$CLIENT_CPUS THREADS=$THREADS CLIENTS=$CLIENTS N=$N RUNS=$RUNS scripts/bench_scaling.sh"
 echo "- redis-benchmark -t set,get -c $CLIENTS -n $N -r 1000000 -P {1,16} --threads $THREADS, pinned to cpus $CLIENT_CPUS; servers pinned with taskset"
 echo

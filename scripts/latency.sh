@@ -33,16 +33,7 @@ for v in KEYS CONNS RUN_SECONDS LOAD_PCT RUNS; do
     [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer, got '${!v}'"
 done
 
-if [[ -n "${FERROCACHE_BIN:-}" ]]; then
-    BIN="$FERROCACHE_BIN"
-    IS_DEFAULT=0
-else
-    BIN="$(default_bin "$ROOT")"
-    IS_DEFAULT=1
-fi
-ensure_redis_tools
-REDIS_BIN="${REDIS_BIN:-$(command -v redis-server)}"
-ensure_binary "$BIN" "$ROOT" "$IS_DEFAULT"
+resolve_binaries "$ROOT"
 
 CLIENT_PIN=()
 [[ -n "${CLIENT_CPUS:-}" ]] && CLIENT_PIN=(taskset -c "$CLIENT_CPUS")
@@ -61,22 +52,9 @@ loadgen() {
 }
 
 make_tmpdir WORK
-# pinned BIN -> a wrapper that runs BIN under taskset (start_server passes
-# its flags straight to the binary it is given).
-pinned() {
-    if [[ -z "${SERVER_CPUS:-}" ]]; then
-        printf '%s' "$1"
-        return
-    fi
-    local wrapper
-    wrapper="$WORK/pinned-$(basename "$1")"
-    printf '#!/bin/sh\nexec taskset -c %q %q "$@"\n' "$SERVER_CPUS" "$1" >"$wrapper"
-    chmod +x "$wrapper"
-    printf '%s' "$wrapper"
-}
 FERRO_PORT="" FERRO_PID="" REDIS_PORT="" REDIS_PID=""
-start_server FERRO_PORT FERRO_PID "$WORK/ferrocache.log" "$(pinned "$BIN")" "${FERRO_ARGS[@]}"
-start_server REDIS_PORT REDIS_PID "$WORK/redis.log" "$(pinned "$REDIS_BIN")"
+start_server FERRO_PORT FERRO_PID "$WORK/ferrocache.log" "$(pinned_binary "$WORK" "${SERVER_CPUS:-}" "$BIN")" "${FERRO_ARGS[@]}"
+start_server REDIS_PORT REDIS_PID "$WORK/redis.log" "$(pinned_binary "$WORK" "${SERVER_CPUS:-}" "$REDIS_BIN")"
 
 for port in "$FERRO_PORT" "$REDIS_PORT"; do
     "${CLIENT_PIN[@]}" redis-benchmark -h 127.0.0.1 -p "$port" -t set -r "$KEYS" -n $((KEYS * 3)) \
@@ -111,11 +89,7 @@ kill -0 "$REDIS_PID" 2>/dev/null || die "redis-server exited during the benchmar
 
 echo "## Latency at the same offered load: ferrocache vs redis-server"
 echo
-echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), host: nproc=$(nproc), $(uname -sm)"
-echo "- redis-server: $("$REDIS_BIN" --version)"
-if git -C "$ROOT" rev-parse --short HEAD >/dev/null 2>&1; then
-    echo "- ferrocache commit: $(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' (dirty tree)')"
-fi
+print_run_facts "$ROOT"
 echo "- command: KEYS=$KEYS CONNS=$CONNS SECONDS_PER_RUN=$RUN_SECONDS LOAD_PCT=$LOAD_PCT RUNS=$RUNS SHARDS=${SHARDS:-default} SERVER_CPUS=${SERVER_CPUS:-all} CLIENT_CPUS=${CLIENT_CPUS:-all} scripts/latency.sh"
 echo "- peak GET, closed loop P=1 -c $CONNS: ferrocache $FERRO_PEAK rps, redis $REDIS_PEAK rps; offered load ${LOAD_PCT}% of Redis's peak = $RATE requests/s, open loop over $CONNS connections"
 echo
