@@ -1,0 +1,236 @@
+//! nodes.conf in Redis's format: one CLUSTER NODES line per node, then
+//! `vars currentEpoch N lastVoteEpoch M`. Written (to a temporary file,
+//! then renamed) on every change of the node table; read at start.
+//!
+//! Our one addition, in Redis 7.2's aux-field style, is the shard id:
+//! `ip:port@cport[,hostname],shard-id=<40 hex>` in the file only.
+
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+use super::{Node, SLOTS, State, nf, ranges, valid_id};
+
+/// Opens (creating) and flocks the config file, as Redis does, so two
+/// servers cannot share one nodes.conf.
+pub fn lock_file(path: &Path) -> Result<std::fs::File, String> {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .read(true)
+        .open(path)
+        .map_err(|e| format!("Can't open {} in order to acquire a lock: {e}", path.display()))?;
+    // SAFETY: flock on a descriptor we own.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        return Err(format!(
+            "Sorry, the cluster configuration file {} is already used by a different Redis Cluster node. Please make sure that different nodes use different cluster configuration files.",
+            path.display()
+        ));
+    }
+    Ok(f)
+}
+
+/// One node's CLUSTER NODES line (no newline). `in_file` adds the aux
+/// shard-id field.
+pub fn node_line(st: &State, idx: u16, in_file: bool) -> String {
+    let Some(n) = st.node(idx) else {
+        return String::new();
+    };
+    let mut s = format!("{} {}:{}@{}", n.id, n.ip, n.port, n.cport);
+    if !n.hostname.is_empty() || in_file {
+        s.push(',');
+        s.push_str(&n.hostname);
+    }
+    if in_file {
+        s.push_str(",shard-id=");
+        s.push_str(&n.shard_id);
+    }
+    let primary = n.primary.as_deref().unwrap_or("-");
+    let connected = n.flags & nf::MYSELF != 0 || n.link;
+    s.push_str(&format!(
+        " {} {} {} {} {} {}",
+        n.flag_names(),
+        primary,
+        n.ping_sent,
+        n.pong_received,
+        n.config_epoch,
+        if connected {
+            "connected"
+        } else {
+            "disconnected"
+        }
+    ));
+    for (a, b) in ranges(&st.slots_of(idx)) {
+        if a == b {
+            s.push_str(&format!(" {a}"));
+        } else {
+            s.push_str(&format!(" {a}-{b}"));
+        }
+    }
+    if idx == 0 {
+        for slot in 0..SLOTS {
+            if let Some(t) = st.migrating_to[slot].checked_sub(1).and_then(|i| st.node(i)) {
+                s.push_str(&format!(" [{slot}->-{}]", t.id));
+            }
+            if let Some(t) = st.importing_from[slot]
+                .checked_sub(1)
+                .and_then(|i| st.node(i))
+            {
+                s.push_str(&format!(" [{slot}-<-{}]", t.id));
+            }
+        }
+    }
+    s
+}
+
+pub fn save(path: &Path, st: &State) -> std::io::Result<()> {
+    let mut text = String::new();
+    for (idx, n) in st.known_nodes() {
+        if n.flags & nf::HANDSHAKE != 0 {
+            continue;
+        }
+        text.push_str(&node_line(st, idx, true));
+        text.push('\n');
+    }
+    text.push_str(&format!(
+        "vars currentEpoch {} lastVoteEpoch {}\n",
+        st.current_epoch, st.last_vote_epoch
+    ));
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)
+}
+
+fn parse_flags(s: &str) -> u16 {
+    let mut f = 0;
+    for name in s.split(',') {
+        f |= match name {
+            "myself" => nf::MYSELF,
+            "master" => nf::MASTER,
+            "slave" => nf::SLAVE,
+            "fail?" => nf::PFAIL,
+            "fail" => nf::FAIL,
+            "handshake" => nf::HANDSHAKE,
+            "noaddr" => nf::NOADDR,
+            "nofailover" => nf::NOFAILOVER,
+            _ => 0,
+        };
+    }
+    f
+}
+
+/// Loads the node table. Open slots refer to nodes by id, so they are
+/// applied after every node is known.
+pub fn load(st: &mut State, text: &str) -> Result<(), String> {
+    let mut slot_claims: Vec<(String, String)> = Vec::new();
+    let mut myself: Option<Node> = None;
+    let mut others: Vec<Node> = Vec::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.is_empty() {
+            continue;
+        }
+        if f[0] == "vars" {
+            for kv in f[1..].chunks(2) {
+                if let [k, v] = kv {
+                    let v: u64 = v.parse().map_err(|_| format!("bad vars value {v}"))?;
+                    match *k {
+                        "currentEpoch" => st.current_epoch = v,
+                        "lastVoteEpoch" => st.last_vote_epoch = v,
+                        _ => {}
+                    }
+                }
+            }
+            continue;
+        }
+        if f.len() < 8 || !valid_id(f[0]) {
+            return Err(format!("bad line: {line}"));
+        }
+        let mut addr_parts = f[1].split(',');
+        let addr = addr_parts.next().unwrap_or_default();
+        let mut hostname = String::new();
+        let mut shard_id = String::new();
+        for (i, aux) in addr_parts.enumerate() {
+            if let Some(v) = aux.strip_prefix("shard-id=") {
+                shard_id = v.to_string();
+            } else if i == 0 {
+                hostname = aux.to_string();
+            }
+        }
+        let (hostport, cport) = addr.split_once('@').unwrap_or((addr, "0"));
+        let (ip, port) = hostport.rsplit_once(':').ok_or("bad address")?;
+        let flags = parse_flags(f[2]);
+        let node = Node {
+            id: f[0].to_string(),
+            shard_id: if valid_id(&shard_id) {
+                shard_id
+            } else {
+                super::random_id()
+            },
+            ip: ip.to_string(),
+            port: port.parse().map_err(|_| "bad port")?,
+            cport: cport.parse().map_err(|_| "bad cluster port")?,
+            hostname,
+            flags: flags & !nf::HANDSHAKE,
+            primary: (f[3] != "-").then(|| f[3].to_string()),
+            config_epoch: f[6].parse().map_err(|_| "bad config epoch")?,
+            ..Node::default()
+        };
+        for spec in &f[8..] {
+            slot_claims.push((node.id.clone(), spec.to_string()));
+        }
+        if flags & nf::MYSELF != 0 {
+            myself = Some(node);
+        } else {
+            others.push(node);
+        }
+    }
+    let me = myself.ok_or("no myself line")?;
+    st.add_node(me);
+    for n in others {
+        st.add_node(n);
+    }
+    for (id, spec) in slot_claims {
+        let idx = st.lookup(&id).ok_or("unknown node")?;
+        if let Some(open) = spec.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+            // [slot->-id] migrating, [slot-<-id] importing.
+            let (slot, dir, peer) = if let Some((s, p)) = open.split_once("->-") {
+                (s, true, p)
+            } else if let Some((s, p)) = open.split_once("-<-") {
+                (s, false, p)
+            } else {
+                return Err(format!("bad open slot {spec}"));
+            };
+            let slot: usize = slot.parse().map_err(|_| "bad slot")?;
+            let peer = st.lookup(peer).ok_or("unknown node in open slot")?;
+            if slot >= SLOTS {
+                return Err("bad slot".into());
+            }
+            if dir {
+                st.migrating_to[slot] = peer + 1;
+            } else {
+                st.importing_from[slot] = peer + 1;
+            }
+            st.sync_slot(slot);
+            continue;
+        }
+        let (a, b) = match spec.split_once('-') {
+            Some((a, b)) => (a, b),
+            None => (spec.as_str(), spec.as_str()),
+        };
+        let a: usize = a.parse().map_err(|_| "bad slot")?;
+        let b: usize = b.parse().map_err(|_| "bad slot")?;
+        if a > b || b >= SLOTS {
+            return Err("bad slot range".into());
+        }
+        for s in a..=b {
+            st.set_owner(s, Some(idx));
+        }
+    }
+    Ok(())
+}
