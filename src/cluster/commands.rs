@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::nodes_conf::node_line;
-use super::{Cluster, MSG_TYPES, Node, SLOTS, State, nf, random_id, ranges};
+use super::nodes_conf::{node_line, node_line_with};
+use super::{Cluster, MSG_TYPES, Node, SLOTS, State, nf, random_id};
 use crate::cmd::{Args, Ctx};
 use crate::store::slot::key_slot;
 use crate::util::{now_ms, parse_i64};
@@ -154,8 +154,9 @@ pub fn nodes(ctx: &mut Ctx, _args: &Args) {
     let Some(cl) = cluster(ctx) else { return };
     let st = cl.lock();
     let mut out = String::new();
+    let by_node = st.ranges_by_node();
     for (idx, _) in st.known_nodes() {
-        out.push_str(&node_line(&st, idx, false));
+        out.push_str(&node_line_with(&st, idx, false, &by_node[idx as usize]));
         out.push('\n');
     }
     drop(st);
@@ -180,6 +181,7 @@ pub fn slots(ctx: &mut Ctx, _args: &Args) {
     let Some(cl) = cluster(ctx) else { return };
     let st = cl.lock();
     let mut entries: Vec<(u16, u16, Node, Vec<Node>)> = Vec::new();
+    let by_node = st.ranges_by_node();
     for (idx, n) in st.known_nodes() {
         if !n.is_primary() {
             continue;
@@ -189,7 +191,7 @@ pub fn slots(ctx: &mut Ctx, _args: &Args) {
             .filter(|(_, r)| r.primary.as_deref() == Some(&n.id) && r.flags & nf::FAIL == 0)
             .map(|(_, r)| r.clone())
             .collect();
-        for (a, b) in ranges(&st.slots_of(idx)) {
+        for &(a, b) in &by_node[idx as usize] {
             entries.push((a, b, n.clone(), replicas.clone()));
         }
     }
@@ -211,6 +213,7 @@ pub fn shards(ctx: &mut Ctx, _args: &Args) {
     let Some(cl) = cluster(ctx) else { return };
     let st = cl.lock();
     let mut shards: Vec<(Vec<(u16, u16)>, Vec<Node>)> = Vec::new();
+    let by_node = st.ranges_by_node();
     for (idx, n) in st.known_nodes() {
         if !n.is_primary() {
             continue;
@@ -221,7 +224,7 @@ pub fn shards(ctx: &mut Ctx, _args: &Args) {
                 .filter(|(_, r)| r.primary.as_deref() == Some(&n.id))
                 .map(|(_, r)| r.clone()),
         );
-        shards.push((ranges(&st.slots_of(idx)), members));
+        shards.push((by_node[idx as usize].clone(), members));
     }
     drop(st);
     ctx.reply.array(shards.len());

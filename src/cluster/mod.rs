@@ -441,6 +441,32 @@ impl State {
             .collect()
     }
 
+    /// Slots served, per node index, in one pass over the table.
+    pub fn slot_counts(&self) -> Vec<usize> {
+        let mut counts = vec![0; self.nodes.len()];
+        for s in 0..SLOTS {
+            if let Some(o) = self.table.owner(s) {
+                counts[o as usize] += 1;
+            }
+        }
+        counts
+    }
+
+    /// Each node's slot ranges, in one pass over the table.
+    pub fn ranges_by_node(&self) -> Vec<Vec<(u16, u16)>> {
+        let mut out: Vec<Vec<(u16, u16)>> = vec![Vec::new(); self.nodes.len()];
+        for s in 0..SLOTS as u16 {
+            if let Some(o) = self.table.owner(s as usize) {
+                let r = &mut out[o as usize];
+                match r.last_mut() {
+                    Some((_, end)) if *end + 1 == s => *end = s,
+                    _ => r.push((s, s)),
+                }
+            }
+        }
+        out
+    }
+
     pub fn slot_count(&self, idx: u16) -> usize {
         (0..SLOTS)
             .filter(|&s| self.table.owner(s) == Some(idx))
@@ -483,14 +509,9 @@ impl State {
         }
         let mut size = 0;
         let mut reachable = 0;
-        let mut counts: HashMap<u16, usize> = HashMap::new();
-        for s in 0..SLOTS {
-            if let Some(o) = self.table.owner(s) {
-                *counts.entry(o).or_default() += 1;
-            }
-        }
+        let counts = self.slot_counts();
         for (idx, n) in self.known_nodes() {
-            if n.is_primary() && counts.get(&idx).copied().unwrap_or(0) > 0 {
+            if n.is_primary() && counts[idx as usize] > 0 {
                 size += 1;
                 if !n.failing() {
                     reachable += 1;

@@ -5,7 +5,6 @@
 //! Our one addition, in Redis 7.2's aux-field style, is the shard id:
 //! `ip:port@cport[,hostname],shard-id=<40 hex>` in the file only.
 
-use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::path::Path;
 
@@ -34,6 +33,12 @@ pub fn lock_file(path: &Path) -> Result<std::fs::File, String> {
 /// One node's CLUSTER NODES line (no newline). `in_file` adds the aux
 /// shard-id field.
 pub fn node_line(st: &State, idx: u16, in_file: bool) -> String {
+    node_line_with(st, idx, in_file, &ranges(&st.slots_of(idx)))
+}
+
+/// `node_line` with the node's slot ranges already computed (see
+/// `State::ranges_by_node`, one pass for all nodes).
+pub fn node_line_with(st: &State, idx: u16, in_file: bool, slot_ranges: &[(u16, u16)]) -> String {
     let Some(n) = st.node(idx) else {
         return String::new();
     };
@@ -61,7 +66,7 @@ pub fn node_line(st: &State, idx: u16, in_file: bool) -> String {
             "disconnected"
         }
     ));
-    for (a, b) in ranges(&st.slots_of(idx)) {
+    for &(a, b) in slot_ranges {
         if a == b {
             s.push_str(&format!(" {a}"));
         } else {
@@ -86,11 +91,12 @@ pub fn node_line(st: &State, idx: u16, in_file: bool) -> String {
 
 pub fn save(path: &Path, st: &State) -> std::io::Result<()> {
     let mut text = String::new();
+    let by_node = st.ranges_by_node();
     for (idx, n) in st.known_nodes() {
         if n.flags & nf::HANDSHAKE != 0 {
             continue;
         }
-        text.push_str(&node_line(st, idx, true));
+        text.push_str(&node_line_with(st, idx, true, &by_node[idx as usize]));
         text.push('\n');
     }
     text.push_str(&format!(
@@ -98,11 +104,12 @@ pub fn save(path: &Path, st: &State) -> std::io::Result<()> {
         st.current_epoch, st.last_vote_epoch
     ));
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-    }
+    // Written whole and renamed into place, so a crash leaves the old or
+    // the new file, never half of one. Not fsynced: resharding changes
+    // the table several times per slot and an fsync each time costs more
+    // than the move itself; a process crash loses nothing, a power loss
+    // may lose the last changes (the cluster re-converges by gossip).
+    std::fs::write(&tmp, text.as_bytes())?;
     std::fs::rename(&tmp, path)
 }
 
