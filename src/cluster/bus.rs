@@ -479,7 +479,9 @@ async fn outbound(
     generation: u64,
     mut rx: mpsc::Receiver<Vec<u8>>,
 ) {
-    let Some(cl) = srv.cluster.clone() else { return };
+    let Some(cl) = srv.cluster.clone() else {
+        return;
+    };
     loop {
         let target = {
             let mut st = cl.lock();
@@ -499,15 +501,14 @@ async fn outbound(
             continue;
         };
         let timeout = Duration::from_millis(node_timeout(&srv).clamp(100, 5000));
-        let stream = match tokio::time::timeout(timeout, TcpStream::connect((ip.as_str(), cport)))
-            .await
-        {
-            Ok(Ok(s)) => s,
-            _ => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
+        let stream =
+            match tokio::time::timeout(timeout, TcpStream::connect((ip.as_str(), cport))).await {
+                Ok(Ok(s)) => s,
+                _ => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
         let _ = stream.set_nodelay(true);
         let mut stream = stream;
         match tokio::time::timeout(timeout, auth_connect(&mut stream, &secret(&srv))).await {
@@ -563,7 +564,11 @@ async fn outbound(
         if gone {
             return;
         }
-        if let Some(n) = cl.lock().node_mut(idx).filter(|n| n.generation == generation) {
+        if let Some(n) = cl
+            .lock()
+            .node_mut(idx)
+            .filter(|n| n.generation == generation)
+        {
             n.link = false;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -571,12 +576,17 @@ async fn outbound(
 }
 
 async fn inbound(srv: Arc<Server>, bus: Arc<Bus>, mut stream: TcpStream) {
-    let Some(cl) = srv.cluster.clone() else { return };
+    let Some(cl) = srv.cluster.clone() else {
+        return;
+    };
     let timeout = Duration::from_millis(node_timeout(&srv).clamp(100, 5000));
     match tokio::time::timeout(timeout, auth_accept(&mut stream, &secret(&srv))).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
-            let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+            let peer = stream
+                .peer_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default();
             warn!("cluster bus connection from {peer} refused: {e}");
             return;
         }
@@ -743,8 +753,8 @@ fn process(
             let role = msg.flags & (nf::MASTER | nf::SLAVE);
             if role != 0 && n.flags & (nf::MASTER | nf::SLAVE) != role {
                 n.flags = (n.flags & !(nf::MASTER | nf::SLAVE)) | role;
-                n.primary = (role == nf::SLAVE && !msg.primary.is_empty())
-                    .then(|| msg.primary.clone());
+                n.primary =
+                    (role == nf::SLAVE && !msg.primary.is_empty()).then(|| msg.primary.clone());
                 st.dirty = true;
             }
             let n = st.node_mut(s)?;

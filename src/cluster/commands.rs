@@ -125,7 +125,10 @@ pub fn info(ctx: &mut Ctx, _args: &Args) {
     for (dir, counts) in [("sent", &st.sent), ("received", &st.received)] {
         for (i, name) in MSG_TYPES.iter().enumerate() {
             if counts[i] > 0 {
-                s.push_str(&format!("cluster_stats_messages_{name}_{dir}:{}\r\n", counts[i]));
+                s.push_str(&format!(
+                    "cluster_stats_messages_{name}_{dir}:{}\r\n",
+                    counts[i]
+                ));
             }
         }
         s.push_str(&format!(
@@ -253,12 +256,19 @@ pub fn shards(ctx: &mut Ctx, _args: &Args) {
                 ctx.reply.bulk(n.hostname.as_bytes());
             }
             ctx.reply.bulk(b"role");
-            ctx.reply
-                .bulk(if n.is_primary() { b"master" as &[u8] } else { b"replica" });
+            ctx.reply.bulk(if n.is_primary() {
+                b"master" as &[u8]
+            } else {
+                b"replica"
+            });
             ctx.reply.bulk(b"replication-offset");
             ctx.reply.int(0);
             ctx.reply.bulk(b"health");
-            ctx.reply.bulk(if n.failing() { b"fail" as &[u8] } else { b"online" });
+            ctx.reply.bulk(if n.failing() {
+                b"fail" as &[u8]
+            } else {
+                b"online"
+            });
         }
     }
 }
@@ -305,7 +315,11 @@ pub fn getkeysinslot(ctx: &mut Ctx, args: &Args) {
 fn change_slots(ctx: &mut Ctx, args: &Args, del: bool, range: bool) {
     let Some(cl) = cluster(ctx) else { return };
     if range && args.len() % 2 == 1 {
-        let sub = if del { "delslotsrange" } else { "addslotsrange" };
+        let sub = if del {
+            "delslotsrange"
+        } else {
+            "addslotsrange"
+        };
         return ctx.error(&format!(
             "ERR wrong number of arguments for 'cluster|{sub}' command"
         ));
@@ -314,8 +328,12 @@ fn change_slots(ctx: &mut Ctx, args: &Args, del: bool, range: bool) {
     let mut list = Vec::new();
     if range {
         for pair in (2..args.len()).step_by(2) {
-            let Some(a) = slot_arg(ctx, args.get(pair)) else { return };
-            let Some(b) = slot_arg(ctx, args.get(pair + 1)) else { return };
+            let Some(a) = slot_arg(ctx, args.get(pair)) else {
+                return;
+            };
+            let Some(b) = slot_arg(ctx, args.get(pair + 1)) else {
+                return;
+            };
             if a > b {
                 return ctx.error(&format!(
                     "ERR start slot number {a} is greater than end slot number {b}"
@@ -325,7 +343,9 @@ fn change_slots(ctx: &mut Ctx, args: &Args, del: bool, range: bool) {
         }
     } else {
         for i in 2..args.len() {
-            let Some(s) = slot_arg(ctx, args.get(i)) else { return };
+            let Some(s) = slot_arg(ctx, args.get(i)) else {
+                return;
+            };
             list.push(s);
         }
     }
@@ -467,7 +487,9 @@ pub fn forget(ctx: &mut Ctx, args: &Args) {
 
 pub fn setslot(ctx: &mut Ctx, args: &Args) {
     let Some(cl) = cluster(ctx) else { return };
-    let Some(slot) = slot_arg(ctx, args.get(2)) else { return };
+    let Some(slot) = slot_arg(ctx, args.get(2)) else {
+        return;
+    };
     let action = args.str(3).to_ascii_lowercase();
     let argc = args.len();
     let bad = "ERR Invalid CLUSTER SETSLOT action or number of arguments. Try CLUSTER HELP";
@@ -492,9 +514,7 @@ pub fn setslot(ctx: &mut Ctx, args: &Args) {
         }
         ("importing", 5) => {
             if st.table.owner(slot) == Some(0) {
-                return ctx.error(&format!(
-                    "ERR I'm already the owner of hash slot {slot}"
-                ));
+                return ctx.error(&format!("ERR I'm already the owner of hash slot {slot}"));
             }
             let Some(n) = st.lookup_bytes(args.get(4)) else {
                 return ctx.error(&format!("ERR I don't know about node {}", node_arg()));
@@ -535,9 +555,7 @@ pub fn setslot(ctx: &mut Ctx, args: &Args) {
             // our claim win everywhere (Redis does this without agreement).
             if n == 0 && st.importing_from[slot] != 0 {
                 if st.bump_epoch_without_consensus() {
-                    tracing::info!(
-                        "configEpoch updated after importing slot {slot}"
-                    );
+                    tracing::info!("configEpoch updated after importing slot {slot}");
                 }
                 st.importing_from[slot] = 0;
             }
@@ -600,7 +618,11 @@ pub fn reset(ctx: &mut Ctx, args: &Args) {
         return ctx.error("ERR CLUSTER RESET can't be called with master nodes containing keys");
     }
     let mut st = cl.lock();
-    let others: Vec<u16> = st.known_nodes().map(|(i, _)| i).filter(|&i| i != 0).collect();
+    let others: Vec<u16> = st
+        .known_nodes()
+        .map(|(i, _)| i)
+        .filter(|&i| i != 0)
+        .collect();
     for i in others {
         st.remove_node(i);
     }

@@ -35,7 +35,11 @@ static CRC64_TABLE: std::sync::LazyLock<[u64; 256]> = std::sync::LazyLock::new(|
     for (i, slot) in t.iter_mut().enumerate() {
         let mut crc = i as u64;
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ POLY } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ POLY
+            } else {
+                crc >> 1
+            };
         }
         *slot = crc;
     }
@@ -44,8 +48,9 @@ static CRC64_TABLE: std::sync::LazyLock<[u64; 256]> = std::sync::LazyLock::new(|
 
 pub fn crc64(data: &[u8]) -> u64 {
     let t = &*CRC64_TABLE;
-    data.iter()
-        .fold(0u64, |crc, &b| t[((crc ^ b as u64) & 0xff) as usize] ^ (crc >> 8))
+    data.iter().fold(0u64, |crc, &b| {
+        t[((crc ^ b as u64) & 0xff) as usize] ^ (crc >> 8)
+    })
 }
 
 fn put_len(out: &mut Vec<u8>, len: usize) {
@@ -227,7 +232,10 @@ impl Reader<'_> {
             253 => Some(f64::NAN),
             254 => Some(f64::INFINITY),
             255 => Some(f64::NEG_INFINITY),
-            n => std::str::from_utf8(self.take(n as usize)?).ok()?.parse().ok(),
+            n => std::str::from_utf8(self.take(n as usize)?)
+                .ok()?
+                .parse()
+                .ok(),
         }
     }
 
@@ -435,7 +443,10 @@ mod tests {
     fn lzf_roundtrip_literal_and_backref() {
         // "aaaaaaaaaa": literal 'a', then a back-reference of length 9.
         let input = [0x00, b'a', 0xe0, 0x00, 0x00];
-        assert_eq!(lzf_decompress(&input, 10).as_deref(), Some(&b"aaaaaaaaaa"[..]));
+        assert_eq!(
+            lzf_decompress(&input, 10).as_deref(),
+            Some(&b"aaaaaaaaaa"[..])
+        );
         assert_eq!(lzf_decompress(&input, 11), None);
     }
 }

@@ -279,7 +279,8 @@ impl Cluster {
             let mut st = cl.lock();
             cl.apply_announce(&mut st, config);
             st.dirty = true;
-            cl.save(&mut st).map_err(|e| format!("Can't save cluster config: {e}"))?;
+            cl.save(&mut st)
+                .map_err(|e| format!("Can't save cluster config: {e}"))?;
         }
         Ok(cl)
     }
@@ -571,7 +572,10 @@ impl State {
         let e = self.current_epoch;
         self.myself_mut().config_epoch = e;
         self.dirty = true;
-        tracing::info!("WARNING: configEpoch collision with node {}. configEpoch set to {e}", s_id(self, sender));
+        tracing::info!(
+            "WARNING: configEpoch collision with node {}. configEpoch set to {e}",
+            s_id(self, sender)
+        );
     }
 
     /// Takes a fresh config epoch without agreement (Redis's

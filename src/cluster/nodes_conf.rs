@@ -18,7 +18,12 @@ pub fn lock_file(path: &Path) -> Result<std::fs::File, String> {
         .append(true)
         .read(true)
         .open(path)
-        .map_err(|e| format!("Can't open {} in order to acquire a lock: {e}", path.display()))?;
+        .map_err(|e| {
+            format!(
+                "Can't open {} in order to acquire a lock: {e}",
+                path.display()
+            )
+        })?;
     // SAFETY: flock on a descriptor we own.
     let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
     if rc != 0 {
@@ -75,7 +80,10 @@ pub fn node_line_with(st: &State, idx: u16, in_file: bool, slot_ranges: &[(u16, 
     }
     if idx == 0 {
         for slot in 0..SLOTS {
-            if let Some(t) = st.migrating_to[slot].checked_sub(1).and_then(|i| st.node(i)) {
+            if let Some(t) = st.migrating_to[slot]
+                .checked_sub(1)
+                .and_then(|i| st.node(i))
+            {
                 s.push_str(&format!(" [{slot}->-{}]", t.id));
             }
             if let Some(t) = st.importing_from[slot]

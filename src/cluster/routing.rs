@@ -66,7 +66,13 @@ fn key_present(srv: &Server, slot: u16, key: &[u8]) -> bool {
 }
 
 impl<'k> Query<'k> {
-    fn add(&mut self, srv: &Server, cl: &Cluster, spec: &CommandSpec, args: &Args<'k>) -> Result<(), String> {
+    fn add(
+        &mut self,
+        srv: &Server,
+        cl: &Cluster,
+        spec: &CommandSpec,
+        args: &Args<'k>,
+    ) -> Result<(), String> {
         self.write |= spec.flags & flag::WRITE != 0;
         self.asking_cmd |= spec.name == "restore-asking";
         for key in keys_of(spec, args) {

@@ -1,0 +1,795 @@
+//! Cluster mode: single-node command and error texts, and multi-node
+//! clusters of real server processes on loopback, driven by the stock
+//! tools (redis-cli --cluster, redis-benchmark --cluster) and the `redis`
+//! crate's cluster client. Every wait is bounded; every process started
+//! is killed by its own handle.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A fresh directory for one test's nodes.conf files.
+fn scratch_dir(tag: &str) -> PathBuf {
+    let d = temp_path(tag);
+    std::fs::create_dir_all(&d).expect("mkdir");
+    d
+}
+
+fn node_args(port: u16, cport: u16, conf: &std::path::Path, extra: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = [
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--cluster-enabled",
+        "yes",
+        "--cluster-port",
+        &cport.to_string(),
+        "--cluster-config-file",
+        &conf.display().to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v
+}
+
+struct Node {
+    srv: TestServer,
+    conf: PathBuf,
+    cport: u16,
+}
+
+fn start_node(dir: &std::path::Path, extra: &[&str]) -> Node {
+    for _ in 0..10 {
+        let port = pick_free_port();
+        let cport = pick_free_port();
+        if cport == port {
+            continue;
+        }
+        let conf = dir.join(format!("nodes-{port}.conf"));
+        if let Ok(srv) =
+            TestServer::try_start_exact(&node_args(port, cport, &conf, extra), port, None)
+        {
+            return Node { srv, conf, cport };
+        }
+    }
+    panic!("could not start a cluster node");
+}
+
+fn restart_node(old: Node, extra: &[&str]) -> Node {
+    let Node { srv, conf, cport } = old;
+    let port = srv.port;
+    drop(srv);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match TestServer::try_start_exact(&node_args(port, cport, &conf, extra), port, None) {
+            Ok(srv) => return Node { srv, conf, cport },
+            Err(e) if Instant::now() > deadline => panic!("restart failed: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Runs a tool to completion within `timeout`; returns (success, output).
+fn run_tool(bin: &str, args: &[String], timeout: Duration) -> (bool, String) {
+    let out_path = temp_path("tool-out");
+    let out = std::fs::File::create(&out_path).expect("out file");
+    let mut child = Command::new(bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().expect("dup"))
+        .stderr(out)
+        .spawn()
+        .expect("spawn tool");
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let text = std::fs::read_to_string(&out_path).unwrap_or_default();
+            panic!("{bin} {args:?} did not finish within {timeout:?}:\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let text = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&out_path);
+    (status.success(), text)
+}
+
+fn cluster_info(con: &mut redis::Connection) -> String {
+    q(con, &["CLUSTER", "INFO"])
+}
+
+fn info_field(info: &str, name: &str) -> String {
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+fn myid(con: &mut redis::Connection) -> String {
+    q(con, &["CLUSTER", "MYID"])
+}
+
+/// Starts `n` nodes and joins them with `redis-cli --cluster create`.
+fn create_cluster(dir: &std::path::Path, n: usize, extra: &[&str]) -> Vec<Node> {
+    let nodes: Vec<Node> = (0..n).map(|_| start_node(dir, extra)).collect();
+    let mut args: Vec<String> = vec!["--cluster".into(), "create".into()];
+    args.extend(nodes.iter().map(|n| format!("127.0.0.1:{}", n.srv.port)));
+    args.extend(["--cluster-replicas", "0", "--cluster-yes"].map(String::from));
+    let (ok, out) = run_tool("redis-cli", &args, Duration::from_secs(60));
+    assert!(ok, "cluster create failed:\n{out}");
+    assert!(out.contains("[OK] All 16384 slots covered."), "{out}");
+    for node in &nodes {
+        let mut c = node.srv.client();
+        wait_until("cluster_state:ok", Duration::from_secs(20), || {
+            info_field(&cluster_info(&mut c), "cluster_state") == "ok"
+        });
+    }
+    nodes
+}
+
+fn check_cluster(port: u16) -> String {
+    let (ok, out) = run_tool(
+        "redis-cli",
+        &[
+            "--cluster".into(),
+            "check".into(),
+            format!("127.0.0.1:{port}"),
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(ok, "cluster check failed:\n{out}");
+    assert!(
+        out.contains("[OK] All nodes agree about slots configuration."),
+        "{out}"
+    );
+    assert!(out.contains("[OK] All 16384 slots covered."), "{out}");
+    assert!(!out.contains("[WARNING]"), "{out}");
+    out
+}
+
+// ------------------------------------------------------------ one node
+
+#[test]
+fn single_node_commands_and_errors_match_redis() {
+    let dir = scratch_dir("single");
+    let node = start_node(&dir, &[]);
+    let mut c = node.srv.client();
+
+    let info: String = q(&mut c, &["INFO", "cluster"]);
+    assert!(info.contains("cluster_enabled:1"), "{info}");
+    let ci = cluster_info(&mut c);
+    assert_eq!(info_field(&ci, "cluster_state"), "fail");
+    assert_eq!(info_field(&ci, "cluster_known_nodes"), "1");
+    assert_eq!(info_field(&ci, "cluster_slots_assigned"), "0");
+    assert_eq!(
+        info_field(&ci, "total_cluster_links_buffer_limit_exceeded"),
+        "0"
+    );
+    let id = myid(&mut c);
+    assert_eq!(id.len(), 40);
+    let nodes: String = q(&mut c, &["CLUSTER", "NODES"]);
+    assert_eq!(
+        nodes,
+        format!(
+            "{id} :{}@{} myself,master - 0 0 0 connected\n",
+            node.srv.port, node.cport
+        )
+    );
+    assert_eq!(q::<i64>(&mut c, &["CLUSTER", "KEYSLOT", "foo"]), 12182);
+    assert_eq!(
+        q::<i64>(&mut c, &["CLUSTER", "KEYSLOT", "{user1000}.x"]),
+        3443
+    );
+
+    assert_eq!(
+        q_err(&mut c, &["SET", "foo", "bar"]),
+        "CLUSTERDOWN Hash slot not served"
+    );
+    assert_eq!(
+        q_err(&mut c, &["SELECT", "1"]),
+        "ERR SELECT is not allowed in cluster mode"
+    );
+    let _: () = q(&mut c, &["SELECT", "0"]);
+    let _: () = q(&mut c, &["CLUSTER", "ADDSLOTSRANGE", "0", "100"]);
+    let _: () = q(&mut c, &["CLUSTER", "ADDSLOTS", "200"]);
+    assert_eq!(
+        q_err(&mut c, &["CLUSTER", "ADDSLOTS", "0"]),
+        "ERR Slot 0 is already busy"
+    );
+    assert_eq!(
+        q_err(&mut c, &["CLUSTER", "ADDSLOTS", "20000"]),
+        "ERR Invalid or out of range slot"
+    );
+    assert_eq!(
+        q_err(&mut c, &["CLUSTER", "ADDSLOTS", "300", "300"]),
+        "ERR Slot 300 specified multiple times"
+    );
+    assert_eq!(
+        q_err(&mut c, &["CLUSTER", "DELSLOTS", "150"]),
+        "ERR Slot 150 is already unassigned"
+    );
+    assert_eq!(
+        q_err(&mut c, &["CLUSTER", "ADDSLOTSRANGE", "5", "1"]),
+        "ERR start slot number 5 is greater than end slot number 1"
+    );
+    assert_eq!(
+        q_err(&mut c, &["CLUSTER", "ADDSLOTSRANGE", "5"]),
+        "ERR wrong number of arguments for 'cluster|addslotsrange' command"
+    );
+    assert_eq!(
+        q_err(&mut c, &["CLUSTER", "SETSLOT", "5", "MIGRATING", "abc"]),
+        "ERR I don't know about node abc"
+    );
+    assert_eq!(
+        q_err(&mut c, &["CLUSTER", "SETSLOT", "5", "NODE", "abc"]),
+        "ERR Unknown node abc"
+    );
+    assert_eq!(
+        q_err(&mut c, &["CLUSTER", "SETSLOT", "5", "bogus"]),
+        "ERR Invalid CLUSTER SETSLOT action or number of arguments. Try CLUSTER HELP"
+    );
+    assert_eq!(
+        q_err(&mut c, &["CLUSTER", "COUNTKEYSINSLOT", "99999"]),
+        "ERR Invalid slot"
+    );
+    assert_eq!(
+        q_err(&mut c, &["CLUSTER", "GETKEYSINSLOT", "1", "-1"]),
+        "ERR Invalid slot or number of keys"
+    );
+    assert_eq!(
+        q_err(&mut c, &["CLUSTER", "MEET", "127.0.0.1", "notaport"]),
+        "ERR Invalid TCP base port specified: notaport"
+    );
+    assert_eq!(
+        q_err(&mut c, &["CLUSTER", "MEET", "1.2.3.x", "5"]),
+        "ERR Invalid node address specified: 1.2.3.x:5"
+    );
+    assert_eq!(
+        q_err(&mut c, &["CLUSTER", "FORGET", &id]),
+        "ERR I tried hard but I can't forget myself..."
+    );
+    assert_eq!(
+        q_err(&mut c, &["CLUSTER", "FORGET", "abc"]),
+        "ERR Unknown node abc"
+    );
+    assert_eq!(
+        q_err(&mut c, &["CLUSTER", "COUNT-FAILURE-REPORTS", "abc"]),
+        "ERR Unknown node abc"
+    );
+    assert_eq!(
+        q_err(&mut c, &["CLUSTER", "FAILOVER"]),
+        "ERR You should send CLUSTER FAILOVER to a replica"
+    );
+    assert_eq!(q::<String>(&mut c, &["CLUSTER", "BUMPEPOCH"]), "BUMPED 1");
+    assert_eq!(q::<String>(&mut c, &["CLUSTER", "BUMPEPOCH"]), "STILL 1");
+    assert_eq!(
+        q_err(&mut c, &["CLUSTER", "SET-CONFIG-EPOCH", "5"]),
+        "ERR Node config epoch is already non-zero"
+    );
+    let nodes: String = q(&mut c, &["CLUSTER", "NODES"]);
+    assert!(nodes.ends_with(" 1 connected 0-100 200\n"), "{nodes}");
+
+    // Slot 0 for "foo"? No: 12182 is not served; "a" hashes to 15495.
+    let _: () = q(&mut c, &["CLUSTER", "ADDSLOTSRANGE", "101", "199"]);
+    let _: () = q(&mut c, &["CLUSTER", "ADDSLOTSRANGE", "201", "16383"]);
+    wait_until("cluster_state:ok", Duration::from_secs(10), || {
+        info_field(&cluster_info(&mut c), "cluster_state") == "ok"
+    });
+    let _: () = q(&mut c, &["SET", "foo", "bar"]);
+    assert_eq!(
+        q_err(&mut c, &["MSET", "a", "1", "b", "2"]),
+        "CROSSSLOT Keys in request don't hash to the same slot"
+    );
+    let _: () = q(&mut c, &["MSET", "{t}a", "1", "{t}b", "2"]);
+    assert_eq!(
+        q::<i64>(&mut c, &["CLUSTER", "COUNTKEYSINSLOT", "12182"]),
+        1
+    );
+    let keys: Vec<String> = q(&mut c, &["CLUSTER", "GETKEYSINSLOT", "12182", "10"]);
+    assert_eq!(keys, vec!["foo".to_string()]);
+
+    // A transaction whose keys span slots fails at EXEC and is discarded.
+    let mut raw = node.srv.raw();
+    raw.roundtrip(
+        &[
+            resp_cmd(&[b"MULTI"]),
+            resp_cmd(&[b"SET", b"a", b"1"]),
+            resp_cmd(&[b"SET", b"b", b"1"]),
+            resp_cmd(&[b"EXEC"]),
+            resp_cmd(&[b"GET", b"a"]),
+        ]
+        .concat(),
+        b"+OK\r\n+QUEUED\r\n+QUEUED\r\n-CROSSSLOT Keys in request don't hash to the same slot\r\n$-1\r\n",
+    );
+    // A queued command that is itself cross-slot dooms the transaction.
+    raw.roundtrip(
+        &[
+            resp_cmd(&[b"MULTI"]),
+            resp_cmd(&[b"MSET", b"a", b"1", b"b", b"2"]),
+            resp_cmd(&[b"EXEC"]),
+        ]
+        .concat(),
+        b"+OK\r\n-CROSSSLOT Keys in request don't hash to the same slot\r\n-EXECABORT Transaction discarded because of previous errors.\r\n",
+    );
+
+    // DUMP payloads are Redis's: a DUMP of "12345" from Redis 7.0.
+    let _: () = q(&mut c, &["SET", "n", "12345"]);
+    let dumped: Vec<u8> = q(&mut c, &["DUMP", "n"]);
+    assert_eq!(
+        dumped,
+        b"\x00\xc1\x39\x30\x0a\x00\x9d\x94\xea\x27\x93\xfc\x08\xb9"
+    );
+    assert_eq!(
+        err_text(
+            redis::cmd("RESTORE")
+                .arg("n")
+                .arg(0)
+                .arg(&dumped)
+                .query::<()>(&mut c)
+        ),
+        "BUSYKEY Target key name already exists."
+    );
+    let _: () = redis::cmd("RESTORE")
+        .arg("n2")
+        .arg(0)
+        .arg(&dumped)
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(q::<String>(&mut c, &["GET", "n2"]), "12345");
+    let mut bad = dumped.clone();
+    bad[3] ^= 1;
+    assert_eq!(
+        err_text(
+            redis::cmd("RESTORE")
+                .arg("n3")
+                .arg(0)
+                .arg(&bad)
+                .query::<()>(&mut c)
+        ),
+        "ERR DUMP payload version or checksum are wrong"
+    );
+    let long = "x".repeat(1000);
+    let _: () = q(&mut c, &["SET", "long", &long]);
+    let _: () = q(&mut c, &["RPUSH", "list", "a", "bb", "123"]);
+    for key in ["long", "list"] {
+        let p: Vec<u8> = q(&mut c, &["DUMP", key]);
+        let _: () = redis::cmd("RESTORE")
+            .arg(key)
+            .arg(5000)
+            .arg(&p)
+            .arg("REPLACE")
+            .query(&mut c)
+            .unwrap();
+        assert!(q::<i64>(&mut c, &["PTTL", key]) > 0);
+    }
+    assert_eq!(q::<String>(&mut c, &["GET", "long"]), long);
+    let l: Vec<String> = q(&mut c, &["LRANGE", "list", "0", "-1"]);
+    assert_eq!(l, vec!["a", "bb", "123"]);
+    assert_eq!(
+        q_err(&mut c, &["CLUSTER", "RESET"]),
+        "ERR CLUSTER RESET can't be called with master nodes containing keys"
+    );
+}
+
+#[test]
+fn nodes_conf_is_reloaded_on_restart() {
+    let dir = scratch_dir("reload");
+    let node = start_node(&dir, &[]);
+    let mut c = node.srv.client();
+    let id = myid(&mut c);
+    let _: () = q(&mut c, &["CLUSTER", "ADDSLOTSRANGE", "0", "999"]);
+    let _: () = q(&mut c, &["CLUSTER", "ADDSLOTSRANGE", "2000", "2000"]);
+    let _: () = q(&mut c, &["CLUSTER", "SET-CONFIG-EPOCH", "7"]);
+    drop(c);
+    let node = restart_node(node, &[]);
+    let mut c = node.srv.client();
+    assert_eq!(myid(&mut c), id);
+    let nodes: String = q(&mut c, &["CLUSTER", "NODES"]);
+    assert!(nodes.contains(&format!("{id} ")), "{nodes}");
+    assert!(nodes.ends_with(" 7 connected 0-999 2000\n"), "{nodes}");
+    let ci = cluster_info(&mut c);
+    assert_eq!(info_field(&ci, "cluster_current_epoch"), "7");
+    assert_eq!(info_field(&ci, "cluster_slots_assigned"), "1001");
+}
+
+// ----------------------------------------------------------- multi-node
+
+#[test]
+fn redis_cli_cluster_create_check_redirects_clients_and_failure_detection() {
+    let dir = scratch_dir("create");
+    let mut nodes = create_cluster(&dir, 3, &["--cluster-node-timeout", "1000"]);
+    check_cluster(nodes[0].srv.port);
+    let ports: Vec<u16> = nodes.iter().map(|n| n.srv.port).collect();
+
+    // redis-cli -c follows MOVED.
+    for (i, port) in ports.iter().enumerate() {
+        let (ok, out) = run_tool(
+            "redis-cli",
+            &[
+                "-c".into(),
+                "-p".into(),
+                port.to_string(),
+                "SET".into(),
+                format!("cli-key-{i}"),
+                "v".into(),
+            ],
+            Duration::from_secs(10),
+        );
+        assert!(ok && out.trim() == "OK", "{out}");
+    }
+    // A plain client gets MOVED to the owner.
+    let slot = 12182; // "foo"
+    let owner = nodes
+        .iter()
+        .position(|n| {
+            let mut c = n.srv.client();
+            let keys: i64 = q(&mut c, &["CLUSTER", "COUNTKEYSINSLOT", &slot.to_string()]);
+            let nodes_txt: String = q(&mut c, &["CLUSTER", "NODES"]);
+            let _ = keys;
+            nodes_txt
+                .lines()
+                .find(|l| l.contains("myself"))
+                .is_some_and(|l| l.contains("10923-16383"))
+        })
+        .expect("owner of slot 12182");
+    let other = (owner + 1) % 3;
+    let mut c = nodes[other].srv.client();
+    assert_eq!(
+        q_err(&mut c, &["GET", "foo"]),
+        format!("MOVED 12182 127.0.0.1:{}", ports[owner])
+    );
+
+    // The redis crate's cluster client reads and writes across slots.
+    let urls: Vec<String> = ports
+        .iter()
+        .map(|p| format!("redis://127.0.0.1:{p}/"))
+        .collect();
+    let client = redis::cluster::ClusterClient::new(urls).expect("cluster client");
+    let mut cc = client.get_connection().expect("cluster connection");
+    for i in 0..2000 {
+        let _: () = redis::cmd("SET")
+            .arg(format!("k{i}"))
+            .arg(i)
+            .query(&mut cc)
+            .expect("cluster SET");
+    }
+    for i in (0..2000).step_by(97) {
+        let v: i64 = redis::cmd("GET")
+            .arg(format!("k{i}"))
+            .query(&mut cc)
+            .expect("GET");
+        assert_eq!(v, i);
+    }
+    let total: i64 = nodes
+        .iter()
+        .map(|n| q::<i64>(&mut n.srv.client(), &["DBSIZE"]))
+        .sum();
+    assert_eq!(total, 2003);
+
+    // redis-benchmark in cluster mode runs without errors.
+    let (ok, out) = run_tool(
+        "redis-benchmark",
+        &[
+            "--cluster".into(),
+            "-p".into(),
+            ports[0].to_string(),
+            "-t".into(),
+            "set,get".into(),
+            "-n".into(),
+            "5000".into(),
+            "-P".into(),
+            "16".into(),
+            "-q".into(),
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("SET:") && out.contains("GET:"), "{out}");
+    assert!(!out.to_lowercase().contains("error"), "{out}");
+
+    // Kill one primary: the others mark it PFAIL, then FAIL by majority.
+    let victim = nodes.pop().expect("third node");
+    let mut c0 = nodes[0].srv.client();
+    let victim_id = myid(&mut victim.srv.client());
+    drop(victim);
+    for n in &nodes {
+        let mut c = n.srv.client();
+        wait_until("FAIL flag", Duration::from_secs(20), || {
+            let txt: String = q(&mut c, &["CLUSTER", "NODES"]);
+            txt.lines().any(|l| {
+                l.starts_with(&victim_id)
+                    && l.split(' ')
+                        .nth(2)
+                        .is_some_and(|f| f.split(',').any(|x| x == "fail"))
+            })
+        });
+        wait_until("cluster_state:fail", Duration::from_secs(10), || {
+            info_field(&cluster_info(&mut c), "cluster_state") == "fail"
+        });
+    }
+    assert_eq!(
+        q_err(&mut c0, &["GET", "foo"]),
+        "CLUSTERDOWN The cluster is down"
+    );
+}
+
+#[test]
+fn reshard_moves_slots_with_keys_and_keys_stay_readable() {
+    let dir = scratch_dir("reshard");
+    let nodes = create_cluster(&dir, 3, &[]);
+    let ports: Vec<u16> = nodes.iter().map(|n| n.srv.port).collect();
+    let urls: Vec<String> = ports
+        .iter()
+        .map(|p| format!("redis://127.0.0.1:{p}/"))
+        .collect();
+    let client = redis::cluster::ClusterClient::new(urls).expect("cluster client");
+    let mut cc = client.get_connection().expect("cluster connection");
+    for i in 0..3000 {
+        let _: () = redis::cmd("SET")
+            .arg(format!("r{i}"))
+            .arg(i)
+            .query(&mut cc)
+            .expect("SET");
+    }
+    let from = myid(&mut nodes[0].srv.client());
+    let to = myid(&mut nodes[1].srv.client());
+    let before_to: i64 = q(&mut nodes[1].srv.client(), &["DBSIZE"]);
+    let (ok, out) = run_tool(
+        "redis-cli",
+        &[
+            "--cluster",
+            "reshard",
+            &format!("127.0.0.1:{}", ports[0]),
+            "--cluster-from",
+            &from,
+            "--cluster-to",
+            &to,
+            "--cluster-slots",
+            "300",
+            "--cluster-yes",
+        ]
+        .map(String::from),
+        Duration::from_secs(120),
+    );
+    assert!(ok, "reshard failed:\n{out}");
+    let after_to: i64 = q(&mut nodes[1].srv.client(), &["DBSIZE"]);
+    assert!(
+        after_to > before_to,
+        "no keys moved: {before_to} -> {after_to}"
+    );
+    check_cluster(ports[2]);
+    // Every key is still there, through the redirects.
+    let client = redis::cluster::ClusterClient::new(
+        ports
+            .iter()
+            .map(|p| format!("redis://127.0.0.1:{p}/"))
+            .collect::<Vec<_>>(),
+    )
+    .expect("cluster client");
+    let mut cc = client.get_connection().expect("cluster connection");
+    for i in 0..3000 {
+        let v: Option<i64> = redis::cmd("GET")
+            .arg(format!("r{i}"))
+            .query(&mut cc)
+            .expect("GET");
+        assert_eq!(v, Some(i), "key r{i}");
+    }
+    let total: i64 = nodes
+        .iter()
+        .map(|n| q::<i64>(&mut n.srv.client(), &["DBSIZE"]))
+        .sum();
+    assert_eq!(total, 3000);
+}
+
+/// Two nodes meet; then one slot is migrated by hand, exercising ASK,
+/// ASKING, TRYAGAIN, RESTORE-ASKING and MIGRATE as a client sees them.
+#[test]
+fn ask_asking_tryagain_and_migrate_flow() {
+    let dir = scratch_dir("ask");
+    let a = start_node(&dir, &[]);
+    let b = start_node(&dir, &[]);
+    let mut ca = a.srv.client();
+    let mut cb = b.srv.client();
+    let a_id = myid(&mut ca);
+    let b_id = myid(&mut cb);
+    let _: () = q(&mut ca, &["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
+    let _: () = q(
+        &mut ca,
+        &[
+            "CLUSTER",
+            "MEET",
+            "127.0.0.1",
+            &b.srv.port.to_string(),
+            &b.cport.to_string(),
+        ],
+    );
+    wait_until("b learns a's slots", Duration::from_secs(20), || {
+        info_field(&cluster_info(&mut cb), "cluster_state") == "ok"
+            && info_field(&cluster_info(&mut ca), "cluster_state") == "ok"
+    });
+    let slot: i64 = q(&mut ca, &["CLUSTER", "KEYSLOT", "{t}"]);
+    let s = slot.to_string();
+    let _: () = q(&mut ca, &["SET", "{t}a", "1"]);
+    let _: () = q(&mut ca, &["SET", "{t}c", "3"]);
+    let _: () = q(&mut cb, &["CLUSTER", "SETSLOT", &s, "IMPORTING", &a_id]);
+    let _: () = q(&mut ca, &["CLUSTER", "SETSLOT", &s, "MIGRATING", &b_id]);
+    let nodes: String = q(&mut ca, &["CLUSTER", "NODES"]);
+    assert!(nodes.contains(&format!("[{slot}->-{b_id}]")), "{nodes}");
+    let nodes: String = q(&mut cb, &["CLUSTER", "NODES"]);
+    assert!(nodes.contains(&format!("[{slot}-<-{a_id}]")), "{nodes}");
+
+    let b_addr = format!("127.0.0.1:{}", b.srv.port);
+    let a_addr = format!("127.0.0.1:{}", a.srv.port);
+    // Present keys are served by the source; absent ones are ASKed away.
+    assert_eq!(q::<String>(&mut ca, &["GET", "{t}a"]), "1");
+    assert_eq!(
+        q_err(&mut ca, &["GET", "{t}b"]),
+        format!("ASK {slot} {b_addr}")
+    );
+    assert_eq!(
+        q_err(&mut ca, &["MGET", "{t}a", "{t}b"]),
+        "TRYAGAIN Multiple keys request during rehashing of slot"
+    );
+    // The target redirects unless the client says ASKING, once.
+    assert_eq!(
+        q_err(&mut cb, &["GET", "{t}b"]),
+        format!("MOVED {slot} {a_addr}")
+    );
+    let _: () = q(&mut cb, &["ASKING"]);
+    assert_eq!(q::<Option<String>>(&mut cb, &["GET", "{t}b"]), None);
+    assert_eq!(
+        q_err(&mut cb, &["GET", "{t}b"]),
+        format!("MOVED {slot} {a_addr}")
+    );
+
+    // Move one key: the source then ASKs for it, the target has it.
+    let port_b = b.srv.port.to_string();
+    let r: String = q(
+        &mut ca,
+        &["MIGRATE", "127.0.0.1", &port_b, "{t}a", "0", "5000"],
+    );
+    assert_eq!(r, "OK");
+    assert_eq!(
+        q_err(&mut ca, &["GET", "{t}a"]),
+        format!("ASK {slot} {b_addr}")
+    );
+    let _: () = q(&mut cb, &["ASKING"]);
+    assert_eq!(q::<String>(&mut cb, &["GET", "{t}a"]), "1");
+    // Half the keys moved: a multi-key request must wait.
+    let _: () = q(&mut cb, &["ASKING"]);
+    assert_eq!(
+        q_err(&mut cb, &["MGET", "{t}a", "{t}c"]),
+        "TRYAGAIN Multiple keys request during rehashing of slot"
+    );
+    let r: String = q(
+        &mut ca,
+        &[
+            "MIGRATE",
+            "127.0.0.1",
+            &port_b,
+            "",
+            "0",
+            "5000",
+            "KEYS",
+            "{t}c",
+            "{t}zz",
+        ],
+    );
+    assert_eq!(r, "OK");
+    let r: String = q(
+        &mut ca,
+        &["MIGRATE", "127.0.0.1", &port_b, "{t}c", "0", "5000"],
+    );
+    assert_eq!(r, "NOKEY");
+    assert_eq!(q::<i64>(&mut ca, &["CLUSTER", "COUNTKEYSINSLOT", &s]), 0);
+
+    // Close the migration: the slot now belongs to b everywhere.
+    let _: () = q(&mut cb, &["CLUSTER", "SETSLOT", &s, "NODE", &b_id]);
+    let _: () = q(&mut ca, &["CLUSTER", "SETSLOT", &s, "NODE", &b_id]);
+    assert_eq!(
+        q_err(&mut ca, &["GET", "{t}a"]),
+        format!("MOVED {slot} {b_addr}")
+    );
+    assert_eq!(q::<String>(&mut cb, &["GET", "{t}c"]), "3");
+    // b took a new config epoch, so a's claim cannot win it back.
+    let ci = cluster_info(&mut cb);
+    assert_eq!(
+        info_field(&ci, "cluster_my_epoch"),
+        info_field(&ci, "cluster_current_epoch")
+    );
+}
+
+#[test]
+fn bus_peers_must_share_the_secret() {
+    if against_real_redis() {
+        return; // cluster-bus-secret is ferrocache's
+    }
+    let dir = scratch_dir("secret");
+    let a = start_node(
+        &dir,
+        &[
+            "--cluster-bus-secret",
+            "s3cret",
+            "--cluster-node-timeout",
+            "500",
+        ],
+    );
+    let b = start_node(
+        &dir,
+        &[
+            "--cluster-bus-secret",
+            "other",
+            "--cluster-node-timeout",
+            "500",
+        ],
+    );
+    let c = start_node(
+        &dir,
+        &[
+            "--cluster-bus-secret",
+            "s3cret",
+            "--cluster-node-timeout",
+            "500",
+        ],
+    );
+    let mut ca = a.srv.client();
+    let mut cb = b.srv.client();
+    let mut cc = c.srv.client();
+    let _: () = q(
+        &mut ca,
+        &[
+            "CLUSTER",
+            "MEET",
+            "127.0.0.1",
+            &b.srv.port.to_string(),
+            &b.cport.to_string(),
+        ],
+    );
+    let _: () = q(
+        &mut ca,
+        &[
+            "CLUSTER",
+            "MEET",
+            "127.0.0.1",
+            &c.srv.port.to_string(),
+            &c.cport.to_string(),
+        ],
+    );
+    // c knows the secret and joins; b does not, and its handshake times out.
+    wait_until("c joins", Duration::from_secs(20), || {
+        info_field(&cluster_info(&mut cc), "cluster_known_nodes") == "2"
+    });
+    wait_until("b's handshake dropped", Duration::from_secs(20), || {
+        info_field(&cluster_info(&mut ca), "cluster_known_nodes") == "2"
+    });
+    let nodes: String = q(&mut ca, &["CLUSTER", "NODES"]);
+    assert!(!nodes.contains(&format!(":{}@", b.srv.port)), "{nodes}");
+    assert_eq!(
+        info_field(&cluster_info(&mut cb), "cluster_known_nodes"),
+        "1"
+    );
+}
