@@ -614,11 +614,11 @@ async fn inbound(srv: Arc<Server>, bus: Arc<Bus>, mut stream: TcpStream) {
             let reply = process(&srv, &cl, &bus, msg, peer_ip, local_ip, None);
             if sender.is_none() {
                 let mut st = cl.lock();
-                if let Some(i) = st.lookup(&id) {
-                    if let Some(n) = st.node_mut(i) {
-                        n.inbound_link_created = now_ms();
-                        sender = Some((i, n.generation));
-                    }
+                if let Some(i) = st.lookup(&id)
+                    && let Some(n) = st.node_mut(i)
+                {
+                    n.inbound_link_created = now_ms();
+                    sender = Some((i, n.generation));
                 }
             }
             if let Some(r) = reply

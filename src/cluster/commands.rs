@@ -13,7 +13,7 @@ use crate::util::{now_ms, parse_i64};
 
 pub const DISABLED: &str = "ERR This instance has cluster support disabled";
 
-fn cluster<'c>(ctx: &mut Ctx) -> Option<Arc<Cluster>> {
+fn cluster(ctx: &mut Ctx) -> Option<Arc<Cluster>> {
     match ctx.srv.cluster.as_ref() {
         Some(c) => Some(c.clone()),
         None => {
@@ -215,7 +215,9 @@ pub fn slots(ctx: &mut Ctx, _args: &Args) {
 pub fn shards(ctx: &mut Ctx, _args: &Args) {
     let Some(cl) = cluster(ctx) else { return };
     let st = cl.lock();
-    let mut shards: Vec<(Vec<(u16, u16)>, Vec<Node>)> = Vec::new();
+    // (slot ranges, primary then its replicas) per shard.
+    type Shard = (Vec<(u16, u16)>, Vec<Node>);
+    let mut shards: Vec<Shard> = Vec::new();
     let by_node = st.ranges_by_node();
     for (idx, n) in st.known_nodes() {
         if !n.is_primary() {

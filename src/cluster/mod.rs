@@ -399,10 +399,8 @@ impl State {
                 self.sync_slot(slot);
             }
         }
-        for (_, n) in self.nodes.iter_mut().enumerate() {
-            if let Some(n) = n {
-                n.fail_reports.retain(|(r, _)| *r != node.id);
-            }
+        for n in self.nodes.iter_mut().flatten() {
+            n.fail_reports.retain(|(r, _)| *r != node.id);
         }
         self.dirty = true;
     }
