@@ -442,14 +442,10 @@ fn redis_cli_cluster_create_check_redirects_clients_and_failure_detection() {
         assert!(ok && out.trim() == "OK", "{out}");
     }
     // A plain client gets MOVED to the owner.
-    let slot = 12182; // "foo"
     let owner = nodes
         .iter()
         .position(|n| {
-            let mut c = n.srv.client();
-            let keys: i64 = q(&mut c, &["CLUSTER", "COUNTKEYSINSLOT", &slot.to_string()]);
-            let nodes_txt: String = q(&mut c, &["CLUSTER", "NODES"]);
-            let _ = keys;
+            let nodes_txt: String = q(&mut n.srv.client(), &["CLUSTER", "NODES"]);
             nodes_txt
                 .lines()
                 .find(|l| l.contains("myself"))
@@ -558,6 +554,37 @@ fn reshard_moves_slots_with_keys_and_keys_stay_readable() {
     let from = myid(&mut nodes[0].srv.client());
     let to = myid(&mut nodes[1].srv.client());
     let before_to: i64 = q(&mut nodes[1].srv.client(), &["DBSIZE"]);
+    // A reader and a writer run through the reshard; the cluster client
+    // follows MOVED / ASK / TRYAGAIN, so no error may reach them.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let urls: Vec<String> = ports
+        .iter()
+        .map(|p| format!("redis://127.0.0.1:{p}/"))
+        .collect();
+    let load = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let client = redis::cluster::ClusterClient::new(urls).expect("cluster client");
+            let mut cc = client.get_connection().expect("cluster connection");
+            let (mut ops, mut i) = (0u64, 0u64);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let k = format!("r{}", i % 3000);
+                let v: Option<i64> = redis::cmd("GET")
+                    .arg(&k)
+                    .query(&mut cc)
+                    .unwrap_or_else(|e| panic!("GET {k} during reshard: {e}"));
+                assert_eq!(v, Some((i % 3000) as i64), "key {k} during reshard");
+                let _: () = redis::cmd("SET")
+                    .arg(format!("w{i}"))
+                    .arg(i)
+                    .query(&mut cc)
+                    .unwrap_or_else(|e| panic!("SET during reshard: {e}"));
+                i += 1;
+                ops += 2;
+            }
+            (ops, i)
+        })
+    };
     let (ok, out) = run_tool(
         "redis-cli",
         &[
@@ -576,6 +603,9 @@ fn reshard_moves_slots_with_keys_and_keys_stay_readable() {
         Duration::from_secs(120),
     );
     assert!(ok, "reshard failed:\n{out}");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ops, written) = load.join().expect("load thread");
+    assert!(ops > 0);
     let after_to: i64 = q(&mut nodes[1].srv.client(), &["DBSIZE"]);
     assert!(
         after_to > before_to,
@@ -598,11 +628,59 @@ fn reshard_moves_slots_with_keys_and_keys_stay_readable() {
             .expect("GET");
         assert_eq!(v, Some(i), "key r{i}");
     }
+    for i in (0..written).step_by(37) {
+        let v: Option<u64> = redis::cmd("GET")
+            .arg(format!("w{i}"))
+            .query(&mut cc)
+            .expect("GET");
+        assert_eq!(v, Some(i), "written key w{i}");
+    }
     let total: i64 = nodes
         .iter()
         .map(|n| q::<i64>(&mut n.srv.client(), &["DBSIZE"]))
         .sum();
-    assert_eq!(total, 3000);
+    assert_eq!(total, 3000 + written as i64);
+
+    // add-node joins an empty primary; del-node removes it again.
+    let extra = start_node(&dir, &[]);
+    let (ok, out) = run_tool(
+        "redis-cli",
+        &[
+            "--cluster".into(),
+            "add-node".into(),
+            format!("127.0.0.1:{}", extra.srv.port),
+            format!("127.0.0.1:{}", ports[0]),
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(
+        ok && out.contains("[OK] New node added correctly."),
+        "{out}"
+    );
+    let extra_id = myid(&mut extra.srv.client());
+    for n in &nodes {
+        let mut c = n.srv.client();
+        wait_until("new node known", Duration::from_secs(20), || {
+            q::<String>(&mut c, &["CLUSTER", "NODES"]).contains(&extra_id)
+        });
+    }
+    check_cluster(ports[1]);
+    let (ok, out) = run_tool(
+        "redis-cli",
+        &[
+            "--cluster".into(),
+            "del-node".into(),
+            format!("127.0.0.1:{}", ports[0]),
+            extra_id.clone(),
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(ok, "{out}");
+    for n in &nodes {
+        let txt: String = q(&mut n.srv.client(), &["CLUSTER", "NODES"]);
+        assert!(!txt.contains(&extra_id), "{txt}");
+    }
+    check_cluster(ports[0]);
 }
 
 /// Two nodes meet; then one slot is migrated by hand, exercising ASK,
@@ -792,4 +870,55 @@ fn bus_peers_must_share_the_secret() {
         info_field(&cluster_info(&mut cb), "cluster_known_nodes"),
         "1"
     );
+}
+
+/// Two nodes claim the same slot: the higher config epoch wins when they
+/// meet, and the loser drops the keys it held there (Redis's "dirty
+/// slots").
+#[test]
+fn higher_config_epoch_wins_a_slot_and_the_loser_drops_its_keys() {
+    let dir = scratch_dir("epoch");
+    let a = start_node(&dir, &["--cluster-node-timeout", "1000"]);
+    let b = start_node(&dir, &["--cluster-node-timeout", "1000"]);
+    let mut ca = a.srv.client();
+    let mut cb = b.srv.client();
+    let _: () = q(&mut ca, &["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
+    let _: () = q(&mut ca, &["CLUSTER", "SET-CONFIG-EPOCH", "1"]);
+    let _: () = q(&mut cb, &["CLUSTER", "ADDSLOTS", "0"]);
+    let _: () = q(&mut cb, &["CLUSTER", "SET-CONFIG-EPOCH", "2"]);
+    // A key of slot 0 on a, and one of another slot.
+    let key0 = (0..)
+        .map(|i| format!("k{i}"))
+        .find(|k| ferrocache::store::slot::key_slot(k.as_bytes()) == 0)
+        .expect("a key of slot 0");
+    wait_until("a serves", Duration::from_secs(10), || {
+        info_field(&cluster_info(&mut ca), "cluster_state") == "ok"
+    });
+    let _: () = q(&mut ca, &["SET", &key0, "x"]);
+    let _: () = q(&mut ca, &["SET", "foo", "y"]);
+    let _: () = q(
+        &mut ca,
+        &[
+            "CLUSTER",
+            "MEET",
+            "127.0.0.1",
+            &b.srv.port.to_string(),
+            &b.cport.to_string(),
+        ],
+    );
+    let b_id = myid(&mut cb);
+    wait_until("a hands slot 0 to b", Duration::from_secs(20), || {
+        let nodes: String = q(&mut ca, &["CLUSTER", "NODES"]);
+        nodes
+            .lines()
+            .any(|l| l.starts_with(&b_id) && l.ends_with(" connected 0"))
+    });
+    wait_until("a drops slot 0's keys", Duration::from_secs(10), || {
+        q::<i64>(&mut ca, &["CLUSTER", "COUNTKEYSINSLOT", "0"]) == 0
+    });
+    assert_eq!(
+        q_err(&mut ca, &["GET", &key0]),
+        format!("MOVED 0 127.0.0.1:{}", b.srv.port)
+    );
+    assert_eq!(q::<String>(&mut ca, &["GET", "foo"]), "y");
 }

@@ -690,6 +690,7 @@ fn process(
         msg.ip.clone()
     };
     let mut sender = st.lookup(&msg.id);
+    let mut lost = Vec::new();
     if msg.kind == MEET && sender.is_none() && !st.blacklist.contains_key(&msg.id) {
         sender = st.add_node(Node {
             id: msg.id.clone(),
@@ -764,7 +765,7 @@ fn process(
             }
         }
         if msg.flags & nf::MASTER != 0 && msg.kind != FAIL {
-            slots_changed = update_slots(&mut st, s, &msg.slots);
+            slots_changed = update_slots(&mut st, s, &msg.slots, &mut lost);
         }
         st.handle_epoch_collision(s);
         let sender_primary = st.node(s).is_some_and(|n| n.is_primary());
@@ -831,13 +832,24 @@ fn process(
     let reply = matches!(msg.kind, PING | MEET).then(|| build(&mut st, PONG, sender, ""));
     cl.update_state(&mut st, &srv.config);
     cl.save_logged(&mut st);
+    // Shard locks are taken only with the cluster mutex released.
+    drop(st);
+    for slot in lost {
+        let n = super::commands::delete_keys_in_slot(srv, slot);
+        if n > 0 {
+            warn!("Deleted {n} keys of slot {slot}, now served by another node");
+        }
+    }
     reply
 }
 
 /// Redis's clusterUpdateSlotsConfigWith: a primary's claim on a slot wins
 /// over the current owner's when its config epoch is higher. Slots we are
 /// importing are left alone (the migration decides them).
-fn update_slots(st: &mut State, sender: u16, bitmap: &[u8]) -> bool {
+///
+/// Returns whether anything changed, and the slots we lost (whose keys
+/// the caller deletes, as Redis does with its "dirty slots").
+fn update_slots(st: &mut State, sender: u16, bitmap: &[u8], lost: &mut Vec<u16>) -> bool {
     let Some(epoch) = st.node(sender).map(|n| n.config_epoch) else {
         return false;
     };
@@ -858,6 +870,7 @@ fn update_slots(st: &mut State, sender: u16, bitmap: &[u8]) -> bool {
             if owner == Some(0) {
                 warn!("Slot {slot} taken over by a node with a higher config epoch");
                 st.migrating_to[slot] = 0;
+                lost.push(slot as u16);
             }
             st.set_owner(slot, Some(sender));
             st.sync_slot(slot);

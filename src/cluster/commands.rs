@@ -8,6 +8,7 @@ use bytes::Bytes;
 use super::nodes_conf::{node_line, node_line_with};
 use super::{Cluster, MSG_TYPES, Node, SLOTS, State, nf, random_id};
 use crate::cmd::{Args, Ctx};
+use crate::server::Server;
 use crate::store::slot::key_slot;
 use crate::util::{now_ms, parse_i64};
 
@@ -35,8 +36,7 @@ fn changed(ctx: &Ctx, cl: &Cluster, st: &mut State) {
 /// Keys of db 0 in one slot. The slot's keys live in one shard, which
 /// is scanned: O(keys in the shard), with no per-key bookkeeping on the
 /// write path (see docs/cluster.md).
-pub fn keys_in_slot(ctx: &Ctx, slot: u16, max: usize) -> Vec<Bytes> {
-    let srv = ctx.srv;
+pub fn keys_in_slot(srv: &Server, slot: u16, max: usize) -> Vec<Bytes> {
     let shard = srv.store.lock(slot as usize % srv.store.len());
     let now = now_ms();
     shard.dbs[0]
@@ -47,14 +47,30 @@ pub fn keys_in_slot(ctx: &Ctx, slot: u16, max: usize) -> Vec<Bytes> {
         .collect()
 }
 
-pub fn count_keys_in_slot(ctx: &Ctx, slot: u16) -> usize {
-    let srv = ctx.srv;
+pub fn count_keys_in_slot(srv: &Server, slot: u16) -> usize {
     let shard = srv.store.lock(slot as usize % srv.store.len());
     let now = now_ms();
     shard.dbs[0]
         .iter(now)
         .filter(|(k, _)| key_slot(k) == slot)
         .count()
+}
+
+/// Deletes the keys of a slot we no longer serve; returns how many.
+pub fn delete_keys_in_slot(srv: &Server, slot: u16) -> usize {
+    let idx = slot as usize % srv.store.len();
+    let mut shard = srv.store.lock(idx);
+    let keys: Vec<Bytes> = shard.dbs[0]
+        .iter(0)
+        .filter(|(k, _)| key_slot(k) == slot)
+        .map(|(k, _)| k.clone())
+        .collect();
+    for k in &keys {
+        shard.dbs[0].remove(k);
+        shard.touch_watched(0, k);
+    }
+    srv.refresh_shard_mem(idx, &shard);
+    keys.len()
 }
 
 fn db0_size(ctx: &Ctx) -> usize {
@@ -291,7 +307,7 @@ pub fn countkeysinslot(ctx: &mut Ctx, args: &Args) {
     if !(0..SLOTS as i64).contains(&slot) {
         return ctx.error("ERR Invalid slot");
     }
-    let n = count_keys_in_slot(ctx, slot as u16);
+    let n = count_keys_in_slot(ctx.srv, slot as u16);
     ctx.reply.int(n as i64);
 }
 
@@ -305,7 +321,7 @@ pub fn getkeysinslot(ctx: &mut Ctx, args: &Args) {
     if !(0..SLOTS as i64).contains(&slot) || max < 0 {
         return ctx.error("ERR Invalid slot or number of keys");
     }
-    let keys = keys_in_slot(ctx, slot as u16, max as usize);
+    let keys = keys_in_slot(ctx.srv, slot as u16, max as usize);
     ctx.reply.array(keys.len());
     for k in keys {
         ctx.reply.bulk(&k);
@@ -541,7 +557,7 @@ pub fn setslot(ctx: &mut Ctx, args: &Args) {
             }
             if st.table.owner(slot) == Some(0) && n != 0 {
                 drop(st);
-                let keys = count_keys_in_slot(ctx, slot as u16);
+                let keys = count_keys_in_slot(ctx.srv, slot as u16);
                 st = cl.lock();
                 if keys > 0 {
                     return ctx.error(&format!(
