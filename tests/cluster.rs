@@ -129,6 +129,11 @@ fn info_field(info: &str, name: &str) -> String {
         .to_string()
 }
 
+/// Whether the command succeeded (a redirection means "not served here").
+fn q_ok(con: &mut redis::Connection, args: &[&str]) -> bool {
+    cmd(args).query::<redis::Value>(con).is_ok()
+}
+
 fn myid(con: &mut redis::Connection) -> String {
     q(con, &["CLUSTER", "MYID"])
 }
@@ -531,6 +536,25 @@ fn redis_cli_cluster_create_check_redirects_clients_and_failure_detection() {
         q_err(&mut c0, &["GET", "foo"]),
         "CLUSTERDOWN The cluster is down"
     );
+    let shards: redis::Value = q(&mut c0, &["CLUSTER", "SHARDS"]);
+    let shards = format!("{shards:?}");
+    assert!(
+        shards.contains("\"fail\"") && shards.contains("\"online\""),
+        "{shards}"
+    );
+    // Reads may be allowed while down; writes are still refused.
+    let _: () = q(
+        &mut c0,
+        &["CONFIG", "SET", "cluster-allow-reads-when-down", "yes"],
+    );
+    let k = (0..)
+        .map(|i| format!("k{i}"))
+        .find(|k| q_ok(&mut c0, &["GET", k]))
+        .expect("a key served by node 0");
+    assert_eq!(
+        q_err(&mut c0, &["SET", &k, "v"]),
+        "CLUSTERDOWN The cluster is down and only accepts read commands"
+    );
 }
 
 #[test]
@@ -921,4 +945,21 @@ fn higher_config_epoch_wins_a_slot_and_the_loser_drops_its_keys() {
         format!("MOVED 0 127.0.0.1:{}", b.srv.port)
     );
     assert_eq!(q::<String>(&mut ca, &["GET", "foo"]), "y");
+}
+
+#[test]
+fn announced_address_is_what_other_nodes_see() {
+    let dir = scratch_dir("announce");
+    let a = start_node(&dir, &[]);
+    let mut ca = a.srv.client();
+    let _: () = q(
+        &mut ca,
+        &["CONFIG", "SET", "cluster-announce-ip", "127.0.0.1"],
+    );
+    let _: () = q(&mut ca, &["CONFIG", "SET", "cluster-announce-port", "7777"]);
+    let id = myid(&mut ca);
+    wait_until("announced address", Duration::from_secs(10), || {
+        let nodes: String = q(&mut ca, &["CLUSTER", "NODES"]);
+        nodes.starts_with(&format!("{id} 127.0.0.1:7777@{} myself", a.cport))
+    });
 }

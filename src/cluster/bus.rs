@@ -415,6 +415,7 @@ fn cron(srv: &Arc<Server>, bus: &Arc<Bus>) {
     let timeout = node_timeout(srv);
     let ping_every = (timeout / 4).clamp(100, 1000);
     let mut st = cl.lock();
+    cl.apply_announce(&mut st, &srv.config);
     st.blacklist.retain(|_, until| *until > now);
     let force = std::mem::take(&mut st.force_ping);
     let mut fails = Vec::new();

@@ -282,11 +282,10 @@ pub fn shards(ctx: &mut Ctx, _args: &Args) {
             ctx.reply.bulk(b"replication-offset");
             ctx.reply.int(0);
             ctx.reply.bulk(b"health");
-            ctx.reply.bulk(if n.failing() {
-                b"fail" as &[u8]
-            } else {
-                b"online"
-            });
+            // Redis 7.0 reports FAIL as "fail"; PFAIL is still "online".
+            let failed = n.flags & nf::FAIL != 0;
+            ctx.reply
+                .bulk(if failed { b"fail" as &[u8] } else { b"online" });
         }
     }
 }

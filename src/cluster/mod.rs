@@ -289,17 +289,26 @@ impl Cluster {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// cluster-announce-* override what we learn about ourselves.
+    /// cluster-announce-* override what we learn about ourselves. Run at
+    /// start and by the bus cron, so CONFIG SET takes effect within a
+    /// tick.
     pub fn apply_announce(&self, st: &mut State, config: &Config) {
         let ip = config.get("cluster-announce-ip").unwrap_or_default();
         let aport = config.get_int("cluster-announce-port");
         let abus = config.get_int("cluster-announce-bus-port");
+        let port = if aport > 0 { aport as u16 } else { self.port };
+        let cport = if abus > 0 { abus as u16 } else { self.cport };
         let me = st.myself_mut();
+        let changed = (!ip.is_empty() && me.ip != ip) || me.port != port || me.cport != cport;
         if !ip.is_empty() {
             me.ip = ip;
         }
-        me.port = if aport > 0 { aport as u16 } else { self.port };
-        me.cport = if abus > 0 { abus as u16 } else { self.cport };
+        me.port = port;
+        me.cport = cport;
+        if changed {
+            st.dirty = true;
+            st.force_ping = true;
+        }
     }
 
     /// Rewrites nodes.conf if the node table changed.
