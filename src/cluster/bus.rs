@@ -737,15 +737,26 @@ fn process(
     if let Some(s) = sender {
         let sender_id = msg.id.clone();
         let mut slots_changed = false;
+        let mut moved = false;
         if let Some(n) = st.node_mut(s) {
             n.data_received = now;
             if n.ip != sender_ip || n.port != msg.port || n.cport != msg.cport {
                 n.ip = sender_ip;
                 n.port = msg.port;
                 n.cport = msg.cport;
-                n.link = false;
-                st.dirty = true;
+                moved = true;
             }
+        }
+        if moved {
+            // A new generation makes the cron replace the outbound link,
+            // which then connects to the new address.
+            let generation = st.next_generation;
+            st.next_generation += 1;
+            if let Some(n) = st.node_mut(s) {
+                n.generation = generation;
+                n.link = false;
+            }
+            st.dirty = true;
         }
         if let Some(n) = st.node_mut(s) {
             n.hostname = msg.hostname.clone();
@@ -897,6 +908,72 @@ fn clear_failure_if_needed(n: &mut Node, serves_slots: bool, timeout: u64, now: 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sample() -> Msg {
+        Msg {
+            kind: PING,
+            id: "a".repeat(40),
+            current_epoch: 7,
+            config_epoch: 3,
+            flags: nf::MASTER,
+            primary: String::new(),
+            ip: "10.0.0.1".into(),
+            port: 7000,
+            cport: 17000,
+            hostname: "h".into(),
+            shard_id: "b".repeat(40),
+            slots: {
+                let mut v = vec![0u8; SLOTS / 8];
+                v[0] = 0b101;
+                v
+            },
+            gossip: vec![Gossip {
+                id: "c".repeat(40),
+                ip: "10.0.0.2".into(),
+                port: 7001,
+                cport: 17001,
+                flags: nf::MASTER | nf::PFAIL,
+            }],
+            fail_id: String::new(),
+        }
+    }
+
+    #[test]
+    fn messages_roundtrip_and_garbage_is_refused() {
+        let frame = sample().encode();
+        let len = u32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]) as usize;
+        assert_eq!(len, frame.len() - 4);
+        let m = Msg::decode(&frame[4..]).expect("decodes");
+        assert_eq!((m.kind, m.current_epoch, m.config_epoch), (PING, 7, 3));
+        assert_eq!((m.port, m.cport, m.ip.as_str()), (7000, 17000, "10.0.0.1"));
+        assert_eq!(m.slots[0], 0b101);
+        assert_eq!(m.gossip.len(), 1);
+        assert_eq!(m.gossip[0].flags, nf::MASTER | nf::PFAIL);
+        // Every truncation and a few corruptions decode to None, never
+        // panic.
+        for cut in 0..frame.len() - 4 {
+            assert!(Msg::decode(&frame[4..4 + cut]).is_none(), "cut at {cut}");
+        }
+        let mut bad = frame[4..].to_vec();
+        bad[0] = 9;
+        assert!(Msg::decode(&bad).is_none());
+        let mut rng = crate::store::Rng::new(42);
+        for _ in 0..2000 {
+            let n = rng.below(3000);
+            let junk: Vec<u8> = (0..n).map(|_| rng.next_u64() as u8).collect();
+            let _ = Msg::decode(&junk);
+        }
+    }
+
+    #[test]
+    fn oversized_frames_are_refused() {
+        let mut buf = BytesMut::new();
+        buf.extend_from_slice(&(MAX_FRAME as u32 + 1).to_be_bytes());
+        assert!(next_frame(&mut buf).is_err());
+        let mut buf = BytesMut::from(&sample().encode()[..]);
+        assert!(matches!(next_frame(&mut buf), Ok(Some(_))));
+        assert!(buf.is_empty());
+    }
 
     #[test]
     fn hmac_sha1_matches_rfc2202() {

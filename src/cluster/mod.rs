@@ -224,24 +224,8 @@ impl Cluster {
                 .unwrap_or_else(|| "nodes.conf".into()),
         );
         let lock = nodes_conf::lock_file(&path)?;
-        let table = Arc::new(SlotTable::new());
-        let mut st = State {
-            table: table.clone(),
-            nodes: Vec::new(),
-            by_id: HashMap::new(),
-            current_epoch: 0,
-            last_vote_epoch: 0,
-            migrating_to: vec![0; SLOTS],
-            importing_from: vec![0; SLOTS],
-            blacklist: HashMap::new(),
-            sent: [0; 6],
-            received: [0; 6],
-            ok: false,
-            size: 1,
-            dirty: false,
-            force_ping: false,
-            next_generation: 1,
-        };
+        let mut st = State::empty();
+        let table = st.table.clone();
         let text = std::fs::read_to_string(&path).unwrap_or_default();
         if text.trim().is_empty() {
             st.add_node(Node {
@@ -335,6 +319,27 @@ impl Cluster {
 }
 
 impl State {
+    /// No nodes, no slots, epoch 0.
+    pub fn empty() -> State {
+        State {
+            table: Arc::new(SlotTable::new()),
+            nodes: Vec::new(),
+            by_id: HashMap::new(),
+            current_epoch: 0,
+            last_vote_epoch: 0,
+            migrating_to: vec![0; SLOTS],
+            importing_from: vec![0; SLOTS],
+            blacklist: HashMap::new(),
+            sent: [0; 6],
+            received: [0; 6],
+            ok: false,
+            size: 1,
+            dirty: false,
+            force_ping: false,
+            next_generation: 1,
+        }
+    }
+
     pub fn myself(&self) -> &Node {
         self.nodes[0].as_ref().expect("myself is node 0")
     }
@@ -601,6 +606,12 @@ impl State {
             false
         }
     }
+}
+
+/// An empty node table, for unit tests.
+#[cfg(test)]
+pub fn test_state() -> State {
+    State::empty()
 }
 
 fn s_id(st: &State, idx: u16) -> String {

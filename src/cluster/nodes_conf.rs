@@ -249,3 +249,39 @@ pub fn load(st: &mut State, text: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn load_reads_redis_nodes_conf_and_save_keeps_it() {
+        let a = "a".repeat(40);
+        let b = "b".repeat(40);
+        let text = format!(
+            "{a} 127.0.0.1:7000@17000 myself,master - 0 0 3 connected 0-99 200 [5->-{b}] [300-<-{b}]\n\
+             {b} 127.0.0.1:7001@17001,host1 master,fail - 0 1700000000000 2 disconnected 100-199\n\
+             vars currentEpoch 5 lastVoteEpoch 0\n"
+        );
+        let mut st = crate::cluster::test_state();
+        load(&mut st, &text).expect("loads");
+        assert_eq!(st.current_epoch, 5);
+        assert_eq!(st.myself().id, a);
+        assert_eq!(st.myself().config_epoch, 3);
+        assert_eq!(st.table.owner(0), Some(0));
+        assert_eq!(st.table.owner(150), Some(1));
+        assert_eq!(st.table.owner(250), None);
+        assert_eq!(st.migrating_to[5], 2);
+        assert_eq!(st.importing_from[300], 2);
+        assert_eq!(st.node(1).map(|n| n.hostname.as_str()), Some("host1"));
+        let line = node_line(&st, 0, false);
+        assert_eq!(
+            line,
+            format!(
+                "{a} 127.0.0.1:7000@17000 myself,master - 0 0 3 connected 0-99 200 [5->-{b}] [300-<-{b}]"
+            )
+        );
+        assert!(load(&mut crate::cluster::test_state(), "garbage\n").is_err());
+        assert!(load(&mut crate::cluster::test_state(), "vars currentEpoch x\n").is_err());
+    }
+}
