@@ -119,6 +119,9 @@ pub fn route(
 ) -> Result<Option<u16>, String> {
     let asking = state.asking;
     command_done(state, spec);
+    if spec.keys.0 == 0 && spec.name != "exec" {
+        return Ok(None);
+    }
     let mut q = Query {
         slot: None,
         word: 0,

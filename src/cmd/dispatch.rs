@@ -110,9 +110,7 @@ fn run_command(
     }
     // Cluster mode off: this one branch is all routing costs.
     let mut slot = None;
-    if let Some(cluster) = &srv.cluster
-        && (spec.keys.0 > 0 || spec.name == "exec")
-    {
+    if let Some(cluster) = &srv.cluster {
         match crate::cluster::routing::route(srv, cluster, state, spec, args) {
             Ok(s) => slot = s,
             Err(msg) => {
@@ -125,8 +123,6 @@ fn run_command(
                 return reject(state, reply, stats, Some(resolved.id), &msg);
             }
         }
-    } else if srv.cluster.is_some() {
-        crate::cluster::routing::command_done(state, spec);
     }
     // Commands that may grow memory make room first (Redis's
     // performEvictions); inside MULTI any queued command counts, since
