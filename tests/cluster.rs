@@ -12,11 +12,29 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// A fresh directory for one test's nodes.conf files.
-fn scratch_dir(tag: &str) -> PathBuf {
+/// A fresh directory for one test's nodes.conf files, removed when the
+/// test ends. Paths derive from the PID, which the OS reuses: a leftover
+/// directory from an earlier run would hand its nodes.conf to a new node.
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch_dir(tag: &str) -> Scratch {
     let d = temp_path(tag);
+    let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).expect("mkdir");
-    d
+    Scratch(d)
 }
 
 fn node_args(port: u16, cport: u16, conf: &std::path::Path, extra: &[&str]) -> Vec<String> {
@@ -49,6 +67,9 @@ struct Node {
     cport: u16,
 }
 
+/// Starts a node whose working directory is `dir`: a real redis-server
+/// would load a dump.rdb from its working directory and claim the slots
+/// of its keys.
 fn start_node(dir: &std::path::Path, extra: &[&str]) -> Node {
     for _ in 0..10 {
         let port = pick_free_port();
@@ -58,7 +79,7 @@ fn start_node(dir: &std::path::Path, extra: &[&str]) -> Node {
         }
         let conf = dir.join(format!("nodes-{port}.conf"));
         if let Ok(srv) =
-            TestServer::try_start_exact(&node_args(port, cport, &conf, extra), port, None)
+            TestServer::try_start_exact(&node_args(port, cport, &conf, extra), port, Some(dir))
         {
             return Node { srv, conf, cport };
         }
@@ -72,7 +93,11 @@ fn restart_node(old: Node, extra: &[&str]) -> Node {
     drop(srv);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        match TestServer::try_start_exact(&node_args(port, cport, &conf, extra), port, None) {
+        match TestServer::try_start_exact(
+            &node_args(port, cport, &conf, extra),
+            port,
+            conf.parent(),
+        ) {
             Ok(srv) => return Node { srv, conf, cport },
             Err(e) if Instant::now() > deadline => panic!("restart failed: {e}"),
             Err(_) => std::thread::sleep(Duration::from_millis(100)),
@@ -145,7 +170,13 @@ fn create_cluster(dir: &std::path::Path, n: usize, extra: &[&str]) -> Vec<Node> 
     args.extend(nodes.iter().map(|n| format!("127.0.0.1:{}", n.srv.port)));
     args.extend(["--cluster-replicas", "0", "--cluster-yes"].map(String::from));
     let (ok, out) = run_tool("redis-cli", &args, Duration::from_secs(60));
-    assert!(ok, "cluster create failed:\n{out}");
+    if !ok {
+        let views: Vec<String> = nodes
+            .iter()
+            .map(|n| q::<String>(&mut n.srv.client(), &["CLUSTER", "NODES"]))
+            .collect();
+        panic!("cluster create failed:\n{out}\nnodes: {views:?}");
+    }
     assert!(out.contains("[OK] All 16384 slots covered."), "{out}");
     for node in &nodes {
         let mut c = node.srv.client();
@@ -536,6 +567,10 @@ fn redis_cli_cluster_create_check_redirects_clients_and_failure_detection() {
         q_err(&mut c0, &["GET", "foo"]),
         "CLUSTERDOWN The cluster is down"
     );
+    // The other primary's gossip counts as a failure report.
+    wait_until("a failure report", Duration::from_secs(10), || {
+        q::<i64>(&mut c0, &["CLUSTER", "COUNT-FAILURE-REPORTS", &victim_id]) >= 1
+    });
     let shards: redis::Value = q(&mut c0, &["CLUSTER", "SHARDS"]);
     let shards = format!("{shards:?}");
     assert!(
