@@ -250,7 +250,8 @@ impl Reader<'_> {
 /// LZF (liblzf) decompression, as Redis's lzf_d.c; `None` on corrupt
 /// input or a size mismatch.
 pub fn lzf_decompress(input: &[u8], out_len: usize) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(out_len.min(64 << 20));
+    // The claimed size is only trusted as far as the data backs it.
+    let mut out = Vec::with_capacity(out_len.min(1 << 20));
     let mut i = 0;
     while i < input.len() {
         let ctrl = input[i] as usize;
