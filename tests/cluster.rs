@@ -998,3 +998,37 @@ fn announced_address_is_what_other_nodes_see() {
         nodes.starts_with(&format!("{id} 127.0.0.1:7777@{} myself", a.cport))
     });
 }
+
+/// The minority side of a partition stops serving: with two of three
+/// primaries frozen (SIGSTOP), the third sees no majority after
+/// node-timeout and refuses keyed commands; once they resume it serves
+/// again.
+#[test]
+fn a_primary_without_a_majority_stops_serving_until_it_heals() {
+    let dir = scratch_dir("minority");
+    let nodes = create_cluster(&dir, 3, &["--cluster-node-timeout", "1000"]);
+    let mut c0 = nodes[0].srv.client();
+    let k = (0..)
+        .map(|i| format!("m{i}"))
+        .find(|k| q_ok(&mut c0, &["SET", k, "1"]))
+        .expect("a key served by node 0");
+    nodes[1].srv.signal(libc::SIGSTOP);
+    nodes[2].srv.signal(libc::SIGSTOP);
+    let minority = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait_until("cluster_state:fail", Duration::from_secs(20), || {
+            info_field(&cluster_info(&mut c0), "cluster_state") == "fail"
+        });
+        q_err(&mut c0, &["SET", &k, "2"])
+    }));
+    nodes[1].srv.signal(libc::SIGCONT);
+    nodes[2].srv.signal(libc::SIGCONT);
+    assert_eq!(
+        minority.expect("minority side"),
+        "CLUSTERDOWN The cluster is down"
+    );
+    wait_until("healed", Duration::from_secs(20), || {
+        info_field(&cluster_info(&mut c0), "cluster_state") == "ok"
+    });
+    let _: () = q(&mut c0, &["SET", &k, "3"]);
+    assert_eq!(q::<String>(&mut c0, &["GET", &k]), "3");
+}
