@@ -9,6 +9,11 @@
 //! needs, "who serves slot S and is it open", is mirrored into
 //! `SlotTable`, one atomic word per slot, written under the mutex and
 //! read without it, so routing costs one atomic load per command.
+//!
+//! Lock order: a shard lock is never held while taking the cluster mutex
+//! (routing checks key presence and looks up redirect addresses one after
+//! the other; handlers that count or delete a slot's keys release the
+//! mutex first). The bus's link table is only taken under the mutex.
 
 pub mod bus;
 pub mod commands;
