@@ -11,6 +11,7 @@ pub mod eviction;
 pub mod expire;
 pub mod memory;
 pub mod protocol;
+pub mod rdb;
 pub mod replication;
 pub mod server;
 pub mod stats;
