@@ -137,6 +137,15 @@ pub struct ClientState {
     /// WATCHed keys with their db and their expiry when watched (a key
     /// that expires after WATCH fails the EXEC, as in Redis 7).
     pub watched: Vec<(usize, Bytes, u64)>,
+    /// This is the link to our primary: its writes are applied even on a
+    /// read-only replica and are not propagated again.
+    pub is_master: bool,
+    /// REPLCONF listening-port / capa, sent by a replica before PSYNC.
+    pub repl_listening_port: u16,
+    pub repl_capa_eof: bool,
+    pub repl_capa_psync2: bool,
+    /// Work the connection loop must do after this command (PSYNC, WAIT).
+    pub pending: Option<crate::replication::Pending>,
 }
 
 impl ClientState {
@@ -156,6 +165,11 @@ impl ClientState {
             multi_error: false,
             watch_dirty: Arc::new(AtomicBool::new(false)),
             watched: Vec::new(),
+            is_master: false,
+            repl_listening_port: 0,
+            repl_capa_eof: false,
+            repl_capa_psync2: false,
+            pending: None,
         }
     }
 

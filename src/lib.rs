@@ -10,6 +10,7 @@ pub mod connection;
 pub mod eviction;
 pub mod expire;
 pub mod memory;
+pub mod persistence;
 pub mod protocol;
 pub mod rdb;
 pub mod replication;

@@ -203,7 +203,7 @@ impl Server {
     }
 }
 
-fn random_hex(n: usize) -> String {
+pub fn random_hex(n: usize) -> String {
     let mut rng =
         crate::store::Rng::new(now_ms() ^ ((std::process::id() as u64) << 20) ^ 0x5DEECE66D);
     (0..n)
@@ -290,6 +290,8 @@ pub fn run(srv: Arc<Server>) -> std::io::Result<()> {
     let backlog = srv.config.get_int("tcp-backlog").clamp(1, u32::MAX as i64) as u32;
     let bind = srv.config.get("bind").unwrap_or_default();
     let listeners = main_rt.block_on(async { bind_all(&bind, srv.port, backlog) })?;
+    crate::replication::init(&srv);
+    crate::persistence::load_at_start(&srv).map_err(std::io::Error::other)?;
 
     // Workers.
     let mut senders = Vec::new();
@@ -382,6 +384,19 @@ pub fn run(srv: Arc<Server>) -> std::io::Result<()> {
             });
         }
         tokio::spawn(crate::expire::cron(srv.clone()));
+        tokio::spawn(crate::replication::cron(srv.clone()));
+        if let Some(master) = srv.config.get("replicaof").filter(|m| !m.is_empty()) {
+            let mut words = master.split_whitespace();
+            match (
+                words.next(),
+                words.next().and_then(|p| p.parse::<u16>().ok()),
+            ) {
+                (Some(host), Some(port)) => {
+                    crate::replication::replica::set_master(&srv, host, port);
+                }
+                _ => warn!("ignoring invalid replicaof '{master}'"),
+            }
+        }
 
         let mut term =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();

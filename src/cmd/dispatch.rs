@@ -109,6 +109,15 @@ fn run_command(
             "NOAUTH Authentication required.",
         );
     }
+    if spec.flags & flag::WRITE != 0 && !state.is_master && crate::store::replica_mode() {
+        return reject(
+            state,
+            reply,
+            stats,
+            Some(resolved.id),
+            "READONLY You can't write against a read only replica.",
+        );
+    }
     // Commands that may grow memory make room first (Redis's
     // performEvictions); inside MULTI any queued command counts, since
     // queuing itself takes memory, and EXEC counts if it queued one.
@@ -184,6 +193,11 @@ fn run_locked<'a>(
         // A container with no subcommand given: arity already rejected it.
         return locked;
     };
+    let mut locked = locked;
+    if spec.flags & flag::WRITE != 0 {
+        // A snapshot in progress takes this command's shards first.
+        crate::replication::snapshot::before_write(&mut locked);
+    }
     let errors_before = reply.errors;
     let mut ctx = Ctx {
         srv,
@@ -210,7 +224,10 @@ fn run_locked<'a>(
 
     if dirty > 0 {
         srv.dirty.fetch_add(dirty, Relaxed);
-        crate::replication::propagate(db, args);
+        // The primary's own stream is relayed verbatim by the link.
+        if !state.is_master {
+            crate::replication::propagate(srv, db, args, &locked);
+        }
     }
     state.handle.last_cmd.store(resolved.id + 1, Relaxed);
     let cstat = &stats.cmd[resolved.id];
@@ -320,7 +337,9 @@ fn exec(
     state.unwatch_all();
     let started = Instant::now();
     reply.array(queue.len());
-    crate::replication::propagate_multi();
+    if !state.is_master {
+        crate::replication::propagate_multi();
+    }
     // `per_command` holds addresses inside `queue`, which stays put.
     for ((q, r), keys) in queue.iter().zip(resolved).zip(per_command) {
         if let Some(r) = r {

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use super::{
-    Handler, collections as coll, connection as conn, keyspace as ks, list, multi, server as srv,
-    string as st,
+    Handler, collections as coll, connection as conn, keyspace as ks, list, multi,
+    replication as repl, server as srv, string as st,
 };
 
 pub mod flag {
@@ -244,6 +244,15 @@ pub static COMMANDS: &[CommandSpec] = &[
     container("memory", 0, "server", "4.0.0", "A container for memory diagnostics commands.", MEMORY_SUBCOMMANDS),
     c("shutdown", -1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | SENTINEL | ALLOW_BUSY, NOKEYS, NoLock, srv::shutdown, "server", "1.0.0", "Synchronously saves the database(s) to disk and shuts down the Redis server."),
     c("lastsave", 1, LOADING | STALE | FAST, NOKEYS, NoLock, srv::lastsave, "server", "1.0.0", "Returns the Unix timestamp of the last successful save to disk."),
+    c("save", 1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI, NOKEYS, NoLock, repl::save, "server", "1.0.0", "Synchronously saves the database(s) to disk."),
+    c("bgsave", -1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING, NOKEYS, NoLock, repl::bgsave, "server", "1.0.0", "Asynchronously saves the database(s) to disk."),
+    c("psync", -3, ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI, NOKEYS, NoLock, repl::psync, "server", "2.8.0", "An internal command used in replication."),
+    c("sync", 1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI, NOKEYS, NoLock, repl::sync, "server", "1.0.0", "An internal command used in replication."),
+    c("replconf", -1, ADMIN | NOSCRIPT | LOADING | STALE | ALLOW_BUSY, NOKEYS, NoLock, repl::replconf, "server", "3.0.0", "An internal command for configuring the replication stream."),
+    c("replicaof", 3, ADMIN | NOSCRIPT | STALE | NO_ASYNC_LOADING, NOKEYS, NoLock, repl::replicaof, "server", "5.0.0", "Configures a server as replica of another, or promotes it to a master."),
+    c("slaveof", 3, ADMIN | NOSCRIPT | STALE | NO_ASYNC_LOADING, NOKEYS, NoLock, repl::replicaof, "server", "1.0.0", "Sets a Redis server as a replica of another, or promotes it to being a master."),
+    c("role", 1, NOSCRIPT | LOADING | STALE | FAST | SENTINEL, NOKEYS, NoLock, repl::role, "server", "2.8.12", "Returns the replication role."),
+    c("wait", 3, NOSCRIPT, NOKEYS, NoLock, repl::wait, "generic", "3.0.0", "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed."),
 ];
 
 const ADM: u32 = ADMIN | NOSCRIPT | LOADING | STALE;

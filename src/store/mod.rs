@@ -235,6 +235,23 @@ pub struct Db {
     s3: Option<Box<S3State>>,
     /// (table capacities, their bytes): see `tables_bytes`.
     tables_cache: std::cell::Cell<((usize, usize), usize)>,
+    /// This database's number, so deletions by expiry can be propagated
+    /// with it.
+    pub id: usize,
+}
+
+/// Set while this server is a replica: expired keys are then hidden from
+/// reads but never deleted, since only the primary's DEL removes them (as
+/// Redis 7 replicas behave).
+static HIDE_EXPIRED: AtomicBool = AtomicBool::new(false);
+
+pub fn set_replica_mode(on: bool) {
+    HIDE_EXPIRED.store(on, Ordering::Relaxed);
+}
+
+#[inline]
+pub fn replica_mode() -> bool {
+    HIDE_EXPIRED.load(Ordering::Relaxed)
 }
 
 /// S3-FIFO's small queue (exact FIFO of key copies) and ghost (key
@@ -428,11 +445,14 @@ impl Db {
     }
 
     fn expire_at_index(&mut self, idx: usize) {
+        if replica_mode() {
+            return;
+        }
         if let Some((k, e)) = self.map.swap_remove_index(idx) {
             self.mem = self.mem.saturating_sub(entry_heap(k.len(), &e));
             self.expires.swap_remove(&k);
             self.stats.expired += 1;
-            crate::replication::propagate_expired(&k);
+            crate::replication::propagate_expired(self.id, &k);
         }
     }
 
@@ -666,6 +686,9 @@ impl Db {
             }
             let idx = rng.below(self.map.len());
             if self.map[idx].is_expired(now_ms) {
+                if replica_mode() {
+                    continue;
+                }
                 self.expire_at_index(idx);
                 continue;
             }
@@ -788,14 +811,23 @@ pub struct Shard {
     /// Position of the active expiry cycle, so each cycle continues with
     /// the database where the previous one stopped.
     pub expire_cursor_db: usize,
+    /// The snapshot (full resync, BGSAVE) this shard was last serialized
+    /// for; see replication/snapshot.rs.
+    pub snapshot_epoch: u64,
 }
 
 impl Shard {
     pub fn new(databases: usize, seed: u64) -> Self {
         Shard {
-            dbs: (0..databases).map(|_| Db::default()).collect(),
+            dbs: (0..databases)
+                .map(|id| Db {
+                    id,
+                    ..Db::default()
+                })
+                .collect(),
             rng: Rng::new(seed),
             expire_cursor_db: 0,
+            snapshot_epoch: 0,
         }
     }
 
@@ -845,6 +877,8 @@ impl Shard {
     /// database number (as in Redis, clients remain in the same DB).
     pub fn swap_dbs(&mut self, a: usize, b: usize) {
         self.dbs.swap(a, b);
+        self.dbs[a].id = a;
+        self.dbs[b].id = b;
         let wa = std::mem::take(&mut self.dbs[a].watched);
         let wb = std::mem::replace(&mut self.dbs[b].watched, wa);
         self.dbs[a].watched = wb;
