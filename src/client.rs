@@ -30,6 +30,9 @@ pub struct ClientHandle {
     pub resp: AtomicU8,
     pub qbuf: AtomicUsize,
     pub killed: AtomicBool,
+    /// The connection became a replica link (PSYNC/SYNC): flags=S, type
+    /// replica.
+    pub is_replica: AtomicBool,
 }
 
 impl ClientHandle {
@@ -50,6 +53,7 @@ impl ClientHandle {
             resp: AtomicU8::new(2),
             qbuf: AtomicUsize::new(0),
             killed: AtomicBool::new(false),
+            is_replica: AtomicBool::new(false),
         }
     }
 
@@ -89,7 +93,7 @@ impl ClientHandle {
         let idle = now.saturating_sub(self.last_interaction_ms.load(Ordering::Relaxed)) / 1000;
         let qbuf = self.qbuf.load(Ordering::Relaxed);
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -97,6 +101,7 @@ impl ClientHandle {
             name,
             age,
             idle,
+            if self.is_replica.load(Ordering::Relaxed) { "S" } else { "N" },
             self.db.load(Ordering::Relaxed),
             qbuf,
             qbuf + 16384 + 1024,

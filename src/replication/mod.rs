@@ -310,6 +310,9 @@ impl Feed {
     /// Starts over at `replid`/`offset`, as after loading a primary's
     /// snapshot.
     pub fn reset_to(&mut self, replid: &str, offset: u64) {
+        // A replica keeps a backlog too, so that once promoted its own
+        // replicas can continue (Redis creates it at sync time).
+        self.activate();
         self.replid = replid.to_string();
         self.replid2 = NULL_REPLID.to_string();
         self.second_offset = -1;

@@ -38,6 +38,7 @@ pub async fn serve_replica(
         state.handle.addr.port()
     };
     let capa_eof = state.repl_capa_eof;
+    state.handle.is_replica.store(true, Relaxed);
     let link;
     let mut header = Vec::new();
     let mut full = None;

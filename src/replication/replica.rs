@@ -233,6 +233,7 @@ async fn sync_and_stream(srv: &Arc<Server>, host: &str, port: u16) -> Result<(),
     } else if let Some(rest) = psync.strip_prefix("+CONTINUE") {
         let new_id = rest.trim();
         let mut f = feed();
+        f.activate();
         if !new_id.is_empty() && new_id != f.replid {
             // The primary changed history (it was promoted): keep ours
             // valid for our own replicas up to here.
@@ -262,12 +263,17 @@ async fn read_snapshot(c: &mut Conn) -> Result<Vec<u8>, String> {
         if mark.len() != 40 {
             return Err("bad EOF mark".into());
         }
+        // The stream may follow the mark in the same read: search for it
+        // in what arrived since the last look, and hand back what follows.
         let mut data = Vec::new();
         loop {
+            let from = data.len().saturating_sub(mark.len() - 1);
             data.extend_from_slice(&c.buf);
             c.buf.clear();
-            if data.len() >= 40 && data[data.len() - 40..] == mark[..] {
-                data.truncate(data.len() - 40);
+            if let Some(pos) = data[from..].windows(mark.len()).position(|w| w == mark) {
+                let end = from + pos;
+                c.buf.extend_from_slice(&data[end + mark.len()..]);
+                data.truncate(end);
                 return Ok(data);
             }
             c.fill().await?;

@@ -1,0 +1,614 @@
+//! Replication: full and partial resync, the command stream, PSYNC2 after
+//! a promotion, chained replicas, WAIT, read-only replicas, and interop
+//! with real redis-server 7.0 in both directions; plus RDB persistence
+//! (SAVE, BGSAVE, loading at start) and RDB files exchanged with Redis.
+//!
+//! Every test starts its own servers on loopback and bounds every wait.
+//! Under `FERROCACHE_TEST_BIN=/usr/bin/redis-server` the same tests run
+//! with real Redis on both sides (the ferrocache-only `--shards` flag is
+//! then left out).
+
+mod common;
+use common::*;
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use redis::Connection;
+
+const REDIS: &str = "/usr/bin/redis-server";
+
+/// Flags for a server under test: several shards for ferrocache so keys
+/// and transactions span shard locks.
+fn flags(extra: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = vec!["--repl-diskless-sync-delay".into(), "0".into()];
+    if !against_real_redis() {
+        v.extend(["--shards".into(), "4".into()]);
+    }
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v
+}
+
+fn start(extra: &[&str]) -> TestServer {
+    let f = flags(extra);
+    let refs: Vec<&str> = f.iter().map(|s| s.as_str()).collect();
+    TestServer::start_with(&refs)
+}
+
+fn start_replica_of(primary: u16, extra: &[&str]) -> TestServer {
+    let port = primary.to_string();
+    let mut args = vec!["--replicaof", "127.0.0.1", port.as_str()];
+    args.extend_from_slice(extra);
+    start(&args)
+}
+
+/// A real redis-server, whatever binary the suite tests.
+struct RealRedis {
+    child: Child,
+    port: u16,
+}
+
+impl RealRedis {
+    fn start(extra: &[&str]) -> Option<RealRedis> {
+        if !std::path::Path::new(REDIS).exists() {
+            eprintln!("skipping: {REDIS} not installed");
+            return None;
+        }
+        for _ in 0..10 {
+            let port = pick_free_port();
+            let mut child = Command::new(REDIS)
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+                .args(["--repl-diskless-sync-delay", "0"])
+                .args(extra)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn redis-server");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                if let Ok(mut c) = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+                    .and_then(|c| c.get_connection())
+                    && let Ok(info) = cmd(&["INFO", "server"]).query::<String>(&mut c)
+                    && info.contains(&format!("process_id:{}", child.id()))
+                {
+                    return Some(RealRedis { child, port });
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("could not start redis-server");
+    }
+
+    fn client(&self) -> Connection {
+        redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))
+            .unwrap()
+            .get_connection()
+            .unwrap()
+    }
+}
+
+impl Drop for RealRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn connect(port: u16) -> Connection {
+    let c = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+    let con = c
+        .get_connection_with_timeout(Duration::from_secs(10))
+        .expect("connect");
+    con.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    con
+}
+
+fn info_field(con: &mut Connection, section: &str, field: &str) -> Option<String> {
+    let info: String = q(con, &["INFO", section]);
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .map(|v| v.trim().to_string())
+}
+
+/// Polls `cond` every 20 ms for up to `secs`; panics with `what` after.
+fn wait_for(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("timed out after {secs}s waiting for {what}");
+}
+
+/// The replica's link is up and it has processed everything the primary
+/// produced so far.
+fn wait_in_sync(primary: &mut Connection, replica: &mut Connection) {
+    let mut last = (None, None, None);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        last = (
+            info_field(replica, "replication", "master_link_status"),
+            info_field(primary, "replication", "master_repl_offset"),
+            info_field(replica, "replication", "master_repl_offset"),
+        );
+        if last.0.as_deref() == Some("up") && last.1 == last.2 {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("replica not in sync after 30s: (link, primary offset, replica offset) = {last:?}");
+}
+
+fn stat(con: &mut Connection, field: &str) -> u64 {
+    info_field(con, "stats", field)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Every key of db 0 with its type, value (rendered) and PTTL.
+fn dump_db(con: &mut Connection) -> HashMap<String, (String, String, i64)> {
+    let keys: Vec<String> = q(con, &["KEYS", "*"]);
+    let mut out = HashMap::new();
+    for k in keys {
+        let ty: String = q(con, &["TYPE", &k]);
+        let value = match ty.as_str() {
+            "string" => q::<String>(con, &["GET", &k]),
+            "list" => q::<Vec<String>>(con, &["LRANGE", &k, "0", "-1"]).join(","),
+            "hash" => {
+                let mut v: Vec<(String, String)> = q(con, &["HGETALL", &k]);
+                v.sort();
+                format!("{v:?}")
+            }
+            "set" => {
+                let mut v: Vec<String> = q(con, &["SMEMBERS", &k]);
+                v.sort();
+                v.join(",")
+            }
+            "zset" => ["m1", "m2"]
+                .iter()
+                .map(|m| q::<Option<String>>(con, &["ZSCORE", &k, m]).unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join(","),
+            other => other.to_string(),
+        };
+        // Absolute, so the time between reading two servers does not count.
+        let ttl: i64 = q(con, &["PEXPIRETIME", &k]);
+        out.insert(k, (ty, value, ttl));
+    }
+    out
+}
+
+fn assert_same_data(a: &HashMap<String, (String, String, i64)>, b: &HashMap<String, (String, String, i64)>) {
+    assert_eq!(a.len(), b.len(), "key counts differ");
+    for (k, (ty, v, ttl)) in a {
+        let (ty2, v2, ttl2) = b.get(k).unwrap_or_else(|| panic!("{k} missing on replica"));
+        assert_eq!((ty, v), (ty2, v2), "key {k}");
+        assert_eq!(*ttl < 0, *ttl2 < 0, "TTL presence of {k}");
+        if *ttl >= 0 {
+            assert!((ttl - ttl2).abs() <= 1000, "TTL of {k}: {ttl} vs {ttl2}");
+        }
+    }
+}
+
+fn fill(con: &mut Connection, n: usize, prefix: &str) {
+    let mut pipe = redis::pipe();
+    for i in 0..n {
+        let k = format!("{prefix}{i}");
+        if i % 5 == 0 {
+            pipe.cmd("SET").arg(&k).arg(i).arg("EX").arg(1000 + i).ignore();
+        } else {
+            pipe.cmd("SET").arg(&k).arg(format!("value-{i}")).ignore();
+        }
+        if pipe.len() >= 1000 {
+            pipe.query::<()>(con).unwrap();
+            pipe = redis::pipe();
+        }
+    }
+    if pipe.len() > 0 {
+        pipe.query::<()>(con).unwrap();
+    }
+}
+
+/// The writes a replica must reproduce: every collection type, relative
+/// expiries, INCRBYFLOAT, a cross-shard transaction and MSET.
+fn mixed_writes(con: &mut Connection) {
+    q::<()>(con, &["RPUSH", "list", "a", "b", "c"]);
+    q::<()>(con, &["HSET", "hash", "f1", "v1", "f2", "v2"]);
+    q::<()>(con, &["SADD", "set", "x", "y", "1"]);
+    q::<()>(con, &["ZADD", "zset", "1.5", "m1", "2", "m2"]);
+    q::<()>(con, &["SET", "float", "10.5"]);
+    q::<()>(con, &["INCRBYFLOAT", "float", "0.1"]);
+    q::<()>(con, &["SETEX", "setex", "500", "v"]);
+    q::<()>(con, &["SET", "px", "v", "PX", "400000"]);
+    q::<()>(con, &["SET", "expire-me", "v"]);
+    q::<()>(con, &["EXPIRE", "expire-me", "300"]);
+    q::<()>(con, &["MSET", "{a}1", "1", "{b}2", "2", "{c}3", "3"]);
+    let _: redis::Value = redis::pipe()
+        .atomic()
+        .cmd("INCR")
+        .arg("{a}counter")
+        .cmd("INCR")
+        .arg("{b}counter")
+        .cmd("SET")
+        .arg("{c}tx")
+        .arg("done")
+        .query(con)
+        .unwrap();
+}
+
+#[test]
+fn full_sync_with_data_and_ttls_then_stream() {
+    let primary = start(&[]);
+    let mut p = primary.client();
+    fill(&mut p, 20_000, "k");
+    mixed_writes(&mut p);
+
+    // Writes keep coming while the replica syncs.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        let port = primary.port;
+        std::thread::spawn(move || {
+            let mut c = connect(port);
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) && i < 200_000 {
+                let _: () = cmd(&["SET", &format!("w{}", i % 3000), &i.to_string()])
+                    .query(&mut c)
+                    .unwrap();
+                let _: i64 = cmd(&["INCR", &format!("{{c{}}}ctr", i % 7)])
+                    .query(&mut c)
+                    .unwrap();
+                i += 1;
+            }
+        })
+    };
+    let replica = start_replica_of(primary.port, &[]);
+    let mut r = replica.client();
+    wait_for(30, "link up", || {
+        info_field(&mut r, "replication", "master_link_status").as_deref() == Some("up")
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    mixed_writes(&mut p);
+    wait_in_sync(&mut p, &mut r);
+    assert_same_data(&dump_db(&mut p), &dump_db(&mut r));
+    assert_eq!(q::<String>(&mut r, &["GET", "float"]), "10.7");
+    assert_eq!(info_field(&mut r, "replication", "role").as_deref(), Some("slave"));
+    assert_eq!(stat(&mut p, "sync_full"), 1);
+
+    // A key expiring on the primary: hidden on the replica at once, and
+    // removed there when the primary deletes it (DEL in the stream).
+    q::<()>(&mut p, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+    q::<()>(&mut p, &["SET", "short", "v", "PX", "100"]);
+    wait_in_sync(&mut p, &mut r);
+    let before: i64 = q(&mut r, &["DBSIZE"]);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(q::<i64>(&mut r, &["EXISTS", "short"]), 0);
+    assert_eq!(q::<i64>(&mut r, &["DBSIZE"]), before, "replica must not delete it");
+    assert_eq!(q::<Option<String>>(&mut p, &["GET", "short"]), None);
+    wait_in_sync(&mut p, &mut r);
+    assert_eq!(q::<i64>(&mut r, &["DBSIZE"]), before - 1);
+}
+
+#[test]
+fn replica_is_read_only_and_reports_its_role() {
+    let primary = start(&[]);
+    let replica = start_replica_of(primary.port, &[]);
+    let (mut p, mut r) = (primary.client(), replica.client());
+    q::<()>(&mut p, &["SET", "a", "1"]);
+    wait_in_sync(&mut p, &mut r);
+    assert_eq!(
+        q_err(&mut r, &["SET", "a", "2"]),
+        "READONLY You can't write against a read only replica."
+    );
+    assert_eq!(q::<String>(&mut r, &["GET", "a"]), "1");
+    let role: redis::Value = q(&mut r, &["ROLE"]);
+    let redis::Value::Array(items) = role else {
+        panic!("ROLE: {role:?}")
+    };
+    assert_eq!(items[0], redis::Value::BulkString(b"slave".to_vec()));
+    assert_eq!(items[2], redis::Value::Int(primary.port as i64));
+    assert_eq!(items[3], redis::Value::BulkString(b"connected".to_vec()));
+    let role: redis::Value = q(&mut p, &["ROLE"]);
+    let redis::Value::Array(items) = role else {
+        panic!("ROLE: {role:?}")
+    };
+    assert_eq!(items[0], redis::Value::BulkString(b"master".to_vec()));
+    let info: String = q(&mut p, &["INFO", "replication"]);
+    assert!(info.contains("connected_slaves:1"), "{info}");
+    let line = info.lines().find(|l| l.starts_with("slave0:")).expect("slave0");
+    assert!(line.contains(&format!("port={}", replica.port)), "{line}");
+    assert!(line.contains("state=online"), "{line}");
+    for f in ["master_replid:", "master_replid2:", "second_repl_offset:", "repl_backlog_active:1", "repl_backlog_first_byte_offset:", "repl_backlog_histlen:"] {
+        assert!(info.contains(f), "{f} missing from {info}");
+    }
+}
+
+#[test]
+fn wait_counts_acknowledging_replicas() {
+    let primary = start(&[]);
+    let replica = start_replica_of(primary.port, &[]);
+    let (mut p, mut r) = (primary.client(), replica.client());
+    wait_in_sync(&mut p, &mut r);
+    q::<()>(&mut p, &["SET", "a", "1"]);
+    assert_eq!(q::<i64>(&mut p, &["WAIT", "1", "10000"]), 1);
+    // Two are asked for, one exists: the timeout answers with 1.
+    q::<()>(&mut p, &["SET", "a", "2"]);
+    assert_eq!(q::<i64>(&mut p, &["WAIT", "2", "300"]), 1);
+    assert!(q_err(&mut r, &["WAIT", "1", "10"]).starts_with("ERR WAIT cannot be used with replica instances"));
+}
+
+/// The id of the primary's connection from its replica.
+fn replica_client_ids(p: &mut Connection) -> Vec<String> {
+    let list: String = q(p, &["CLIENT", "LIST"]);
+    list.lines()
+        .filter(|l| l.contains("flags=S"))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(|id| id.trim_start_matches("id=").to_string())
+        .collect()
+}
+
+#[test]
+fn killed_link_resumes_with_partial_resync() {
+    let primary = start(&[]);
+    let replica = start_replica_of(primary.port, &[]);
+    let (mut p, mut r) = (primary.client(), replica.client());
+    fill(&mut p, 2000, "a");
+    wait_in_sync(&mut p, &mut r);
+    for round in 0..2 {
+        let ids = replica_client_ids(&mut p);
+        assert_eq!(ids.len(), 1, "{ids:?}");
+        q::<i64>(&mut p, &["CLIENT", "KILL", "ID", &ids[0]]);
+        // Writes continue while the link is down.
+        fill(&mut p, 500, &format!("during{round}-"));
+        q::<()>(&mut p, &["INCRBYFLOAT", "f", "1.25"]);
+        wait_for(30, "partial resync", || stat(&mut p, "sync_partial_ok") == round + 1);
+        wait_in_sync(&mut p, &mut r);
+    }
+    assert_eq!(stat(&mut p, "sync_full"), 1, "no second full sync");
+    assert_same_data(&dump_db(&mut p), &dump_db(&mut r));
+}
+
+#[test]
+fn restarted_replica_with_empty_backlog_position_gets_full_sync() {
+    // A replica asking for an unknown history gets a full resync and
+    // sync_partial_err counts the refused attempt.
+    let primary = start(&[]);
+    let mut p = primary.client();
+    q::<()>(&mut p, &["SET", "a", "1"]);
+    let mut raw = primary.raw();
+    raw.send(&resp_cmd(&[b"PSYNC", b"0123456789012345678901234567890123456789", b"5"]));
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !String::from_utf8_lossy(&got).contains("\r\n") && Instant::now() < deadline {
+        got.extend(raw.read_exact_len(1));
+    }
+    assert!(String::from_utf8_lossy(&got).starts_with("+FULLRESYNC "), "{got:?}");
+    assert_eq!(stat(&mut p, "sync_partial_err"), 1);
+}
+
+#[test]
+fn promoted_replica_serves_partial_resync_with_its_old_id() {
+    let primary = start(&[]);
+    let r1 = start_replica_of(primary.port, &[]);
+    let r2 = start_replica_of(primary.port, &[]);
+    let (mut p, mut c1, mut c2) = (primary.client(), r1.client(), r2.client());
+    fill(&mut p, 3000, "k");
+    mixed_writes(&mut p);
+    wait_in_sync(&mut p, &mut c1);
+    wait_in_sync(&mut p, &mut c2);
+    let old_id = info_field(&mut c1, "replication", "master_replid").unwrap();
+
+    q::<()>(&mut c1, &["REPLICAOF", "NO", "ONE"]);
+    assert_eq!(info_field(&mut c1, "replication", "role").as_deref(), Some("master"));
+    assert_eq!(info_field(&mut c1, "replication", "master_replid2"), Some(old_id));
+    q::<()>(&mut c2, &["REPLICAOF", "127.0.0.1", &r1.port.to_string()]);
+    wait_for(30, "r2 follows r1", || {
+        info_field(&mut c2, "replication", "master_link_status").as_deref() == Some("up")
+            && info_field(&mut c2, "replication", "master_port") == Some(r1.port.to_string())
+    });
+    assert_eq!(stat(&mut c1, "sync_partial_ok"), 1);
+    assert_eq!(stat(&mut c1, "sync_full"), 0);
+    q::<()>(&mut c1, &["SET", "after-promotion", "yes"]);
+    wait_in_sync(&mut c1, &mut c2);
+    assert_eq!(q::<String>(&mut c2, &["GET", "after-promotion"]), "yes");
+    assert_same_data(&dump_db(&mut c1), &dump_db(&mut c2));
+}
+
+#[test]
+fn chained_replicas_receive_the_stream() {
+    let primary = start(&[]);
+    let r1 = start_replica_of(primary.port, &[]);
+    let (mut p, mut c1) = (primary.client(), r1.client());
+    fill(&mut p, 1000, "k");
+    wait_in_sync(&mut p, &mut c1);
+    let r2 = start_replica_of(r1.port, &[]);
+    let mut c2 = r2.client();
+    mixed_writes(&mut p);
+    wait_in_sync(&mut p, &mut c1);
+    wait_in_sync(&mut c1, &mut c2);
+    assert_eq!(
+        info_field(&mut p, "replication", "master_repl_offset"),
+        info_field(&mut c2, "replication", "master_repl_offset")
+    );
+    assert_same_data(&dump_db(&mut p), &dump_db(&mut c2));
+}
+
+#[test]
+fn stalled_replica_is_cut_off_at_its_output_limit() {
+    if against_real_redis() {
+        return; // Same behaviour, but Redis needs its own limit syntax.
+    }
+    let primary = start(&["--client-output-buffer-limit", "replica 2mb 1mb 60"]);
+    let replica = start_replica_of(primary.port, &[]);
+    let (mut p, mut r) = (primary.client(), replica.client());
+    wait_in_sync(&mut p, &mut r);
+    replica.signal(libc::SIGSTOP);
+    let big = "x".repeat(100_000);
+    for i in 0..400 {
+        q::<()>(&mut p, &["SET", &format!("big{}", i % 10), &big]);
+        if info_field(&mut p, "replication", "connected_slaves").as_deref() == Some("0") {
+            break;
+        }
+    }
+    let n = info_field(&mut p, "replication", "connected_slaves");
+    replica.signal(libc::SIGCONT);
+    assert_eq!(n.as_deref(), Some("0"), "the stalled replica was not disconnected");
+    let histlen: u64 = info_field(&mut p, "replication", "repl_backlog_histlen")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(histlen <= 4 << 20, "buffer kept {histlen} bytes");
+    // It comes back (a full resync: it fell out of the backlog).
+    wait_in_sync(&mut p, &mut r);
+}
+
+// ------------------------------------------------------------- interop
+
+#[test]
+fn real_redis_replica_of_ferrocache() {
+    let primary = start(&[]);
+    let mut p = primary.client();
+    fill(&mut p, 5000, "k");
+    mixed_writes(&mut p);
+    let port = primary.port.to_string();
+    let Some(redis) = RealRedis::start(&["--replicaof", "127.0.0.1", &port]) else {
+        return;
+    };
+    let mut r = redis.client();
+    wait_in_sync(&mut p, &mut r);
+    mixed_writes(&mut p);
+    q::<()>(&mut p, &["DEL", "k1", "k2"]);
+    wait_in_sync(&mut p, &mut r);
+    assert_same_data(&dump_db(&mut p), &dump_db(&mut r));
+    assert_eq!(q::<i64>(&mut p, &["WAIT", "1", "10000"]), 1);
+}
+
+#[test]
+fn ferrocache_replica_of_real_redis() {
+    let Some(redis) = RealRedis::start(&[]) else {
+        return;
+    };
+    let mut p = redis.client();
+    fill(&mut p, 5000, "k");
+    // Small collections: Redis sends them as listpacks and intsets.
+    mixed_writes(&mut p);
+    let big = "abc".repeat(1000); // LZF-compressed in Redis's RDB.
+    q::<()>(&mut p, &["SET", "big", &big]);
+    let replica = start_replica_of(redis.port, &[]);
+    let mut r = replica.client();
+    wait_in_sync(&mut p, &mut r);
+    mixed_writes(&mut p);
+    q::<()>(&mut p, &["SET", "later", "v", "EX", "100"]);
+    wait_in_sync(&mut p, &mut r);
+    assert_same_data(&dump_db(&mut p), &dump_db(&mut r));
+    assert_eq!(q::<String>(&mut r, &["GET", "big"]), big);
+    // Redis's WAIT counts our acknowledgements.
+    assert_eq!(q::<i64>(&mut p, &["WAIT", "1", "10000"]), 1);
+}
+
+// ---------------------------------------------------------- persistence
+
+fn persistent_flags(dir: &std::path::Path) -> Vec<String> {
+    vec!["--dir".into(), dir.display().to_string()]
+}
+
+#[test]
+fn save_then_restart_loads_the_dump() {
+    let dir = temp_path("save");
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = persistent_flags(&dir);
+    let refs: Vec<&str> = f.iter().map(|s| s.as_str()).collect();
+    let expected = {
+        let s = start(&refs);
+        let mut c = s.client();
+        fill(&mut c, 1000, "k");
+        mixed_writes(&mut c);
+        let before: i64 = q(&mut c, &["LASTSAVE"]);
+        assert_eq!(q::<String>(&mut c, &["SAVE"]), "OK");
+        assert!(q::<i64>(&mut c, &["LASTSAVE"]) >= before);
+        dump_db(&mut c)
+    };
+    assert!(dir.join("dump.rdb").exists());
+    let s = start(&refs);
+    let mut c = s.client();
+    assert_same_data(&expected, &dump_db(&mut c));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bgsave_writes_a_snapshot_while_serving() {
+    let dir = temp_path("bgsave");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut f = persistent_flags(&dir);
+    f.extend(["--dbfilename".into(), "bg.rdb".into()]);
+    let refs: Vec<&str> = f.iter().map(|s| s.as_str()).collect();
+    let expected = {
+        let s = start(&refs);
+        let mut c = s.client();
+        fill(&mut c, 5000, "k");
+        let expected = dump_db(&mut c);
+        assert_eq!(q::<String>(&mut c, &["BGSAVE"]), "Background saving started");
+        // Writes after the snapshot point are not in it.
+        q::<()>(&mut c, &["SET", "after", "1"]);
+        wait_for(30, "bgsave done", || {
+            info_field(&mut c, "persistence", "rdb_bgsave_in_progress").as_deref() == Some("0")
+        });
+        assert_eq!(
+            info_field(&mut c, "persistence", "rdb_last_bgsave_status").as_deref(),
+            Some("ok")
+        );
+        expected
+    };
+    let s = start(&refs);
+    let mut c = s.client();
+    assert_same_data(&expected, &dump_db(&mut c));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn rdb_files_are_exchanged_with_real_redis() {
+    if against_real_redis() || !std::path::Path::new(REDIS).exists() {
+        return;
+    }
+    // Ours → Redis.
+    let dir = temp_path("xchg");
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = persistent_flags(&dir);
+    let refs: Vec<&str> = f.iter().map(|s| s.as_str()).collect();
+    let ours = {
+        let s = start(&refs);
+        let mut c = s.client();
+        fill(&mut c, 500, "k");
+        mixed_writes(&mut c);
+        q::<()>(&mut c, &["SET", "big", &"abc".repeat(1000)]);
+        q::<String>(&mut c, &["SAVE"]);
+        dump_db(&mut c)
+    };
+    let d = dir.display().to_string();
+    {
+        let redis = RealRedis::start(&["--dir", &d]).unwrap();
+        let mut c = redis.client();
+        assert_same_data(&ours, &dump_db(&mut c));
+        // Redis rewrites it in its own encodings (listpacks, LZF).
+        q::<()>(&mut c, &["SAVE"]);
+    }
+    // Redis → ours.
+    let s = start(&refs);
+    let mut c = s.client();
+    assert_same_data(&ours, &dump_db(&mut c));
+    let _ = std::fs::remove_dir_all(&dir);
+}
