@@ -101,7 +101,11 @@ impl ClientHandle {
             name,
             age,
             idle,
-            if self.is_replica.load(Ordering::Relaxed) { "S" } else { "N" },
+            if self.is_replica.load(Ordering::Relaxed) {
+                "S"
+            } else {
+                "N"
+            },
             self.db.load(Ordering::Relaxed),
             qbuf,
             qbuf + 16384 + 1024,

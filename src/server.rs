@@ -203,9 +203,27 @@ impl Server {
     }
 }
 
+/// Random hex digits. Each call must differ from the others (replication
+/// IDs, the end mark of a diskless transfer that must not occur in it),
+/// even within one millisecond: a call counter and the nanosecond clock
+/// go into the seed.
 pub fn random_hex(n: usize) -> String {
-    let mut rng =
-        crate::store::Rng::new(now_ms() ^ ((std::process::id() as u64) << 20) ^ 0x5DEECE66D);
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let calls = CALLS.fetch_add(1, Relaxed);
+    let mut rng = crate::store::Rng::new(
+        nanos
+            ^ ((std::process::id() as u64) << 20)
+            ^ calls.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            ^ 0x5DEECE66D,
+    );
+    // Discard the first outputs, which depend on the seed's low bits.
+    for _ in 0..4 {
+        rng.next_u64();
+    }
     (0..n)
         .map(|_| char::from_digit((rng.next_u64() % 16) as u32, 16).unwrap_or('0'))
         .collect()

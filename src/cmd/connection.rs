@@ -327,14 +327,9 @@ pub fn client_kill(ctx: &mut Ctx, args: &Args) {
                 // No listed client is of these types: match none.
                 id = Some(u64::MAX);
             } else {
-                return ctx.error(&format!(
-                    "ERR Unknown client type '{}'",
-                    args.str(j + 1)
-                ));
+                return ctx.error(&format!("ERR Unknown client type '{}'", args.str(j + 1)));
             }
-        } else if eq_ic(args.get(j), "user")
-            || eq_ic(args.get(j), "maxage")
-        {
+        } else if eq_ic(args.get(j), "user") || eq_ic(args.get(j), "maxage") {
             // Every client is of type normal and user default.
         } else {
             return ctx.syntax_error();

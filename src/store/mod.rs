@@ -630,7 +630,12 @@ impl Db {
     }
 
     /// Deletes a key that has not expired; returns whether it existed.
+    /// On a replica (where only the primary's DEL removes expired keys)
+    /// an expired key is deleted too.
     pub fn delete(&mut self, key: &[u8], now_ms: u64) -> bool {
+        if replica_mode() {
+            return self.remove(key).is_some();
+        }
         if self.get(key, now_ms).is_none() {
             return false;
         }
