@@ -25,6 +25,9 @@ const REDIS: &str = "/usr/bin/redis-server";
 /// and transactions span shard locks.
 fn flags(extra: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = vec!["--repl-diskless-sync-delay".into(), "0".into()];
+    // A directory of its own: a Redis replica writes the RDB it receives
+    // there, and any server loads a dump.rdb it finds there at start.
+    v.extend(["--dir".into(), scratch_dir()]);
     if !against_real_redis() {
         v.extend(["--shards".into(), "4".into()]);
     }
@@ -45,6 +48,12 @@ fn start_replica_of(primary: u16, extra: &[&str]) -> TestServer {
     start(&args)
 }
 
+fn scratch_dir() -> String {
+    let d = temp_path("dir");
+    std::fs::create_dir_all(&d).unwrap();
+    d.display().to_string()
+}
+
 /// A real redis-server, whatever binary the suite tests.
 struct RealRedis {
     child: Child,
@@ -63,6 +72,7 @@ impl RealRedis {
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
                 .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
                 .args(["--repl-diskless-sync-delay", "0"])
+                .args(["--dir", &scratch_dir()])
                 .args(extra)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -152,9 +162,10 @@ fn wait_in_sync(primary: &mut Connection, replica: &mut Connection) {
 }
 
 fn stat(con: &mut Connection, field: &str) -> u64 {
-    info_field(con, "stats", field)
+    let v = info_field(con, "stats", field);
+    v.as_deref()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+        .unwrap_or_else(|| panic!("INFO stats {field}: {v:?}"))
 }
 
 /// Every key of db 0 with its type, value (rendered) and PTTL.
