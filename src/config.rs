@@ -249,6 +249,7 @@ impl Config {
             "maxmemory-eviction-tenacity" => crate::eviction::set_tenacity(int() as u32),
             "lfu-decay-time" => crate::eviction::set_lfu_decay_time(int() as u32),
             "repl-backlog-size" => crate::replication::set_backlog_size(int()),
+            "replica-serve-stale-data" => crate::replication::set_serve_stale_data(v == "yes"),
             "client-output-buffer-limit" => crate::replication::set_obuf_limits(v),
             _ => {}
         }

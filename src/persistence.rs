@@ -98,6 +98,37 @@ pub fn save(srv: &Server) -> std::io::Result<()> {
     Ok(())
 }
 
+/// DEBUG RELOAD, with every shard locked: saves the dataset to the dump
+/// file, empties it and loads the file back (a round trip through the
+/// RDB format).
+pub fn reload(srv: &Server, locked: &mut crate::cmd::Locked<'_>, now: u64) -> Result<(), String> {
+    let dirty = srv.dirty.load(Relaxed);
+    let mut body = header(srv);
+    for shard in locked.shards_mut() {
+        rdb::write_shard(&mut body, shard, now);
+    }
+    let mut crc = rdb::Crc64::new();
+    crc.update(&body);
+    rdb::write_trailer(&mut body, &mut crc);
+    write_file(srv, std::iter::once(body)).map_err(|e| e.to_string())?;
+    saved(dirty);
+    let data = std::fs::read(file_name(srv)).map_err(|e| e.to_string())?;
+    for shard in locked.shards_mut() {
+        for db in shard.dbs.iter_mut() {
+            db.clear();
+        }
+    }
+    let dbs = srv.databases();
+    rdb::load(&data, now, |db, key, entry| {
+        if db < dbs {
+            locked.shard_mut(srv.store.shard_of(&key)).dbs[db].insert(&key, entry);
+        }
+    })
+    .map_err(|e| e.to_string())?;
+    locked.for_each_indexed(|idx, shard| srv.refresh_shard_mem(idx, shard));
+    Ok(())
+}
+
 /// BGSAVE: snapshot without stopping the world, written by a thread.
 pub fn bgsave(srv: &Arc<Server>) -> Result<(), String> {
     if BGSAVE_RUNNING.swap(true, Relaxed) {

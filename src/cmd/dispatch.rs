@@ -109,6 +109,19 @@ fn run_command(
             "NOAUTH Authentication required.",
         );
     }
+    if crate::store::replica_mode()
+        && !state.is_master
+        && spec.flags & flag::STALE == 0
+        && !crate::replication::serving_stale_ok()
+    {
+        return reject(
+            state,
+            reply,
+            stats,
+            Some(resolved.id),
+            "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
+        );
+    }
     if spec.flags & flag::WRITE != 0 && !state.is_master && crate::store::replica_mode() {
         return reject(
             state,

@@ -175,6 +175,11 @@ impl<'a> Locked<'a> {
         }
     }
 
+    /// A locked shard for modification (panics if not locked).
+    pub fn shard_mut(&mut self, idx: usize) -> &mut Shard {
+        self.shard(idx)
+    }
+
     /// A locked shard, if it is one of ours.
     pub fn get(&self, idx: usize) -> Option<&Shard> {
         match self {

@@ -713,8 +713,13 @@ pub fn debug(ctx: &mut Ctx, args: &Args) {
             ),
         };
         ctx.reply.simple(&line);
-    } else if eq_ic(sub, "reload") || eq_ic(sub, "jmap") || eq_ic(sub, "quicklist-packed-threshold")
-    {
+    } else if eq_ic(sub, "reload") {
+        let now = ctx.now;
+        match crate::persistence::reload(ctx.srv, &mut ctx.locked, now) {
+            Ok(()) => ctx.reply.ok(),
+            Err(e) => ctx.error(&format!("ERR Error trying to load the RDB dump: {e}")),
+        }
+    } else if eq_ic(sub, "jmap") || eq_ic(sub, "quicklist-packed-threshold") {
         ctx.reply.ok();
     } else if eq_ic(sub, "help") {
         help_reply(

@@ -70,6 +70,18 @@ pub fn server() -> Option<Arc<Server>> {
     SERVER.get().and_then(|w| w.upgrade())
 }
 
+static SERVE_STALE: AtomicBool = AtomicBool::new(true);
+
+pub fn set_serve_stale_data(on: bool) {
+    SERVE_STALE.store(on, Relaxed);
+}
+
+/// A replica may answer: its link is up, or replica-serve-stale-data
+/// allows serving a possibly stale dataset.
+pub fn serving_stale_ok() -> bool {
+    SERVE_STALE.load(Relaxed) || replica::LINK_UP.load(Relaxed)
+}
+
 pub fn set_backlog_size(n: u64) {
     BACKLOG_SIZE.store(n.max(16384), Relaxed);
 }
