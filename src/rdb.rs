@@ -53,7 +53,7 @@ pub struct Crc64(u64);
 
 static CRC_TABLE: std::sync::LazyLock<[[u64; 256]; 8]> = std::sync::LazyLock::new(|| {
     let mut t = [[0u64; 256]; 8];
-    for i in 0..256 {
+    for (i, slot) in t[0].iter_mut().enumerate() {
         let mut crc = i as u64;
         for _ in 0..8 {
             crc = if crc & 1 != 0 {
@@ -62,7 +62,7 @@ static CRC_TABLE: std::sync::LazyLock<[[u64; 256]; 8]> = std::sync::LazyLock::ne
                 crc >> 1
             };
         }
-        t[0][i] = crc;
+        *slot = crc;
     }
     for i in 0..256 {
         for k in 1..8 {
@@ -592,7 +592,7 @@ fn parse_score(s: &[u8]) -> Result<f64> {
 }
 
 fn pairs_to_hash(items: Vec<Bytes>) -> Result<Value> {
-    if items.len() % 2 != 0 {
+    if !items.len().is_multiple_of(2) {
         return err("odd hash listpack");
     }
     let mut h = std::collections::HashMap::with_capacity_and_hasher(

@@ -235,7 +235,7 @@ fn fill(con: &mut Connection, n: usize, prefix: &str) {
             pipe = redis::pipe();
         }
     }
-    if pipe.len() > 0 {
+    if !pipe.is_empty() {
         pipe.query::<()>(con).unwrap();
     }
 }

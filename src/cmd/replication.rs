@@ -29,7 +29,7 @@ pub fn sync(ctx: &mut Ctx, _args: &Args) {
 }
 
 pub fn replconf(ctx: &mut Ctx, args: &Args) {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return ctx.syntax_error();
     }
     let mut i = 1;

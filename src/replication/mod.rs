@@ -625,7 +625,7 @@ pub async fn cron(srv: Arc<Server>) {
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         ticks += 1;
         let period = srv.config.get_int("repl-ping-replica-period").max(1) as u64;
-        if ticks % period == 0 && !crate::store::replica_mode() {
+        if ticks.is_multiple_of(period) && !crate::store::replica_mode() {
             feed_ping();
         }
     }

@@ -199,11 +199,10 @@ async fn stream_to(
                         if args.len() >= 3
                             && eq_ic(args.get(0), "replconf")
                             && eq_ic(args.get(1), "ack")
+                            && let Some(off) = parse_i64(args.get(2))
                         {
-                            if let Some(off) = parse_i64(args.get(2)) {
-                                link.ack.store(off.max(0) as u64, Relaxed);
-                                link.last_ack_ms.store(now_ms(), Relaxed);
-                            }
+                            link.ack.store(off.max(0) as u64, Relaxed);
+                            link.last_ack_ms.store(now_ms(), Relaxed);
                         }
                     }
                     Ok(Decoded::Skip { .. }) => {}
