@@ -172,10 +172,8 @@ fn write_snapshot_file(
         let head = header(srv);
         crc.update(&head);
         f.write_all(&head)?;
-        for _ in 0..job.shards {
-            let img = images.blocking_recv();
+        while let Some(img) = images.blocking_recv() {
             job.consumed();
-            let img = img.ok_or_else(|| std::io::Error::other("snapshot stopped"))?;
             crc.update(&img);
             f.write_all(&img)?;
         }

@@ -247,6 +247,12 @@ pub fn write_entry(out: &mut Vec<u8>, key: &[u8], e: &Entry) {
     }
 }
 
+/// Switches the database the following keys belong to.
+pub fn write_select(out: &mut Vec<u8>, index: usize) {
+    out.push(OP_SELECTDB);
+    write_len(out, index as u64);
+}
+
 /// Every live key of one database, under SELECTDB/RESIZEDB. Redis
 /// accepts a database's keys spread over several SELECTDB sections, which
 /// is what a shard-by-shard snapshot produces.

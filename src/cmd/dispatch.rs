@@ -209,7 +209,7 @@ fn run_locked<'a>(
     let mut locked = locked;
     if spec.flags & flag::WRITE != 0 {
         // A snapshot in progress takes this command's shards first.
-        crate::replication::snapshot::before_write(&mut locked);
+        crate::replication::snapshot::before_write(srv, spec, args, &mut locked);
     }
     let errors_before = reply.errors;
     let mut ctx = Ctx {

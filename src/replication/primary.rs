@@ -141,15 +141,13 @@ async fn send_snapshot(
     );
     let mut crc = rdb::Crc64::new();
     crc.update(&head);
-    let lost = || std::io::Error::other("snapshot stopped");
     if capa_eof {
         // Diskless with an end mark: the size is not known in advance.
         let mark = crate::server::random_hex(40);
         out.extend_from_slice(format!("$EOF:{mark}\r\n").as_bytes());
         out.extend_from_slice(&head);
         stream.write_all(&out).await?;
-        for _ in 0..job.shards {
-            let img = images.recv().await.ok_or_else(lost)?;
+        while let Some(img) = images.recv().await {
             crc.update(&img);
             let r = stream.write_all(&img).await;
             job.consumed();
@@ -162,8 +160,7 @@ async fn send_snapshot(
     } else {
         // The length comes first: build the whole file.
         let mut body = head;
-        for _ in 0..job.shards {
-            let img = images.recv().await.ok_or_else(lost)?;
+        while let Some(img) = images.recv().await {
             crc.update(&img);
             body.extend_from_slice(&img);
             job.consumed();
