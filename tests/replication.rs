@@ -531,7 +531,12 @@ fn killed_link_resumes_with_partial_resync() {
     for round in 0..2 {
         let ids = replica_client_ids(&mut p);
         assert_eq!(ids.len(), 1, "{ids:?}");
-        q::<i64>(&mut p, &["CLIENT", "KILL", "ID", &ids[0]]);
+        let killed: i64 = if round == 0 {
+            q(&mut p, &["CLIENT", "KILL", "ID", &ids[0]])
+        } else {
+            q(&mut p, &["CLIENT", "KILL", "TYPE", "replica"])
+        };
+        assert_eq!(killed, 1);
         // Writes continue while the link is down.
         fill(&mut p, 500, &format!("during{round}-"));
         q::<()>(&mut p, &["INCRBYFLOAT", "f", "1.25"]);
@@ -567,6 +572,55 @@ fn restarted_replica_with_empty_backlog_position_gets_full_sync() {
         "{got:?}"
     );
     assert_eq!(stat(&mut p, "sync_partial_err"), 1);
+}
+
+/// Reads one line (through \n) byte by byte, skipping the bare newlines
+/// a primary may send while it prepares the payload.
+fn read_line(raw: &mut RawConn) -> String {
+    loop {
+        let mut line = Vec::new();
+        while !line.ends_with(b"\n") {
+            line.extend(raw.read_exact_len(1));
+        }
+        let text = String::from_utf8_lossy(&line).trim_end().to_string();
+        if !text.is_empty() {
+            return text;
+        }
+    }
+}
+
+#[test]
+fn sync_without_eof_capability_gets_a_length_prefixed_rdb() {
+    // The old SYNC (and PSYNC without `capa eof`) gets `$<len>` and a
+    // complete RDB whose checksum holds.
+    let primary = start(&[]);
+    let mut p = primary.client();
+    q::<()>(&mut p, &["SET", "k", "v"]);
+    q::<()>(&mut p, &["RPUSH", "l", "a", "b"]);
+    let mut raw = primary.raw();
+    raw.s
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    raw.send(&resp_cmd(&[b"SYNC"]));
+    let header = read_line(&mut raw);
+    let len: usize = header
+        .strip_prefix('$')
+        .and_then(|l| l.parse().ok())
+        .unwrap_or_else(|| panic!("bad bulk header {header:?}"));
+    let rdb = raw.read_exact_len(len);
+    assert_eq!(&rdb[..9], b"REDIS0010");
+    let (body, crc) = rdb.split_at(len - 8);
+    assert_eq!(body[body.len() - 1], 0xFF, "EOF opcode");
+    assert_eq!(
+        u64::from_le_bytes(crc.try_into().unwrap()),
+        ferrocache::rdb::crc64(body)
+    );
+    // Then the stream.
+    q::<()>(&mut p, &["SET", "after", "1"]);
+    let mut stream = Vec::new();
+    while !String::from_utf8_lossy(&stream).contains("after") {
+        stream.extend(raw.read_exact_len(1));
+    }
 }
 
 #[test]
