@@ -678,7 +678,7 @@ impl Db {
 
     /// Key and entry at a position, for a snapshot's walk.
     pub fn snapshot_entry_at(&mut self, idx: usize) -> Option<(&Bytes, &mut Entry)> {
-        self.map.get_index_mut(idx).map(|(k, e)| (&*k, e))
+        self.map.get_index_mut(idx)
     }
 
     /// Key and entry at a dense index (for sampling and SCAN).
