@@ -454,7 +454,10 @@ fn int_bytes(v: i64) -> Bytes {
 
 /// LZF as liblzf's lzf_decompress, with every reference bounds-checked.
 pub fn lzf_decompress(input: &[u8], ulen: usize) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(ulen);
+    // The announced length is only trusted as far as the input can
+    // plausibly expand (a back reference yields at most 264 bytes from 2
+    // or 3): the buffer grows as bytes are produced.
+    let mut out = Vec::with_capacity(ulen.min(input.len().saturating_mul(132) + 64));
     let mut ip = 0;
     while ip < input.len() {
         let ctrl = input[ip] as usize;

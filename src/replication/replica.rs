@@ -283,7 +283,8 @@ async fn read_snapshot(c: &mut Conn) -> Result<Vec<u8>, String> {
         .strip_prefix('$')
         .and_then(|l| l.parse().ok())
         .ok_or_else(|| format!("bad bulk header from primary: '{header}'"))?;
-    let mut data = Vec::with_capacity(len.min(1 << 30));
+    // Grows as bytes arrive rather than trusting the announced size.
+    let mut data = Vec::with_capacity(len.min(64 << 20));
     while data.len() < len {
         if c.buf.is_empty() {
             c.fill().await?;
