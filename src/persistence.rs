@@ -39,13 +39,19 @@ pub fn changes_since_save(srv: &Server) -> u64 {
 }
 
 fn header(srv: &Server) -> Vec<u8> {
+    header_with(srv, None)
+}
+
+/// The header, with the replication ID and offset the data corresponds
+/// to when given (so a restarted replica can continue, PSYNC2).
+fn header_with(srv: &Server, repl: Option<(&str, u64)>) -> Vec<u8> {
     let mut out = Vec::new();
     rdb::write_header(
         &mut out,
         &rdb::HeaderInfo {
             ctime_secs: now_ms() / 1000,
             used_mem: srv.used_memory() as u64,
-            repl: None,
+            repl,
         },
     );
     out
@@ -84,12 +90,19 @@ fn saved(dirty_then: u64) {
 pub fn save(srv: &Server) -> std::io::Result<()> {
     let dirty = srv.dirty.load(Relaxed);
     let now = now_ms();
+    let applying = crate::replication::apply_guard();
     let guards: Vec<_> = (0..srv.store.len()).map(|i| srv.store.lock(i)).collect();
-    let mut body = header(srv);
+    // Dataset and offset read as one pair: nothing writes meanwhile.
+    let repl = {
+        let f = crate::replication::feed();
+        f.active.then(|| (f.replid.clone(), f.offset))
+    };
+    let mut body = header_with(srv, repl.as_ref().map(|(id, off)| (id.as_str(), *off)));
     for g in &guards {
         rdb::write_shard(&mut body, g, now);
     }
     drop(guards);
+    drop(applying);
     let mut crc = rdb::Crc64::new();
     crc.update(&body);
     rdb::write_trailer(&mut body, &mut crc);
@@ -202,9 +215,11 @@ pub fn load_at_start(srv: &Server) -> Result<(), String> {
     let started = std::time::Instant::now();
     let now = now_ms();
     let dbs = srv.databases();
+    // A replica keeps expired keys: its primary's DELs remove them.
+    let replica = srv.config.get("replicaof").is_some_and(|m| !m.is_empty());
     let mut per_shard: Vec<Vec<_>> = (0..srv.store.len()).map(|_| Vec::new()).collect();
     let info = rdb::load(&data, now, |db, key, entry| {
-        if db < dbs && !entry.is_expired(now) {
+        if db < dbs && (replica || !entry.is_expired(now)) {
             per_shard[srv.store.shard_of(&key)].push((db, key, entry));
         }
     })
@@ -215,6 +230,14 @@ pub fn load_at_start(srv: &Server) -> Result<(), String> {
             shard.dbs[db].insert(&key, entry);
         }
         srv.refresh_shard_mem(idx, &shard);
+    }
+    if replica && let (Some(id), Some(offset)) = (&info.repl_id, info.repl_offset) {
+        // The history this data belongs to: the replica asks its primary
+        // to continue from there. (Redis also restores it on a primary;
+        // here a primary starts without a backlog, so that writes cost
+        // nothing until a replica connects.)
+        crate::replication::feed().reset_to(id, offset);
+        tracing::info!("Restored replication ID and offset from the RDB: {id} {offset}");
     }
     tracing::info!(
         "DB loaded from disk: {:.3} seconds ({} keys read)",

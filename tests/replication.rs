@@ -550,6 +550,40 @@ fn killed_link_resumes_with_partial_resync() {
 }
 
 #[test]
+fn replica_restarted_from_its_dump_continues_partially() {
+    let primary = start(&[]);
+    let dir = scratch_dir();
+    let port = primary.port.to_string();
+    let replica_args = [
+        "--replicaof",
+        "127.0.0.1",
+        port.as_str(),
+        "--dir",
+        dir.as_str(),
+    ];
+    let (mut p, expected_offset) = {
+        let replica = start(&replica_args);
+        let (mut p, mut r) = (primary.client(), replica.client());
+        fill(&mut p, 2000, "k");
+        wait_in_sync(&mut p, &mut r);
+        // SHUTDOWN SAVE writes the data with the replication ID and
+        // offset it corresponds to.
+        let _ = cmd(&["SHUTDOWN", "SAVE"]).query::<()>(&mut r);
+        let off = info_field(&mut p, "replication", "master_repl_offset");
+        (p, off)
+    };
+    assert!(expected_offset.is_some());
+    // Writes while it is down.
+    fill(&mut p, 500, "later");
+    let replica = start(&replica_args);
+    let mut r = replica.client();
+    wait_in_sync(&mut p, &mut r);
+    assert_eq!(stat(&mut p, "sync_full"), 1);
+    assert_eq!(stat(&mut p, "sync_partial_ok"), 1);
+    assert_same_data(&dump_db(&mut p), &dump_db(&mut r));
+}
+
+#[test]
 fn restarted_replica_with_empty_backlog_position_gets_full_sync() {
     // A replica asking for an unknown history gets a full resync and
     // sync_partial_err counts the refused attempt.

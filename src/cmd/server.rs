@@ -38,6 +38,10 @@ pub fn shutdown(ctx: &mut Ctx, args: &Args) {
     if save && nosave {
         return ctx.syntax_error();
     }
+    if save && let Err(e) = crate::persistence::save(ctx.srv) {
+        tracing::warn!("Error trying to save the DB, can't exit: {e}");
+        return ctx.error("ERR Errors trying to SHUTDOWN. Check logs.");
+    }
     // Nothing to save (a cache with `save ''`): exit gracefully. The
     // client sees the connection close, as with Redis.
     ctx.client.close_after_reply = true;

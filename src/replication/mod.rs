@@ -39,6 +39,16 @@ static FEED: LazyLock<Mutex<Feed>> = LazyLock::new(|| Mutex::new(Feed::new()));
 /// only sees `&Server`).
 static SERVER: OnceLock<Weak<Server>> = OnceLock::new();
 
+/// Held by a replica's link while it applies one command of its primary's
+/// stream and appends it to the feed, and by whatever reads the dataset
+/// and the feed's offset as one consistent pair (a snapshot's point, SAVE):
+/// in between the two steps the dataset is ahead of the offset.
+pub static APPLY: Mutex<()> = Mutex::new(());
+
+pub fn apply_guard() -> MutexGuard<'static, ()> {
+    APPLY.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 pub const DEFAULT_BACKLOG: usize = 1 << 20;
 static BACKLOG_SIZE: AtomicU64 = AtomicU64::new(DEFAULT_BACKLOG as u64);
 /// The replica class of client-output-buffer-limit: hard, soft bytes and

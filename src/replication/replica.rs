@@ -350,6 +350,7 @@ async fn apply_stream(srv: &Arc<Server>, mut c: Conn) -> Result<(), String> {
                         ArgSource::Scratch => decoder.scratch(),
                     };
                     let args = Args::new(base, decoder.args());
+                    let applying = super::apply_guard();
                     if args.len() >= 2 && eq_ic(args.get(0), "replconf") {
                         // GETACK answers with the offset before itself.
                         ack_now |= eq_ic(args.get(1), "getack");
@@ -358,6 +359,7 @@ async fn apply_stream(srv: &Arc<Server>, mut c: Conn) -> Result<(), String> {
                         out.clear();
                     }
                     feed().append_raw(&rbuf[start..start + len]);
+                    drop(applying);
                     if ack_now {
                         break;
                     }

@@ -200,6 +200,7 @@ pub fn start(
     now_ms: u64,
     at_point: impl FnOnce(),
 ) -> Option<(Arc<Job>, mpsc::UnboundedReceiver<Vec<u8>>)> {
+    let applying = super::apply_guard();
     let locked = Locked::all(srv);
     if EPOCH.load(Relaxed) != 0 {
         return None;
@@ -219,6 +220,7 @@ pub fn start(
     EPOCH.store(job.epoch, Relaxed);
     at_point();
     drop(locked);
+    drop(applying);
 
     let walker_srv = srv.clone();
     let walker_job = job.clone();
