@@ -153,8 +153,44 @@ pub fn before_write(srv: &Server, spec: &CommandSpec, args: &Args, locked: &mut 
     before_write_slow(srv, spec, args, locked);
 }
 
+/// The key positions of a keyed command, as the dispatcher locks them.
+fn key_positions(spec: &CommandSpec, args: &Args) -> impl Iterator<Item = usize> {
+    let (first, last, step) = spec.keys;
+    let argc = args.len() as i32;
+    let last = if last < 0 {
+        argc + last
+    } else {
+        last.min(argc - 1)
+    };
+    let first = if first <= 0 || first >= argc {
+        last + 1
+    } else {
+        first
+    };
+    (first..=last)
+        .step_by(step.max(1) as usize)
+        .map(|i| i as usize)
+}
+
 #[cold]
 fn before_write_slow(srv: &Server, spec: &CommandSpec, args: &Args, locked: &mut Locked<'_>) {
+    if spec.lock == LockSpec::Keys {
+        // Most writes during a snapshot touch entries already serialized
+        // (or new keys): check under the locks held, without the shared
+        // job, first.
+        let tag = crate::store::snapshot_tag();
+        let pending = key_positions(spec, args).any(|i| {
+            let key = args.get(i);
+            locked
+                .shard_mut(srv.store.shard_of(key))
+                .dbs
+                .iter_mut()
+                .any(|db| db.snapshot_entry(key).is_some_and(|(_, e)| e.snap != tag))
+        });
+        if !pending {
+            return;
+        }
+    }
     let job = CURRENT.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let Some(job) = job else {
         return;
@@ -166,23 +202,11 @@ fn before_write_slow(srv: &Server, spec: &CommandSpec, args: &Args, locked: &mut
         }
         return;
     }
-    let (first, last, step) = spec.keys;
-    let argc = args.len() as i32;
-    if first <= 0 || first >= argc {
-        return;
-    }
-    let last = if last < 0 {
-        argc + last
-    } else {
-        last.min(argc - 1)
-    };
     let mut out = Vec::new();
-    let mut i = first;
-    while i <= last {
-        let key = args.get(i as usize);
+    for i in key_positions(spec, args) {
+        let key = args.get(i);
         let shard = locked.shard_mut(srv.store.shard_of(key));
         job.serialize_key(shard, key, &mut out);
-        i += step.max(1);
     }
     job.send(out);
 }
