@@ -155,6 +155,9 @@ pub struct ClientState {
     pub repl_capa_psync2: bool,
     /// Work the connection loop must do after this command (PSYNC, WAIT).
     pub pending: Option<crate::replication::Pending>,
+    /// Stream offset after this client's last propagated write: what WAIT
+    /// waits for (Redis's woff).
+    pub repl_offset: u64,
 }
 
 impl ClientState {
@@ -179,6 +182,7 @@ impl ClientState {
             repl_capa_eof: false,
             repl_capa_psync2: false,
             pending: None,
+            repl_offset: 0,
         }
     }
 

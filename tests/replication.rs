@@ -509,6 +509,10 @@ fn wait_counts_acknowledging_replicas() {
         q_err(&mut r, &["WAIT", "1", "10"])
             .starts_with("ERR WAIT cannot be used with replica instances")
     );
+    // WAIT waits for the caller's own writes: a client that wrote nothing
+    // is answered at once, even with no timeout.
+    let mut idle = connect(primary.port);
+    assert_eq!(q::<i64>(&mut idle, &["WAIT", "1", "0"]), 1);
 }
 
 /// The id of the primary's connection from its replica.

@@ -237,8 +237,10 @@ fn run_locked<'a>(
     if dirty > 0 {
         srv.dirty.fetch_add(dirty, Relaxed);
         // The primary's own stream is relayed verbatim by the link.
-        if !state.is_master {
-            crate::replication::propagate(srv, db, args, &locked);
+        if !state.is_master
+            && let Some(offset) = crate::replication::propagate(srv, db, args, &locked)
+        {
+            state.repl_offset = offset;
         }
     }
     state.handle.last_cmd.store(resolved.id + 1, Relaxed);
@@ -369,7 +371,9 @@ fn exec(
         }
         bump(&stats.commands, 1);
     }
-    crate::replication::propagate_exec();
+    if let Some(offset) = crate::replication::propagate_exec() {
+        state.repl_offset = offset;
+    }
     drop(locked);
     let cstat = &stats.cmd[exec_cmd.id];
     bump(&cstat.calls, 1);

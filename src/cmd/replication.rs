@@ -134,13 +134,13 @@ pub fn wait(ctx: &mut Ctx, args: &Args) {
     };
     if ctx.client.multi.is_some() {
         // Inside EXEC it cannot block: answer with what is acked now.
-        let n = replication::replicas_acked(replication::current_offset());
+        let n = replication::replicas_acked(ctx.client.repl_offset);
         return ctx.reply.int(n as i64);
     }
     ctx.client.pending = Some(Pending::Wait {
         numreplicas: numreplicas.max(0) as usize,
         timeout_ms: timeout,
-        target: replication::current_offset(),
+        target: ctx.client.repl_offset,
     });
 }
 

@@ -371,17 +371,18 @@ pub fn active() -> bool {
 
 /// A write command that changed the dataset of database `db`; `locked`
 /// still holds its shards, so the stored result can be read to propagate
-/// the effect rather than the request.
+/// the effect rather than the request. Returns the stream offset after
+/// it (for WAIT), if it was recorded.
 #[inline]
-pub fn propagate(srv: &Server, db: usize, args: &Args<'_>, locked: &Locked<'_>) {
+pub fn propagate(srv: &Server, db: usize, args: &Args<'_>, locked: &Locked<'_>) -> Option<u64> {
     if !active() {
-        return;
+        return None;
     }
-    propagate_slow(srv, db, args, locked);
+    propagate_slow(srv, db, args, locked)
 }
 
 #[cold]
-fn propagate_slow(srv: &Server, db: usize, args: &Args<'_>, locked: &Locked<'_>) {
+fn propagate_slow(srv: &Server, db: usize, args: &Args<'_>, locked: &Locked<'_>) -> Option<u64> {
     let effect = effect_of(srv, db, args, locked);
     let in_tx = TX.with(|tx| {
         let mut tx = tx.borrow_mut();
@@ -403,7 +404,7 @@ fn propagate_slow(srv: &Server, db: usize, args: &Args<'_>, locked: &Locked<'_>)
         }
     });
     if in_tx {
-        return;
+        return None;
     }
     let mut f = feed();
     match &effect {
@@ -416,6 +417,7 @@ fn propagate_slow(srv: &Server, db: usize, args: &Args<'_>, locked: &Locked<'_>)
             f.append_command(Some(db), &refs);
         }
     }
+    Some(f.offset)
 }
 
 fn is_expiry_option(a: &[u8]) -> bool {
@@ -532,14 +534,13 @@ pub fn propagate_multi() {
     }
 }
 
-/// The transaction ends (its shard locks are still held).
+/// The transaction ends (its shard locks are still held). Returns the
+/// stream offset after it, if it wrote anything.
 #[inline]
-pub fn propagate_exec() {
-    let Some(list) = TX.with(|tx| tx.borrow_mut().take()) else {
-        return;
-    };
+pub fn propagate_exec() -> Option<u64> {
+    let list = TX.with(|tx| tx.borrow_mut().take())?;
     if list.is_empty() {
-        return;
+        return None;
     }
     let mut f = feed();
     f.append_command(Some(list[0].0), &[b"MULTI"]);
@@ -549,6 +550,7 @@ pub fn propagate_exec() {
         f.append_command(Some(*db), &refs);
     }
     f.append_command(None, &[b"EXEC"]);
+    Some(f.offset)
 }
 
 /// Sent periodically to replicas so they notice a dead primary, and by
@@ -579,14 +581,6 @@ pub fn replicas_acked(offset: u64) -> usize {
         .iter()
         .filter(|r| r.online.load(Relaxed) && r.ack.load(Relaxed) >= offset)
         .count()
-}
-
-/// Current stream offset (what WAIT waits for).
-pub fn current_offset() -> u64 {
-    if !active() {
-        return 0;
-    }
-    feed().offset
 }
 
 /// What a connection asked for that the connection loop must carry out
