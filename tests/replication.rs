@@ -172,33 +172,70 @@ fn stat(con: &mut Connection, field: &str) -> u64 {
 fn dump_db(con: &mut Connection) -> HashMap<String, (String, String, i64)> {
     let keys: Vec<String> = q(con, &["KEYS", "*"]);
     let mut out = HashMap::new();
-    for k in keys {
-        let ty: String = q(con, &["TYPE", &k]);
-        let value = match ty.as_str() {
-            "string" => q::<String>(con, &["GET", &k]),
-            "list" => q::<Vec<String>>(con, &["LRANGE", &k, "0", "-1"]).join(","),
-            "hash" => {
-                let mut v: Vec<(String, String)> = q(con, &["HGETALL", &k]);
-                v.sort();
-                format!("{v:?}")
+    // Pipelined in batches: the big datasets have hundreds of thousands
+    // of keys.
+    for batch in keys.chunks(1000) {
+        let mut pipe = redis::pipe();
+        for k in batch {
+            pipe.cmd("TYPE").arg(k).cmd("PEXPIRETIME").arg(k);
+        }
+        let meta: Vec<redis::Value> = pipe.query(con).unwrap();
+        let types: Vec<String> = (0..batch.len())
+            .map(|i| match &meta[2 * i] {
+                redis::Value::SimpleString(t) => t.clone(),
+                other => panic!("TYPE {}: {other:?}", batch[i]),
+            })
+            .collect();
+        let mut gets = redis::pipe();
+        for (k, ty) in batch.iter().zip(&types) {
+            if ty == "string" {
+                gets.cmd("GET").arg(k);
             }
-            "set" => {
-                let mut v: Vec<String> = q(con, &["SMEMBERS", &k]);
-                v.sort();
-                v.join(",")
-            }
-            "zset" => ["m1", "m2"]
-                .iter()
-                .map(|m| q::<Option<String>>(con, &["ZSCORE", &k, m]).unwrap_or_default())
-                .collect::<Vec<_>>()
-                .join(","),
-            other => other.to_string(),
-        };
-        // Absolute, so the time between reading two servers does not count.
-        let ttl: i64 = q(con, &["PEXPIRETIME", &k]);
-        out.insert(k, (ty, value, ttl));
+        }
+        let mut strings = if gets.is_empty() {
+            Vec::new()
+        } else {
+            gets.query::<Vec<Option<String>>>(con).unwrap()
+        }
+        .into_iter();
+        for (i, (k, ty)) in batch.iter().zip(types).enumerate() {
+            // Absolute, so the time between reading two servers does not
+            // count.
+            let ttl = match &meta[2 * i + 1] {
+                redis::Value::Int(t) => *t,
+                other => panic!("PEXPIRETIME {k}: {other:?}"),
+            };
+            let value = if ty == "string" {
+                strings.next().flatten().unwrap_or_default()
+            } else {
+                collection_value(con, k, &ty)
+            };
+            out.insert(k.clone(), (ty, value, ttl));
+        }
     }
     out
+}
+
+fn collection_value(con: &mut Connection, k: &str, ty: &str) -> String {
+    match ty {
+        "list" => q::<Vec<String>>(con, &["LRANGE", k, "0", "-1"]).join(","),
+        "hash" => {
+            let mut v: Vec<(String, String)> = q(con, &["HGETALL", k]);
+            v.sort();
+            format!("{v:?}")
+        }
+        "set" => {
+            let mut v: Vec<String> = q(con, &["SMEMBERS", k]);
+            v.sort();
+            v.join(",")
+        }
+        "zset" => ["m1", "m2"]
+            .iter()
+            .map(|m| q::<Option<String>>(con, &["ZSCORE", k, m]).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join(","),
+        other => other.to_string(),
+    }
 }
 
 fn assert_same_data(
@@ -271,7 +308,7 @@ fn mixed_writes(con: &mut Connection) {
 fn full_sync_with_data_and_ttls_then_stream() {
     let primary = start(&[]);
     let mut p = primary.client();
-    fill(&mut p, 20_000, "k");
+    fill(&mut p, 200_000, "k");
     mixed_writes(&mut p);
 
     // Writes keep coming while the replica syncs.
