@@ -257,10 +257,9 @@ impl Feed {
         let backlog = BACKLOG_SIZE.load(Relaxed);
         let hard = OBUF_HARD.load(Relaxed);
         let soft = OBUF_SOFT.load(Relaxed);
+        // The limits apply to each replica's pending bytes whatever the
+        // backlog size, so they are checked on every append.
         let mut keep = self.offset.saturating_sub(backlog);
-        if keep <= self.buf_start {
-            return;
-        }
         for r in &self.replicas {
             if r.dead.load(Relaxed) {
                 continue;
