@@ -751,37 +751,62 @@ fn chained_replicas_receive_the_stream() {
     assert_same_data(&dump_db(&mut p), &dump_db(&mut c2));
 }
 
-#[test]
-fn stalled_replica_is_cut_off_at_its_output_limit() {
-    if against_real_redis() {
-        return; // Same behaviour, but Redis needs its own limit syntax.
-    }
-    let primary = start(&["--client-output-buffer-limit", "replica 2mb 1mb 60"]);
-    let replica = start_replica_of(primary.port, &[]);
+/// Stops the replica (SIGSTOP) and writes up to `writes` values of 100 kB
+/// until the primary cuts it off; returns whether it did and how many
+/// values it took, and the primary's buffered bytes then. The replica
+/// then resumes and catches up.
+fn stall_replica_and_write(
+    primary: &TestServer,
+    replica: &TestServer,
+    writes: usize,
+) -> (bool, usize, u64) {
     let (mut p, mut r) = (primary.client(), replica.client());
     wait_in_sync(&mut p, &mut r);
     replica.signal(libc::SIGSTOP);
     let big = "x".repeat(100_000);
-    for i in 0..400 {
-        q::<()>(&mut p, &["SET", &format!("big{}", i % 10), &big]);
+    let mut done = 0;
+    while done < writes {
+        q::<()>(&mut p, &["SET", &format!("big{}", done % 10), &big]);
+        done += 1;
         if info_field(&mut p, "replication", "connected_slaves").as_deref() == Some("0") {
             break;
         }
     }
-    let n = info_field(&mut p, "replication", "connected_slaves");
+    let cut = info_field(&mut p, "replication", "connected_slaves").as_deref() == Some("0");
     replica.signal(libc::SIGCONT);
-    assert_eq!(
-        n.as_deref(),
-        Some("0"),
-        "the stalled replica was not disconnected"
-    );
     let histlen: u64 = info_field(&mut p, "replication", "repl_backlog_histlen")
         .unwrap()
         .parse()
         .unwrap();
-    assert!(histlen <= 4 << 20, "buffer kept {histlen} bytes");
-    // It comes back (a full resync: it fell out of the backlog).
     wait_in_sync(&mut p, &mut r);
+    (cut, done, histlen)
+}
+
+#[test]
+fn stalled_replica_is_cut_off_at_its_output_limit() {
+    let primary = start(&["--client-output-buffer-limit", "replica 2mb 1mb 60"]);
+    let replica = start_replica_of(primary.port, &[]);
+    let (cut, _, histlen) = stall_replica_and_write(&primary, &replica, 400);
+    assert!(cut, "the stalled replica was not disconnected");
+    assert!(histlen <= 4 << 20, "buffer kept {histlen} bytes");
+}
+
+#[test]
+fn output_limit_below_the_backlog_is_raised_to_it() {
+    // As Redis 7: a replica's hard limit smaller than repl-backlog-size is
+    // raised to it, since the backlog keeps those bytes anyway.
+    let primary = start(&[
+        "--client-output-buffer-limit",
+        "replica 2mb 0 0",
+        "--repl-backlog-size",
+        "16mb",
+    ]);
+    let replica = start_replica_of(primary.port, &[]);
+    let (cut, _, _) = stall_replica_and_write(&primary, &replica, 60);
+    assert!(!cut, "cut off at 6 MB although the backlog holds 16 MB");
+    let (cut, done, _) = stall_replica_and_write(&primary, &replica, 400);
+    assert!(cut, "the stalled replica was not disconnected");
+    assert!(done > 100, "cut off after {done} values of 100 kB");
 }
 
 // ------------------------------------------------------------- interop

@@ -257,8 +257,9 @@ impl Feed {
         let backlog = BACKLOG_SIZE.load(Relaxed);
         let hard = OBUF_HARD.load(Relaxed);
         let soft = OBUF_SOFT.load(Relaxed);
-        // The limits apply to each replica's pending bytes whatever the
-        // backlog size, so they are checked on every append.
+        // As Redis 7: a hard limit below the backlog size is raised to it
+        // (those bytes are kept for the backlog anyway).
+        let hard = if hard != 0 { hard.max(backlog) } else { 0 };
         let mut keep = self.offset.saturating_sub(backlog);
         for r in &self.replicas {
             if r.dead.load(Relaxed) {
