@@ -23,11 +23,11 @@ const REDIS: &str = "/usr/bin/redis-server";
 
 /// Flags for a server under test: several shards for ferrocache so keys
 /// and transactions span shard locks.
-fn flags(extra: &[&str]) -> Vec<String> {
+fn flags(dir: &str, extra: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = vec!["--repl-diskless-sync-delay".into(), "0".into()];
     // A directory of its own: a Redis replica writes the RDB it receives
     // there, and any server loads a dump.rdb it finds there at start.
-    v.extend(["--dir".into(), scratch_dir()]);
+    v.extend(["--dir".into(), dir.to_string()]);
     if !against_real_redis() {
         v.extend(["--shards".into(), "4".into()]);
     }
@@ -35,13 +35,38 @@ fn flags(extra: &[&str]) -> Vec<String> {
     v
 }
 
-fn start(extra: &[&str]) -> TestServer {
-    let f = flags(extra);
-    let refs: Vec<&str> = f.iter().map(|s| s.as_str()).collect();
-    TestServer::start_with(&refs)
+/// A server under test with its scratch directory, removed (after the
+/// server is killed) when it goes.
+struct Node {
+    server: Option<TestServer>,
+    dir: std::path::PathBuf,
 }
 
-fn start_replica_of(primary: u16, extra: &[&str]) -> TestServer {
+impl std::ops::Deref for Node {
+    type Target = TestServer;
+    fn deref(&self) -> &TestServer {
+        self.server.as_ref().expect("server")
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        drop(self.server.take());
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn start(extra: &[&str]) -> Node {
+    let dir = scratch_dir();
+    let f = flags(&dir, extra);
+    let refs: Vec<&str> = f.iter().map(|s| s.as_str()).collect();
+    Node {
+        server: Some(TestServer::start_with(&refs)),
+        dir: dir.into(),
+    }
+}
+
+fn start_replica_of(primary: u16, extra: &[&str]) -> Node {
     let port = primary.to_string();
     let mut args = vec!["--replicaof", "127.0.0.1", port.as_str()];
     args.extend_from_slice(extra);
@@ -58,6 +83,7 @@ fn scratch_dir() -> String {
 struct RealRedis {
     child: Child,
     port: u16,
+    dir: String,
 }
 
 impl RealRedis {
@@ -68,11 +94,12 @@ impl RealRedis {
         }
         for _ in 0..10 {
             let port = pick_free_port();
+            let dir = scratch_dir();
             let mut child = Command::new(REDIS)
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
                 .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
                 .args(["--repl-diskless-sync-delay", "0"])
-                .args(["--dir", &scratch_dir()])
+                .args(["--dir", &dir])
                 .args(extra)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -89,12 +116,13 @@ impl RealRedis {
                     && let Ok(info) = cmd(&["INFO", "server"]).query::<String>(&mut c)
                     && info.contains(&format!("process_id:{}", child.id()))
                 {
-                    return Some(RealRedis { child, port });
+                    return Some(RealRedis { child, port, dir });
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
             let _ = child.kill();
             let _ = child.wait();
+            let _ = std::fs::remove_dir_all(&dir);
         }
         panic!("could not start redis-server");
     }
@@ -111,6 +139,7 @@ impl Drop for RealRedis {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -622,6 +651,8 @@ fn replica_restarted_from_its_dump_continues_partially() {
     assert_eq!(stat(&mut p, "sync_full"), 1);
     assert_eq!(stat(&mut p, "sync_partial_ok"), 1);
     assert_same_data(&dump_db(&mut p), &dump_db(&mut r));
+    drop(replica);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
