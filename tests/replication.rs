@@ -764,6 +764,20 @@ fn promoted_replica_serves_partial_resync_with_its_old_id() {
 }
 
 #[test]
+fn replica_authenticates_with_masterauth() {
+    let primary = start(&["--requirepass", "s3cret"]);
+    let replica = start_replica_of(primary.port, &["--masterauth", "s3cret"]);
+    let mut p = redis::Client::open(format!("redis://:s3cret@127.0.0.1:{}/", primary.port))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let mut r = replica.client();
+    q::<()>(&mut p, &["SET", "a", "1"]);
+    wait_in_sync(&mut p, &mut r);
+    assert_eq!(q::<String>(&mut r, &["GET", "a"]), "1");
+}
+
+#[test]
 fn chained_replicas_receive_the_stream() {
     let primary = start(&[]);
     let r1 = start_replica_of(primary.port, &[]);
