@@ -526,6 +526,8 @@ fn replica_is_read_only_and_reports_its_role() {
         .expect("slave0");
     assert!(line.contains(&format!("port={}", replica.port)), "{line}");
     assert!(line.contains("state=online"), "{line}");
+    assert!(stat(&mut p, "total_net_repl_output_bytes") > 0);
+    assert!(stat(&mut r, "total_net_repl_input_bytes") > 0);
     for f in [
         "master_replid:",
         "master_replid2:",

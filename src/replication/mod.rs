@@ -58,6 +58,10 @@ static OBUF_SOFT: AtomicU64 = AtomicU64::new(64 << 20);
 static OBUF_SOFT_SECS: AtomicU64 = AtomicU64::new(60);
 
 pub static SYNC_FULL: AtomicU64 = AtomicU64::new(0);
+/// Bytes received from a primary and sent to replicas
+/// (total_net_repl_input_bytes / total_net_repl_output_bytes).
+pub static NET_REPL_IN: AtomicU64 = AtomicU64::new(0);
+pub static NET_REPL_OUT: AtomicU64 = AtomicU64::new(0);
 pub static SYNC_PARTIAL_OK: AtomicU64 = AtomicU64::new(0);
 pub static SYNC_PARTIAL_ERR: AtomicU64 = AtomicU64::new(0);
 

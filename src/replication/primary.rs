@@ -147,16 +147,19 @@ async fn send_snapshot(
         out.extend_from_slice(format!("$EOF:{mark}\r\n").as_bytes());
         out.extend_from_slice(&head);
         stream.write_all(&out).await?;
+        super::NET_REPL_OUT.fetch_add(out.len() as u64, Relaxed);
         while let Some(img) = images.recv().await {
             crc.update(&img);
             let r = stream.write_all(&img).await;
             job.consumed();
             r?;
+            super::NET_REPL_OUT.fetch_add(img.len() as u64, Relaxed);
         }
         let mut tail = Vec::new();
         rdb::write_trailer(&mut tail, &mut crc);
         tail.extend_from_slice(mark.as_bytes());
         stream.write_all(&tail).await?;
+        super::NET_REPL_OUT.fetch_add(tail.len() as u64, Relaxed);
     } else {
         // The length comes first: build the whole file.
         let mut body = head;
@@ -168,7 +171,9 @@ async fn send_snapshot(
         rdb::write_trailer(&mut body, &mut crc);
         out.extend_from_slice(format!("${}\r\n", body.len()).as_bytes());
         stream.write_all(&out).await?;
+        super::NET_REPL_OUT.fetch_add(out.len() as u64, Relaxed);
         stream.write_all(&body).await?;
+        super::NET_REPL_OUT.fetch_add(body.len() as u64, Relaxed);
     }
     Ok(())
 }
@@ -240,6 +245,7 @@ async fn stream_to(
             if wr.write_all(&chunk).await.is_err() {
                 return;
             }
+            super::NET_REPL_OUT.fetch_add(chunk.len() as u64, Relaxed);
             link.cursor.store(cursor + chunk.len() as u64, Relaxed);
         }
     };

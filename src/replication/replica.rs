@@ -125,8 +125,9 @@ impl Conn {
         self.buf.reserve(64 * 1024);
         match tokio::time::timeout(TIMEOUT, self.stream.read_buf(&mut self.buf)).await {
             Ok(Ok(0)) => Err("connection closed by primary".into()),
-            Ok(Ok(_)) => {
+            Ok(Ok(n)) => {
                 LAST_IO_MS.store(now_ms(), Relaxed);
+                super::NET_REPL_IN.fetch_add(n as u64, Relaxed);
                 Ok(())
             }
             Ok(Err(e)) => Err(e.to_string()),
@@ -384,7 +385,10 @@ async fn apply_stream(srv: &Arc<Server>, mut c: Conn) -> Result<(), String> {
         tokio::select! {
             r = c.stream.read_buf(&mut rbuf) => match r {
                 Ok(0) => return Err("connection lost".into()),
-                Ok(_) => LAST_IO_MS.store(now_ms(), Relaxed),
+                Ok(n) => {
+                    LAST_IO_MS.store(now_ms(), Relaxed);
+                    super::NET_REPL_IN.fetch_add(n as u64, Relaxed);
+                }
                 Err(e) => return Err(e.to_string()),
             },
             _ = ack_timer.tick() => send_ack(&mut c.stream).await?,
