@@ -41,7 +41,7 @@ pub async fn serve_replica(
     state.handle.is_replica.store(true, Relaxed);
     let link;
     let mut header = Vec::new();
-    let mut full = None;
+    let mut full_resync = false;
     {
         let mut f = feed();
         match &psync {
@@ -68,11 +68,11 @@ pub async fn serve_replica(
                     SYNC_PARTIAL_ERR.fetch_add(1, Relaxed);
                 }
                 link = Arc::new(ReplicaLink::new(state.id, ip.clone(), port, 0));
-                full = Some(());
+                full_resync = true;
             }
         }
     }
-    if full.is_some() {
+    if full_resync {
         info!("Replica {ip}:{port} asks for synchronization; starting a full resync");
         let started = snapshot::start_when_free(srv, now_ms(), || {
             let mut f = feed();
