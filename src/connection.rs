@@ -73,6 +73,11 @@ async fn run(
         } else if !read_more(stream, &mut rbuf, &decoder, stats).await {
             return;
         }
+        // A manual cluster failover pauses clients while the replica
+        // catches up with our final offset.
+        if srv.cluster.is_some() && crate::cluster::failover::clients_paused() {
+            crate::cluster::failover::wait_while_paused().await;
+        }
         // The read may have grown the buffer: count it before the commands
         // it carries decide whether to evict.
         buffers.update(rbuf.capacity() + wbuf.capacity());

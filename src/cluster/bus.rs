@@ -31,6 +31,24 @@ pub const PING: u8 = 0;
 pub const PONG: u8 = 1;
 pub const MEET: u8 = 2;
 pub const FAIL: u8 = 3;
+/// A replica asks primaries for their vote (Redis's
+/// FAILOVER_AUTH_REQUEST); `about_epoch` is its primary's config epoch,
+/// `slots` its primary's slots.
+pub const AUTH_REQUEST: u8 = 5;
+/// A primary's vote (FAILOVER_AUTH_ACK).
+pub const AUTH_ACK: u8 = 6;
+/// "Node `about_id` owns `slots` at config epoch `about_epoch`": sent to
+/// a node that claims slots someone else owns with a higher epoch.
+pub const UPDATE: u8 = 7;
+/// A replica asks its primary for a manual failover (CLUSTER FAILOVER).
+pub const MFSTART: u8 = 8;
+
+/// `mflags`: the sender (a primary) has paused its clients for a manual
+/// failover; its `repl_offset` is final.
+pub const MF_PAUSED: u8 = 1;
+/// An AUTH_REQUEST for a manual failover: vote even though the primary
+/// is not failing.
+pub const MF_FORCEACK: u8 = 2;
 
 const MAGIC: &[u8; 8] = b"FCBUS01\n";
 /// No legitimate message comes near this (a 1,000-node gossip section is
@@ -61,7 +79,12 @@ pub struct Msg {
     pub shard_id: String,
     pub slots: Vec<u8>,
     pub gossip: Vec<Gossip>,
-    pub fail_id: String,
+    /// The node a FAIL or UPDATE is about.
+    pub about_id: String,
+    pub about_epoch: u64,
+    /// The sender's replication offset (processed, for a replica).
+    pub repl_offset: u64,
+    pub mflags: u8,
 }
 
 struct Enc(Vec<u8>);
@@ -136,7 +159,10 @@ impl Msg {
             e.u16(g.cport);
             e.u16(g.flags);
         }
-        e.str(&self.fail_id);
+        e.str(&self.about_id);
+        e.u64(self.about_epoch);
+        e.u64(self.repl_offset);
+        e.u8(self.mflags);
         let len = (e.0.len() - 4) as u32;
         e.0[..4].copy_from_slice(&len.to_be_bytes());
         e.0
@@ -167,8 +193,11 @@ impl Msg {
                 flags: d.u16()?,
             });
         }
-        let fail_id = d.str()?;
-        if kind > FAIL || !super::valid_id(&id) {
+        let about_id = d.str()?;
+        let about_epoch = d.u64()?;
+        let repl_offset = d.u64()?;
+        let mflags = d.u8()?;
+        if kind > MFSTART || kind == 4 || !super::valid_id(&id) {
             return None;
         }
         Some(Msg {
@@ -185,15 +214,40 @@ impl Msg {
             shard_id,
             slots,
             gossip,
-            fail_id,
+            about_id,
+            about_epoch,
+            repl_offset,
+            mflags,
         })
     }
 }
 
+/// What a message says beyond the header every message carries.
+#[derive(Default, Clone)]
+pub struct Extra<'a> {
+    pub about_id: &'a str,
+    pub about_epoch: u64,
+    /// Slots to send instead of ours (UPDATE).
+    pub slots: Option<Vec<u8>>,
+    pub mflags: u8,
+}
+
 /// A message from us, with our view of every other node as gossip.
-pub fn build(st: &mut State, kind: u8, to: Option<u16>, fail_id: &str) -> Vec<u8> {
+pub fn build(st: &mut State, kind: u8, to: Option<u16>, about_id: &str) -> Vec<u8> {
+    build_with(
+        st,
+        kind,
+        to,
+        Extra {
+            about_id,
+            ..Extra::default()
+        },
+    )
+}
+
+pub fn build_with(st: &mut State, kind: u8, to: Option<u16>, extra: Extra) -> Vec<u8> {
     let me = st.myself();
-    let gossip = if kind == FAIL {
+    let gossip = if !matches!(kind, PING | PONG | MEET) {
         Vec::new()
     } else {
         st.known_nodes()
@@ -209,6 +263,14 @@ pub fn build(st: &mut State, kind: u8, to: Option<u16>, fail_id: &str) -> Vec<u8
             })
             .collect()
     };
+    // A replica advertises its primary's slots, as in Redis (an election
+    // request names the slots it wants to take over).
+    let slot_owner = match me.primary.as_deref().and_then(|p| st.lookup(p)) {
+        Some(p) if me.flags & nf::SLAVE != 0 => p,
+        _ => 0,
+    };
+    let slots = extra.slots.unwrap_or_else(|| st.bitmap_of(slot_owner));
+    let me = st.myself();
     let msg = Msg {
         kind,
         id: me.id.clone(),
@@ -221,9 +283,12 @@ pub fn build(st: &mut State, kind: u8, to: Option<u16>, fail_id: &str) -> Vec<u8
         cport: me.cport,
         hostname: me.hostname.clone(),
         shard_id: me.shard_id.clone(),
-        slots: st.bitmap_of(0),
+        slots,
         gossip,
-        fail_id: fail_id.to_string(),
+        about_id: extra.about_id.to_string(),
+        about_epoch: extra.about_epoch,
+        repl_offset: crate::replication::feed().offset,
+        mflags: extra.mflags,
     };
     st.sent[kind as usize] += 1;
     msg.encode()
@@ -330,6 +395,26 @@ pub struct Bus {
 }
 
 impl Bus {
+    /// Queues a frame on our outbound link to node `idx` (dropped if the
+    /// link is down or its queue full, as a lost packet would be).
+    pub fn send(&self, idx: u16, frame: Vec<u8>) {
+        let links = self.links.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(l) = links.get(&idx) {
+            let _ = l.tx.try_send(frame);
+        }
+    }
+
+    /// Sends a message to every node we have a link to.
+    pub fn broadcast(&self, st: &mut State, kind: u8, extra: &Extra) {
+        let links = self.links.lock().unwrap_or_else(|e| e.into_inner());
+        for (&idx, l) in links.iter() {
+            if st.node(idx).is_some_and(|n| n.flags & nf::HANDSHAKE == 0) {
+                let _ =
+                    l.tx.try_send(build_with(st, kind, Some(idx), extra.clone()));
+            }
+        }
+    }
+
     fn broadcast_fail(&self, st: &mut State, ids: &[String]) {
         for id in ids {
             let links = self.links.lock().unwrap_or_else(|e| e.into_inner());
@@ -379,6 +464,11 @@ pub async fn run(srv: Arc<Server>, listeners: Vec<std::net::TcpListener>) {
     let bus = Arc::new(Bus {
         links: Mutex::new(HashMap::new()),
     });
+    if let Some(cl) = srv.cluster.as_ref() {
+        let _ = cl.bus.set(bus.clone());
+        // nodes.conf says we are a replica: replicate our primary again.
+        super::failover::resume_replication(cl, &cl.lock());
+    }
     for l in listeners {
         let Ok(listener) = tokio::net::TcpListener::from_std(l) else {
             continue;
@@ -469,6 +559,7 @@ fn cron(srv: &Arc<Server>, bus: &Arc<Bus>) {
     if !fails.is_empty() {
         bus.broadcast_fail(&mut st, &fails);
     }
+    super::failover::cron(cl, &mut st, bus, timeout, now);
     cl.update_state(&mut st, &srv.config);
     cl.save_logged(&mut st);
 }
@@ -763,22 +854,54 @@ fn process(
             if super::valid_id(&msg.shard_id) {
                 n.shard_id = msg.shard_id.clone();
             }
-            let role = msg.flags & (nf::MASTER | nf::SLAVE);
-            if role != 0 && n.flags & (nf::MASTER | nf::SLAVE) != role {
-                n.flags = (n.flags & !(nf::MASTER | nf::SLAVE)) | role;
-                n.primary =
-                    (role == nf::SLAVE && !msg.primary.is_empty()).then(|| msg.primary.clone());
-                st.dirty = true;
-            }
             let n = st.node_mut(s)?;
             if msg.config_epoch != n.config_epoch {
                 n.config_epoch = msg.config_epoch;
                 st.dirty = true;
             }
         }
-        if msg.flags & nf::MASTER != 0 && msg.kind != FAIL {
-            slots_changed = update_slots(&mut st, s, &msg.slots, &mut lost);
+        update_role(&mut st, s, &msg);
+        if moved && super::failover::my_primary(&st) == Some(s) {
+            super::failover::resume_replication(cl, &st);
         }
+        if msg.flags & nf::MASTER != 0 && matches!(msg.kind, PING | PONG | MEET) {
+            let epoch = msg.config_epoch;
+            let up = update_slots(&mut st, s, &msg.slots, epoch, &mut lost);
+            slots_changed = up.changed;
+            if up.emptied_ours {
+                // Our shard's slots all went to the sender (it won a
+                // failover): follow it.
+                super::failover::set_my_primary(cl, &mut st, s);
+            }
+            if let Some(newer) = up.newer_owner {
+                // The sender claims slots someone owns with a newer
+                // config: tell it (Redis's UPDATE message).
+                let frame = update_about(&mut st, newer, s);
+                bus.send(s, frame);
+            }
+        }
+        if msg.kind == UPDATE
+            && let Some(about) = st.lookup(&msg.about_id)
+            && about != 0
+            && st
+                .node(about)
+                .is_some_and(|n| n.config_epoch < msg.about_epoch)
+        {
+            if let Some(n) = st.node_mut(about) {
+                n.config_epoch = msg.about_epoch;
+                if n.flags & nf::SLAVE != 0 {
+                    n.flags = (n.flags & !nf::SLAVE) | nf::MASTER;
+                    n.primary = None;
+                }
+            }
+            st.dirty = true;
+            let up = update_slots(&mut st, about, &msg.slots, msg.about_epoch, &mut lost);
+            slots_changed |= up.changed;
+            if up.emptied_ours {
+                super::failover::set_my_primary(cl, &mut st, about);
+            }
+        }
+        super::failover::on_message(cl, &mut st, bus, s, &msg, timeout, now);
         st.handle_epoch_collision(s);
         let sender_primary = st.node(s).is_some_and(|n| n.is_primary());
         let mut fails = Vec::new();
@@ -824,7 +947,7 @@ fn process(
             }
         }
         if msg.kind == FAIL
-            && let Some(f) = st.lookup(&msg.fail_id)
+            && let Some(f) = st.lookup(&msg.about_id)
             && f != 0
             && let Some(n) = st.node_mut(f)
             && n.flags & nf::FAIL == 0
@@ -855,17 +978,40 @@ fn process(
     reply
 }
 
+/// What `update_slots` did.
+struct SlotUpdate {
+    changed: bool,
+    /// The slots of our shard (ours, or our primary's) were taken and
+    /// none is left: the caller makes us a replica of the new owner.
+    emptied_ours: bool,
+    /// A slot the sender claims is owned by this node with a newer
+    /// config epoch.
+    newer_owner: Option<u16>,
+}
+
 /// Redis's clusterUpdateSlotsConfigWith: a primary's claim on a slot wins
 /// over the current owner's when its config epoch is higher. Slots we are
 /// importing are left alone (the migration decides them).
 ///
-/// Returns whether anything changed, and the slots we lost (whose keys
-/// the caller deletes, as Redis does with its "dirty slots").
-fn update_slots(st: &mut State, sender: u16, bitmap: &[u8], lost: &mut Vec<u16>) -> bool {
-    let Some(epoch) = st.node(sender).map(|n| n.config_epoch) else {
-        return false;
+/// The slots we lost are added to `lost` (the caller deletes their keys,
+/// as Redis does with its "dirty slots").
+fn update_slots(
+    st: &mut State,
+    sender: u16,
+    bitmap: &[u8],
+    epoch: u64,
+    lost: &mut Vec<u16>,
+) -> SlotUpdate {
+    let mut up = SlotUpdate {
+        changed: false,
+        emptied_ours: false,
+        newer_owner: None,
     };
-    let mut changed = false;
+    if bitmap.len() != SLOTS / 8 {
+        return up;
+    }
+    let ours = super::failover::my_primary(st).unwrap_or(0);
+    let mut taken_from_ours = false;
     for slot in 0..SLOTS {
         if bitmap[slot / 8] & (1 << (slot % 8)) == 0 {
             continue;
@@ -874,22 +1020,75 @@ fn update_slots(st: &mut State, sender: u16, bitmap: &[u8], lost: &mut Vec<u16>)
         if owner == Some(sender) || st.importing_from[slot] != 0 {
             continue;
         }
-        let wins = match owner.and_then(|o| st.node(o)) {
-            None => true,
-            Some(o) => o.config_epoch < epoch,
-        };
-        if wins {
-            if owner == Some(0) {
-                warn!("Slot {slot} taken over by a node with a higher config epoch");
-                st.migrating_to[slot] = 0;
-                lost.push(slot as u16);
+        let owner_epoch = owner.and_then(|o| st.node(o)).map(|o| o.config_epoch);
+        match owner_epoch {
+            Some(e) if e > epoch => {
+                up.newer_owner = up.newer_owner.or(owner);
+                continue;
             }
-            st.set_owner(slot, Some(sender));
-            st.sync_slot(slot);
-            changed = true;
+            Some(e) if e == epoch => continue,
+            _ => {}
+        }
+        if owner == Some(0) {
+            warn!("Slot {slot} taken over by a node with a higher config epoch");
+            st.migrating_to[slot] = 0;
+            lost.push(slot as u16);
+        }
+        taken_from_ours |= owner == Some(ours);
+        st.set_owner(slot, Some(sender));
+        st.sync_slot(slot);
+        up.changed = true;
+    }
+    up.emptied_ours = taken_from_ours && sender != ours && sender != 0 && st.slot_count(ours) == 0;
+    up
+}
+
+/// An UPDATE telling `to` that node `about` owns its slots at its epoch.
+fn update_about(st: &mut State, about: u16, to: u16) -> Vec<u8> {
+    let (id, epoch) = st
+        .node(about)
+        .map(|n| (n.id.clone(), n.config_epoch))
+        .unwrap_or_default();
+    let extra = Extra {
+        about_id: &id,
+        about_epoch: epoch,
+        slots: Some(st.bitmap_of(about)),
+        mflags: 0,
+    };
+    build_with(st, UPDATE, Some(to), extra)
+}
+
+/// The sender's role as it states it: a primary that became a replica
+/// loses its slots (Redis's clusterDelNodeSlots), a replica that became
+/// a primary forgets its primary, a replica may change primaries.
+fn update_role(st: &mut State, s: u16, msg: &Msg) {
+    let role = msg.flags & (nf::MASTER | nf::SLAVE);
+    let Some(n) = st.node_mut(s) else { return };
+    if role == 0 {
+        return;
+    }
+    let was_primary = n.flags & nf::MASTER != 0;
+    let mut dirty = false;
+    if n.flags & (nf::MASTER | nf::SLAVE) != role {
+        n.flags = (n.flags & !(nf::MASTER | nf::SLAVE)) | role;
+        dirty = true;
+    }
+    let primary = (role == nf::SLAVE && super::valid_id(&msg.primary)).then(|| msg.primary.clone());
+    if role == nf::MASTER && n.primary.is_some() {
+        n.primary = None;
+        dirty = true;
+    } else if primary.is_some() && n.primary != primary {
+        n.primary = primary;
+        dirty = true;
+    }
+    if was_primary && role == nf::SLAVE {
+        for slot in st.slots_of(s) {
+            st.set_owner(slot as usize, None);
         }
     }
-    changed
+    if dirty {
+        st.dirty = true;
+    }
 }
 
 /// Redis's clearNodeFailureIfNeeded: a FAIL node that talks again is
@@ -934,7 +1133,10 @@ mod tests {
                 cport: 17001,
                 flags: nf::MASTER | nf::PFAIL,
             }],
-            fail_id: String::new(),
+            about_id: String::new(),
+            about_epoch: 0,
+            repl_offset: 9,
+            mflags: 0,
         }
     }
 

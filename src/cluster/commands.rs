@@ -280,7 +280,7 @@ pub fn shards(ctx: &mut Ctx, _args: &Args) {
                 b"replica"
             });
             ctx.reply.bulk(b"replication-offset");
-            ctx.reply.int(0);
+            ctx.reply.int(n.repl_offset as i64);
             ctx.reply.bulk(b"health");
             // Redis 7.0 reports FAIL as "fail"; PFAIL is still "online".
             let failed = n.flags & nf::FAIL != 0;
@@ -685,8 +685,8 @@ pub fn count_failure_reports(ctx: &mut Ctx, args: &Args) {
     ctx.reply.int(valid as i64);
 }
 
-/// REPLICATE needs replication, which this build does not have yet: the
-/// checks Redis makes first are answered exactly, then an error.
+/// CLUSTER REPLICATE <node-id>: Redis's checks, then we become a replica
+/// of that primary (`failover::set_my_primary`).
 pub fn replicate(ctx: &mut Ctx, args: &Args) {
     let Some(cl) = cluster(ctx) else { return };
     let st = cl.lock();
@@ -699,12 +699,21 @@ pub fn replicate(ctx: &mut Ctx, args: &Args) {
     if st.node(idx).is_some_and(|n| !n.is_primary()) {
         return ctx.error("ERR I can only replicate a master, not a replica.");
     }
-    let has_slots = st.slot_count(0) > 0;
+    let check_empty = st.myself().is_primary();
+    let has_slots = check_empty && st.slot_count(0) > 0;
     drop(st);
-    if has_slots || db0_size(ctx) != 0 {
+    // The key count takes shard locks: never under the cluster mutex.
+    if check_empty && (has_slots || db0_size(ctx) != 0) {
         return ctx.error("ERR To set a master the node must be empty and without assigned slots.");
     }
-    ctx.error("ERR replicas are not supported by this ferrocache build yet")
+    let mut st = cl.lock();
+    // Re-checked: the table may have changed while it was released.
+    if st.node(idx).is_none_or(|n| !n.is_primary()) {
+        return ctx.error(&format!("ERR Unknown node {}", args.str(2)));
+    }
+    super::failover::set_my_primary(&cl, &mut st, idx);
+    changed(ctx, &cl, &mut st);
+    ctx.reply.ok();
 }
 
 pub fn replicas(ctx: &mut Ctx, args: &Args) {
@@ -730,19 +739,35 @@ pub fn replicas(ctx: &mut Ctx, args: &Args) {
     }
 }
 
+/// CLUSTER FAILOVER [FORCE|TAKEOVER], sent to a replica.
 pub fn failover(ctx: &mut Ctx, args: &Args) {
     let Some(cl) = cluster(ctx) else { return };
-    if args.len() == 3
-        && !args.get(2).eq_ignore_ascii_case(b"force")
-        && !args.get(2).eq_ignore_ascii_case(b"takeover")
-        || args.len() > 3
-    {
-        return ctx.syntax_error();
+    let (mut force, mut takeover) = (false, false);
+    match args.len() {
+        2 => {}
+        3 if args.get(2).eq_ignore_ascii_case(b"force") => force = true,
+        3 if args.get(2).eq_ignore_ascii_case(b"takeover") => {
+            force = true;
+            takeover = true;
+        }
+        _ => return ctx.syntax_error(),
     }
-    if cl.lock().myself().is_primary() {
+    let Some(bus) = cl.bus.get().cloned() else {
+        return ctx.error("ERR cluster bus not running");
+    };
+    let mut st = cl.lock();
+    if st.myself().is_primary() {
         return ctx.error("ERR You should send CLUSTER FAILOVER to a replica");
     }
-    ctx.error("ERR failover is not supported by this ferrocache build yet")
+    let Some(p) = super::failover::my_primary(&st).and_then(|p| st.node(p)) else {
+        return ctx.error("ERR I'm a replica but my master is unknown to me");
+    };
+    if !force && (p.flags & nf::FAIL != 0 || !p.link) {
+        return ctx.error("ERR Master is down or failed, please use CLUSTER FAILOVER FORCE");
+    }
+    super::failover::start_manual(&cl, &mut st, &bus, force, takeover);
+    changed(ctx, &cl, &mut st);
+    ctx.reply.ok();
 }
 
 pub fn saveconfig(ctx: &mut Ctx, _args: &Args) {

@@ -18,6 +18,7 @@
 pub mod bus;
 pub mod commands;
 pub mod dump;
+pub mod failover;
 pub mod migrate;
 pub mod nodes_conf;
 pub mod routing;
@@ -92,9 +93,14 @@ pub struct Node {
     pub cport: u16,
     pub hostname: String,
     pub flags: u16,
-    /// Id of the primary, for replicas (kept for failover, which plugs in
-    /// here; this build has no replicas of its own).
+    /// Id of the primary, for replicas.
     pub primary: Option<String>,
+    /// Replication offset it last told us (ranks replicas in elections).
+    pub repl_offset: u64,
+    /// For a primary: when we last voted for one of its replicas (Redis's
+    /// voted_time; no second vote for the same primary within 2 x
+    /// node-timeout).
+    pub voted_time: u64,
     pub ping_sent: u64,
     pub pong_received: u64,
     pub data_received: u64,
@@ -147,7 +153,10 @@ impl Node {
 }
 
 /// Message counters by type, as CLUSTER INFO reports them.
-pub const MSG_TYPES: &[&str] = &["ping", "pong", "meet", "fail", "publish", "update"];
+/// Indexed by the bus message type (`bus::PING`...), Redis's names.
+pub const MSG_TYPES: &[&str] = &[
+    "ping", "pong", "meet", "fail", "publish", "auth-req", "auth-ack", "update", "mfstart",
+];
 
 pub struct State {
     pub table: Arc<SlotTable>,
@@ -162,8 +171,8 @@ pub struct State {
     pub importing_from: Vec<u16>,
     /// Forgotten ids, not re-added from gossip until the time (ms) passes.
     pub blacklist: HashMap<String, u64>,
-    pub sent: [u64; 6],
-    pub received: [u64; 6],
+    pub sent: [u64; 9],
+    pub received: [u64; 9],
     pub ok: bool,
     pub size: usize,
     /// The node table changed: nodes.conf must be rewritten.
@@ -172,6 +181,8 @@ pub struct State {
     /// next interval, so the cluster converges quickly.
     pub force_ping: bool,
     pub next_generation: u64,
+    /// Replica election and manual failover progress (`failover.rs`).
+    pub election: failover::Election,
 }
 
 pub struct Cluster {
@@ -187,6 +198,8 @@ pub struct Cluster {
     /// Keeps the flock on nodes.conf for the process's life.
     _lock: std::fs::File,
     pub started_ms: AtomicU64,
+    /// The bus, once running (CLUSTER FAILOVER sends through it).
+    pub bus: std::sync::OnceLock<Arc<bus::Bus>>,
 }
 
 pub fn random_id() -> String {
@@ -263,6 +276,7 @@ impl Cluster {
             cport,
             _lock: lock,
             started_ms: AtomicU64::new(now_ms()),
+            bus: std::sync::OnceLock::new(),
         };
         {
             let mut st = cl.lock();
@@ -335,13 +349,14 @@ impl State {
             migrating_to: vec![0; SLOTS],
             importing_from: vec![0; SLOTS],
             blacklist: HashMap::new(),
-            sent: [0; 6],
-            received: [0; 6],
+            sent: [0; 9],
+            received: [0; 9],
             ok: false,
             size: 1,
             dirty: false,
             force_ping: false,
             next_generation: 1,
+            election: failover::Election::default(),
         }
     }
 

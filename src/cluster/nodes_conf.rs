@@ -57,6 +57,13 @@ pub fn node_line_with(st: &State, idx: u16, in_file: bool, slot_ranges: &[(u16, 
         s.push_str(&n.shard_id);
     }
     let primary = n.primary.as_deref().unwrap_or("-");
+    // A replica shows its primary's config epoch (Redis's nodeEpoch).
+    let epoch = match n.primary.as_deref().and_then(|p| st.lookup(p)) {
+        Some(p) if n.flags & nf::SLAVE != 0 => {
+            st.node(p).map_or(n.config_epoch, |p| p.config_epoch)
+        }
+        _ => n.config_epoch,
+    };
     let connected = n.flags & nf::MYSELF != 0 || n.link;
     s.push_str(&format!(
         " {} {} {} {} {} {}",
@@ -64,7 +71,7 @@ pub fn node_line_with(st: &State, idx: u16, in_file: bool, slot_ranges: &[(u16, 
         primary,
         n.ping_sent,
         n.pong_received,
-        n.config_epoch,
+        epoch,
         if connected {
             "connected"
         } else {

@@ -108,9 +108,12 @@ fn run_command(
             "NOAUTH Authentication required.",
         );
     }
-    // Cluster mode off: this one branch is all routing costs.
+    // Cluster mode off: this one branch is all routing costs. Our
+    // primary's stream is applied whatever the slot table says.
     let mut slot = None;
-    if let Some(cluster) = &srv.cluster {
+    if let Some(cluster) = &srv.cluster
+        && !state.is_master
+    {
         match crate::cluster::routing::route(srv, cluster, state, spec, args) {
             Ok(s) => slot = s,
             Err(msg) => {
