@@ -165,10 +165,27 @@ fn myid(con: &mut redis::Connection) -> String {
 
 /// Starts `n` nodes and joins them with `redis-cli --cluster create`.
 fn create_cluster(dir: &std::path::Path, n: usize, extra: &[&str]) -> Vec<Node> {
+    create_cluster_with_replicas(dir, n, 0, extra)
+}
+
+/// `redis-cli --cluster create ... --cluster-replicas <replicas>`.
+fn create_cluster_with_replicas(
+    dir: &std::path::Path,
+    n: usize,
+    replicas: usize,
+    extra: &[&str],
+) -> Vec<Node> {
     let nodes: Vec<Node> = (0..n).map(|_| start_node(dir, extra)).collect();
     let mut args: Vec<String> = vec!["--cluster".into(), "create".into()];
     args.extend(nodes.iter().map(|n| format!("127.0.0.1:{}", n.srv.port)));
-    args.extend(["--cluster-replicas", "0", "--cluster-yes"].map(String::from));
+    args.extend(
+        [
+            "--cluster-replicas".to_string(),
+            replicas.to_string(),
+            "--cluster-yes".to_string(),
+        ]
+        .into_iter(),
+    );
     let (ok, out) = run_tool("redis-cli", &args, Duration::from_secs(60));
     if !ok {
         let views: Vec<String> = nodes
@@ -1031,4 +1048,309 @@ fn a_primary_without_a_majority_stops_serving_until_it_heals() {
     });
     let _: () = q(&mut c0, &["SET", &k, "3"]);
     assert_eq!(q::<String>(&mut c0, &["GET", &k]), "3");
+}
+
+// ------------------------------------------------- replicas and failover
+
+/// (my id, my primary's id if I am a replica), from CLUSTER NODES.
+fn my_role(con: &mut redis::Connection) -> (String, Option<String>) {
+    let txt: String = q(con, &["CLUSTER", "NODES"]);
+    let line = txt
+        .lines()
+        .find(|l| l.split(' ').nth(2).is_some_and(|f| f.contains("myself")))
+        .expect("myself line")
+        .to_string();
+    let f: Vec<&str> = line.split(' ').collect();
+    let primary = f[2].contains("slave").then(|| f[3].to_string());
+    (f[0].to_string(), primary)
+}
+
+/// Like `my_role`, None while the node does not answer.
+fn try_role(port: u16) -> Option<(String, Option<String>)> {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).ok()?;
+    let mut con = client
+        .get_connection_with_timeout(Duration::from_secs(2))
+        .ok()?;
+    con.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    let txt: String = cmd(&["CLUSTER", "NODES"]).query(&mut con).ok()?;
+    let line = txt
+        .lines()
+        .find(|l| l.split(' ').nth(2).is_some_and(|f| f.contains("myself")))?;
+    let f: Vec<&str> = line.split(' ').collect();
+    Some((
+        f[0].to_string(),
+        f[2].contains("slave").then(|| f[3].to_string()),
+    ))
+}
+
+/// Index of the node with the given id.
+fn by_id(nodes: &[Node], id: &str) -> usize {
+    nodes
+        .iter()
+        .position(|n| my_role(&mut n.srv.client()).0 == id)
+        .expect("node by id")
+}
+
+/// Writes `count` keys served by the node on `con` (skipping those that
+/// are MOVED), then waits for one replica to acknowledge them.
+fn write_acked(con: &mut redis::Connection, prefix: &str, count: usize) -> Vec<String> {
+    let keys: Vec<String> = (0..)
+        .map(|i| format!("{prefix}{i}"))
+        .filter(|k| q_ok(con, &["SET", k, &format!("v-{k}")]))
+        .take(count)
+        .collect();
+    let acked: i64 = q(con, &["WAIT", "1", "10000"]);
+    assert_eq!(acked, 1, "WAIT 1 after writing {prefix}*");
+    keys
+}
+
+#[test]
+fn replicas_serve_reads_and_take_over_when_their_primary_dies() {
+    let dir = scratch_dir("failover");
+    let extra = ["--cluster-node-timeout", "1000"];
+    let mut nodes = create_cluster_with_replicas(&dir, 6, 1, &extra);
+    check_cluster(nodes[0].srv.port);
+    let roles: Vec<(String, Option<String>)> =
+        nodes.iter().map(|n| my_role(&mut n.srv.client())).collect();
+    let primaries: Vec<usize> = (0..6).filter(|&i| roles[i].1.is_none()).collect();
+    assert_eq!(primaries.len(), 3, "{roles:?}");
+    for (i, (_, p)) in roles.iter().enumerate() {
+        if let Some(p) = p {
+            assert!(
+                primaries.iter().any(|&j| roles[j].0 == *p),
+                "node {i} replicates an unknown primary"
+            );
+        }
+    }
+    let victim = primaries[0];
+    let victim_id = roles[victim].0.clone();
+    let replica = (0..6)
+        .find(|&i| roles[i].1.as_deref() == Some(victim_id.as_str()))
+        .expect("the victim's replica");
+    let replica_id = roles[replica].0.clone();
+    let mut pc = nodes[victim].srv.client();
+    let mut rc = nodes[replica].srv.client();
+
+    // The relation as every view shows it.
+    let reps: Vec<String> = q(&mut pc, &["CLUSTER", "REPLICAS", &victim_id]);
+    assert_eq!(reps.len(), 1);
+    assert!(reps[0].starts_with(&format!("{replica_id} ")), "{reps:?}");
+    assert!(
+        reps[0].contains(&format!(" slave {victim_id} ")),
+        "{reps:?}"
+    );
+    let slaves: Vec<String> = q(&mut rc, &["CLUSTER", "SLAVES", &victim_id]);
+    assert_eq!(slaves.len(), 1);
+    let slots: Vec<redis::Value> = q(&mut rc, &["CLUSTER", "SLOTS"]);
+    for range in &slots {
+        let redis::Value::Array(items) = range else {
+            panic!("{range:?}")
+        };
+        assert_eq!(items.len(), 4, "primary and one replica per range");
+    }
+    let info: String = q(&mut rc, &["INFO", "replication"]);
+    assert_eq!(info_field(&info, "role"), "slave");
+    assert_eq!(
+        info_field(&info, "master_port"),
+        nodes[victim].srv.port.to_string()
+    );
+    // Redis's checks on REPLICATE and REPLICAS.
+    let other_primary = roles[primaries[1]].0.clone();
+    assert_eq!(
+        q_err(&mut pc, &["CLUSTER", "REPLICATE", &other_primary]),
+        "ERR To set a master the node must be empty and without assigned slots."
+    );
+    assert_eq!(
+        q_err(&mut pc, &["CLUSTER", "REPLICATE", &replica_id]),
+        "ERR I can only replicate a master, not a replica."
+    );
+    assert_eq!(
+        q_err(&mut pc, &["CLUSTER", "REPLICAS", &replica_id]),
+        "ERR The specified node is not a master"
+    );
+    assert_eq!(
+        q_err(&mut rc, &["CLUSTER", "FAILOVER", "NOW"]),
+        "ERR syntax error"
+    );
+
+    // Writes on the primary reach its replica, which serves them to
+    // READONLY clients and redirects the others.
+    let keys = write_acked(&mut pc, "fo", 200);
+    let k0 = keys[0].clone();
+    let moved = q_err(&mut rc, &["GET", &k0]);
+    assert!(
+        moved.starts_with("MOVED ") && moved.ends_with(&format!(":{}", nodes[victim].srv.port)),
+        "{moved}"
+    );
+    let _: () = q(&mut rc, &["READONLY"]);
+    assert_eq!(q::<String>(&mut rc, &["GET", &k0]), format!("v-{k0}"));
+    assert!(q_err(&mut rc, &["SET", &k0, "x"]).starts_with("MOVED "));
+    let _: () = q(&mut rc, &["READWRITE"]);
+    assert!(q_err(&mut rc, &["GET", &k0]).starts_with("MOVED "));
+
+    // The cluster client writes across all slots.
+    let urls: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("redis://127.0.0.1:{}/", n.srv.port))
+        .collect();
+    let client = redis::cluster::ClusterClient::new(urls).expect("cluster client");
+    let mut cc = client.get_connection().expect("cluster connection");
+    for i in 0..500 {
+        let _: () = redis::cmd("SET")
+            .arg(format!("cc{i}"))
+            .arg(i)
+            .query(&mut cc)
+            .expect("cluster SET");
+    }
+
+    // kill -9 the primary: its replica is elected and the cluster is ok
+    // again on every survivor.
+    let killed = nodes.remove(victim);
+    let killed_at = Instant::now();
+    killed.srv.signal(libc::SIGKILL);
+    let replica = if replica > victim {
+        replica - 1
+    } else {
+        replica
+    };
+    wait_until("the replica's promotion", Duration::from_secs(30), || {
+        try_role(nodes[replica].srv.port).is_some_and(|r| r.1.is_none())
+    });
+    let promoted_ms = killed_at.elapsed().as_millis();
+    for n in &nodes {
+        let mut c = n.srv.client();
+        wait_until("cluster_state:ok", Duration::from_secs(30), || {
+            info_field(&cluster_info(&mut c), "cluster_state") == "ok"
+        });
+    }
+    eprintln!(
+        "failover: replica promoted {promoted_ms} ms after kill -9, cluster_state:ok on all survivors after {} ms",
+        killed_at.elapsed().as_millis()
+    );
+    let mut nc = nodes[replica].srv.client();
+    for k in &keys {
+        assert_eq!(q::<String>(&mut nc, &["GET", k]), format!("v-{k}"));
+    }
+    let role: redis::Value = q(&mut nc, &["ROLE"]);
+    assert!(format!("{role:?}").contains("master"), "{role:?}");
+
+    // The cluster client follows the new primary: the acknowledged keys
+    // of the dead shard and everything written before the kill are
+    // readable, and new writes work. The crate's sync connection keeps
+    // its broken socket to the dead node (it only re-reads the slots on
+    // MOVED), so a new connection is taken from the same client (same
+    // seed list, the dead node included).
+    drop(cc);
+    let mut cc = client.get_connection().expect("cluster connection");
+    let mut pipe = redis::cluster::cluster_pipe();
+    for k in &keys {
+        pipe.get(k);
+    }
+    let got: Vec<String> = pipe.query(&mut cc).expect("GET the acknowledged keys");
+    assert_eq!(
+        got,
+        keys.iter().map(|k| format!("v-{k}")).collect::<Vec<_>>()
+    );
+    for i in 0..500 {
+        let _: () = redis::cmd("SET")
+            .arg(format!("after{i}"))
+            .arg(i)
+            .query(&mut cc)
+            .expect("SET after failover");
+    }
+    for i in (0..500).step_by(7) {
+        let v: i64 = redis::cmd("GET")
+            .arg(format!("after{i}"))
+            .query(&mut cc)
+            .expect("GET after failover");
+        assert_eq!(v, i);
+    }
+
+    // The old primary comes back as a replica of the new one and resyncs.
+    let back = restart_node(killed, &extra);
+    let mut bc = back.srv.client();
+    wait_until(
+        "the old primary to rejoin as a replica",
+        Duration::from_secs(30),
+        || my_role(&mut bc).1.as_deref() == Some(replica_id.as_str()),
+    );
+    let _: () = q(&mut bc, &["READONLY"]);
+    wait_until("the old primary to resync", Duration::from_secs(30), || {
+        q_ok(&mut bc, &["GET", &k0])
+            && q::<Option<String>>(&mut bc, &["GET", &k0]).as_deref() == Some(&format!("v-{k0}"))
+    });
+    nodes.push(back);
+    for n in &nodes {
+        let mut c = n.srv.client();
+        wait_until("cluster_state:ok", Duration::from_secs(30), || {
+            info_field(&cluster_info(&mut c), "cluster_state") == "ok"
+        });
+    }
+    wait_until("a clean cluster check", Duration::from_secs(30), || {
+        let (ok, out) = run_tool(
+            "redis-cli",
+            &[
+                "--cluster".into(),
+                "check".into(),
+                format!("127.0.0.1:{}", nodes[0].srv.port),
+            ],
+            Duration::from_secs(30),
+        );
+        ok && out.contains("[OK] All nodes agree about slots configuration.")
+            && !out.contains("[WARNING]")
+    });
+}
+
+#[test]
+fn manual_failover_default_and_takeover_swap_roles_without_losing_writes() {
+    let dir = scratch_dir("manual-failover");
+    let extra = ["--cluster-node-timeout", "1000"];
+    let nodes = create_cluster_with_replicas(&dir, 6, 1, &extra);
+    let roles: Vec<(String, Option<String>)> =
+        nodes.iter().map(|n| my_role(&mut n.srv.client())).collect();
+    let replica = (0..6).find(|&i| roles[i].1.is_some()).expect("a replica");
+    let primary = by_id(&nodes, roles[replica].1.as_deref().expect("its primary"));
+    let (p_id, r_id) = (roles[primary].0.clone(), roles[replica].0.clone());
+    let mut pc = nodes[primary].srv.client();
+    let mut rc = nodes[replica].srv.client();
+    let keys = write_acked(&mut pc, "mf", 100);
+    assert_eq!(
+        q_err(&mut pc, &["CLUSTER", "FAILOVER"]),
+        "ERR You should send CLUSTER FAILOVER to a replica"
+    );
+
+    // Default: coordinated with the primary, which pauses its clients
+    // until the replica has its whole stream.
+    let _: () = q(&mut rc, &["CLUSTER", "FAILOVER"]);
+    wait_until("the manual failover", Duration::from_secs(20), || {
+        my_role(&mut rc).1.is_none() && my_role(&mut pc).1.as_deref() == Some(r_id.as_str())
+    });
+    for k in &keys {
+        assert_eq!(q::<String>(&mut rc, &["GET", k]), format!("v-{k}"));
+    }
+    let more = write_acked(&mut rc, "mf2-", 100);
+    assert!(q_err(&mut pc, &["SET", &more[0], "x"]).starts_with("MOVED "));
+
+    // TAKEOVER: no vote, a new epoch of its own.
+    let epoch_before: u64 = info_field(&cluster_info(&mut pc), "cluster_current_epoch")
+        .parse()
+        .expect("epoch");
+    let _: () = q(&mut pc, &["CLUSTER", "FAILOVER", "TAKEOVER"]);
+    wait_until("the takeover", Duration::from_secs(20), || {
+        my_role(&mut pc).1.is_none() && my_role(&mut rc).1.as_deref() == Some(p_id.as_str())
+    });
+    let epoch_after: u64 = info_field(&cluster_info(&mut pc), "cluster_my_epoch")
+        .parse()
+        .expect("epoch");
+    assert!(epoch_after > epoch_before, "{epoch_after} > {epoch_before}");
+    for k in keys.iter().chain(&more) {
+        assert_eq!(q::<String>(&mut pc, &["GET", k]), format!("v-{k}"));
+    }
+    for n in &nodes {
+        let mut c = n.srv.client();
+        wait_until("cluster_state:ok", Duration::from_secs(30), || {
+            info_field(&cluster_info(&mut c), "cluster_state") == "ok"
+        });
+    }
+    check_cluster(nodes[0].srv.port);
 }
