@@ -870,8 +870,11 @@ fn process(
             slots_changed = up.changed;
             if up.emptied_ours {
                 // Our shard's slots all went to the sender (it won a
-                // failover): follow it.
+                // failover): follow it. Our keys stay: they are the
+                // history the new primary continues from (Redis deletes
+                // the keys of lost slots only when not demoted).
                 super::failover::set_my_primary(cl, &mut st, s);
+                lost.clear();
             }
             if let Some(newer) = up.newer_owner {
                 // The sender claims slots someone owns with a newer
@@ -899,6 +902,7 @@ fn process(
             slots_changed |= up.changed;
             if up.emptied_ours {
                 super::failover::set_my_primary(cl, &mut st, about);
+                lost.clear();
             }
         }
         super::failover::on_message(cl, &mut st, bus, s, &msg, timeout, now);
@@ -969,11 +973,15 @@ fn process(
     cl.save_logged(&mut st);
     // Shard locks are taken only with the cluster mutex released.
     drop(st);
-    for slot in lost {
-        let n = super::commands::delete_keys_in_slot(srv, slot);
-        if n > 0 {
-            warn!("Deleted {n} keys of slot {slot}, now served by another node");
-        }
+    let deleted: usize = lost
+        .iter()
+        .map(|&slot| super::commands::delete_keys_in_slot(srv, slot))
+        .sum();
+    if deleted > 0 {
+        warn!(
+            "Deleted {deleted} keys of {} slots now served by another node",
+            lost.len()
+        );
     }
     reply
 }
@@ -1012,6 +1020,7 @@ fn update_slots(
     }
     let ours = super::failover::my_primary(st).unwrap_or(0);
     let mut taken_from_ours = false;
+    let lost_before = lost.len();
     for slot in 0..SLOTS {
         if bitmap[slot / 8] & (1 << (slot % 8)) == 0 {
             continue;
@@ -1030,7 +1039,6 @@ fn update_slots(
             _ => {}
         }
         if owner == Some(0) {
-            warn!("Slot {slot} taken over by a node with a higher config epoch");
             st.migrating_to[slot] = 0;
             lost.push(slot as u16);
         }
