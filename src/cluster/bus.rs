@@ -1048,6 +1048,13 @@ fn update_slots(
         up.changed = true;
     }
     up.emptied_ours = taken_from_ours && sender != ours && sender != 0 && st.slot_count(ours) == 0;
+    if lost.len() > lost_before {
+        warn!(
+            "{} of our slots taken over by node {} with a higher config epoch ({epoch})",
+            lost.len() - lost_before,
+            st.node(sender).map_or("?", |n| n.id.as_str())
+        );
+    }
     up
 }
 

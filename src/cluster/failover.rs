@@ -266,6 +266,12 @@ pub fn on_message(
             let e = &mut st.election;
             if serves && e.auth_sent && msg.current_epoch >= e.auth_epoch {
                 e.auth_count += 1;
+                if e.auth_count >= st.quorum() {
+                    // Won: promote now rather than at the next tick (Redis
+                    // does it before sleeping).
+                    let offset = crate::replication::feed().offset;
+                    handle_replica_failover(cl, st, bus, timeout, now, offset);
+                }
             }
         }
         bus::MFSTART => {
