@@ -1141,13 +1141,19 @@ fn replicas_serve_reads_and_take_over_when_their_primary_dies() {
     );
     let slaves: Vec<String> = q(&mut rc, &["CLUSTER", "SLAVES", &victim_id]);
     assert_eq!(slaves.len(), 1);
-    let slots: Vec<redis::Value> = q(&mut rc, &["CLUSTER", "SLOTS"]);
-    for range in &slots {
-        let redis::Value::Array(items) = range else {
-            panic!("{range:?}")
-        };
-        assert_eq!(items.len(), 4, "primary and one replica per range");
-    }
+    // Every range lists its primary and its replica (once gossip has
+    // told this node who replicates whom).
+    wait_until(
+        "CLUSTER SLOTS with replicas",
+        Duration::from_secs(20),
+        || {
+            let slots: Vec<redis::Value> = q(&mut rc, &["CLUSTER", "SLOTS"]);
+            slots.len() == 3
+                && slots
+                    .iter()
+                    .all(|r| matches!(r, redis::Value::Array(items) if items.len() == 4))
+        },
+    );
     let info: String = q(&mut rc, &["INFO", "replication"]);
     assert_eq!(info_field(&info, "role"), "slave");
     assert_eq!(
