@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Starts or stops a local ferrocache cluster of 3 primaries (replicas are
-# not supported yet) on 127.0.0.1, for trying cluster mode by hand.
+# Starts or stops a local ferrocache cluster of 3 primaries and 3
+# replicas on 127.0.0.1, for trying cluster mode (and failover) by hand.
 #
-#   scripts/cluster.sh start   # ports 30001-30003 (BASE_PORT=30000)
+#   scripts/cluster.sh start   # ports 30001-30006 (BASE_PORT=30000)
 #   scripts/cluster.sh stop
 #
 # FERROCACHE_BIN picks the binary (default: target/release/ferrocache,
@@ -10,7 +10,7 @@
 set -euo pipefail
 
 BASE_PORT=${BASE_PORT:-30000}
-NODES=3
+NODES=6
 DIR=${CLUSTER_DIR:-/tmp/ferrocache-cluster-$BASE_PORT}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${FERROCACHE_BIN:-$ROOT/target/release/ferrocache}
@@ -42,7 +42,7 @@ start() {
         done
     done
     if redis-cli -p $((BASE_PORT + 1)) cluster info | grep -q 'cluster_known_nodes:1'; then
-        redis-cli --cluster create "${addrs[@]}" --cluster-replicas 0 --cluster-yes
+        redis-cli --cluster create "${addrs[@]}" --cluster-replicas 1 --cluster-yes
     else
         redis-cli --cluster check "127.0.0.1:$((BASE_PORT + 1))"
     fi

@@ -178,14 +178,11 @@ fn create_cluster_with_replicas(
     let nodes: Vec<Node> = (0..n).map(|_| start_node(dir, extra)).collect();
     let mut args: Vec<String> = vec!["--cluster".into(), "create".into()];
     args.extend(nodes.iter().map(|n| format!("127.0.0.1:{}", n.srv.port)));
-    args.extend(
-        [
-            "--cluster-replicas".to_string(),
-            replicas.to_string(),
-            "--cluster-yes".to_string(),
-        ]
-        .into_iter(),
-    );
+    args.extend([
+        "--cluster-replicas".to_string(),
+        replicas.to_string(),
+        "--cluster-yes".to_string(),
+    ]);
     let (ok, out) = run_tool("redis-cli", &args, Duration::from_secs(60));
     if !ok {
         let views: Vec<String> = nodes

@@ -252,12 +252,10 @@ pub fn on_message(
         n.repl_offset = msg.repl_offset;
     }
     match msg.kind {
-        bus::AUTH_REQUEST => {
-            if vote(st, sender, msg, timeout, now) {
-                cl.save_logged(st);
-                let frame = bus::build(st, bus::AUTH_ACK, Some(sender), "");
-                bus.send(sender, frame);
-            }
+        bus::AUTH_REQUEST if vote(st, sender, msg, timeout, now) => {
+            cl.save_logged(st);
+            let frame = bus::build(st, bus::AUTH_ACK, Some(sender), "");
+            bus.send(sender, frame);
         }
         bus::AUTH_ACK => {
             let serves = st
@@ -361,10 +359,8 @@ fn handle_replica_failover(
     let Some(primary) = st.node(p) else { return };
     let primary_id = primary.id.clone();
     let primary_failed = primary.flags & nf::FAIL != 0;
-    if (!primary_failed && !manual)
-        || (st.myself().flags & nf::NOFAILOVER != 0 && !manual)
-        || st.slot_count(p) == 0
-    {
+    let no_failover = st.myself().flags & nf::NOFAILOVER != 0;
+    if (!manual && (!primary_failed || no_failover)) || st.slot_count(p) == 0 {
         return;
     }
     // Data too old to be trusted (Redis: repl-ping-replica-period x 1000
@@ -441,5 +437,119 @@ fn handle_replica_failover(
             st.myself_mut().config_epoch = e;
         }
         replace_my_primary(cl, st, bus);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::{Node, test_state};
+
+    /// Myself: a primary with slot 0 (epoch 1); P: a failed primary with
+    /// slot 1 (epoch 2); R: P's replica asking for votes.
+    fn setup() -> (State, Msg) {
+        let mut st = test_state();
+        let node = |id: char, flags: u16, epoch: u64| Node {
+            id: id.to_string().repeat(40),
+            flags,
+            config_epoch: epoch,
+            ..Node::default()
+        };
+        st.add_node(node('a', nf::MYSELF | nf::MASTER, 1));
+        let p = st.add_node(node('b', nf::MASTER | nf::FAIL, 2)).unwrap();
+        let mut r = node('c', nf::SLAVE, 0);
+        r.primary = Some("b".repeat(40));
+        st.add_node(r);
+        st.set_owner(0, Some(0));
+        st.set_owner(1, Some(p));
+        st.current_epoch = 5;
+        let mut slots = vec![0u8; SLOTS / 8];
+        slots[0] = 0b10;
+        let msg = Msg {
+            kind: bus::AUTH_REQUEST,
+            id: "c".repeat(40),
+            current_epoch: 5,
+            config_epoch: 0,
+            flags: nf::SLAVE,
+            primary: "b".repeat(40),
+            ip: String::new(),
+            port: 0,
+            cport: 0,
+            hostname: String::new(),
+            shard_id: String::new(),
+            slots,
+            gossip: Vec::new(),
+            about_id: String::new(),
+            about_epoch: 2,
+            repl_offset: 0,
+            mflags: 0,
+        };
+        (st, msg)
+    }
+
+    #[test]
+    fn one_vote_per_epoch_and_per_primary_within_two_node_timeouts() {
+        let (mut st, msg) = setup();
+        assert!(vote(&mut st, 2, &msg, 1000, 100_000));
+        assert_eq!(st.last_vote_epoch, 5);
+        // Same epoch again: refused.
+        assert!(!vote(&mut st, 2, &msg, 1000, 100_001));
+        // Next epoch, but a replica of the same primary within 2 x
+        // node-timeout: refused; after it: granted.
+        st.current_epoch = 6;
+        let msg6 = Msg {
+            current_epoch: 6,
+            ..msg
+        };
+        assert!(!vote(&mut st, 2, &msg6, 1000, 101_999));
+        assert!(vote(&mut st, 2, &msg6, 1000, 102_001));
+    }
+
+    #[test]
+    fn no_vote_for_a_live_primary_unless_forced_or_for_stale_requests() {
+        let (mut st, msg) = setup();
+        st.node_mut(1).unwrap().flags &= !nf::FAIL;
+        assert!(!vote(&mut st, 2, &msg, 1000, 100_000));
+        let forced = Msg {
+            mflags: bus::MF_FORCEACK,
+            ..msg
+        };
+        assert!(vote(&mut st, 2, &forced, 1000, 100_000));
+
+        // An epoch older than ours.
+        let (mut st, msg) = setup();
+        st.current_epoch = 9;
+        assert!(!vote(&mut st, 2, &msg, 1000, 100_000));
+
+        // A claimed slot already owned with a newer config.
+        let (mut st, msg) = setup();
+        st.node_mut(1).unwrap().config_epoch = 7;
+        assert!(!vote(&mut st, 2, &msg, 1000, 100_000));
+
+        // A replica never votes.
+        let (mut st, msg) = setup();
+        st.myself_mut().flags = nf::MYSELF | nf::SLAVE;
+        assert!(!vote(&mut st, 2, &msg, 1000, 100_000));
+    }
+
+    #[test]
+    fn rank_counts_siblings_with_a_higher_offset() {
+        let (mut st, _) = setup();
+        let mut sib = Node {
+            id: "d".repeat(40),
+            flags: nf::SLAVE,
+            primary: Some("b".repeat(40)),
+            repl_offset: 500,
+            ..Node::default()
+        };
+        st.add_node(sib.clone());
+        sib.id = "e".repeat(40);
+        sib.repl_offset = 100;
+        st.add_node(sib);
+        let b = "b".repeat(40);
+        // c (offset 0) never counts; d (500) and e (100) by our offset.
+        assert_eq!(rank(&st, &b, 200), 1);
+        assert_eq!(rank(&st, &b, 50), 2);
+        assert_eq!(rank(&st, &b, 1000), 0);
     }
 }
