@@ -334,6 +334,30 @@ fn single_node_commands_and_errors_match_redis() {
         q_err(&mut c, &["CLUSTER", "FAILOVER"]),
         "ERR You should send CLUSTER FAILOVER to a replica"
     );
+    assert_eq!(
+        q_err(&mut c, &["CLUSTER", "FAILOVER", "TAKEOVER"]),
+        "ERR You should send CLUSTER FAILOVER to a replica"
+    );
+    assert_eq!(
+        q_err(&mut c, &["CLUSTER", "FAILOVER", "SOON"]),
+        "ERR syntax error"
+    );
+    assert_eq!(
+        q_err(&mut c, &["CLUSTER", "REPLICATE", &id]),
+        "ERR Can't replicate myself"
+    );
+    assert_eq!(
+        q_err(&mut c, &["CLUSTER", "REPLICATE", "abc"]),
+        "ERR Unknown node abc"
+    );
+    assert_eq!(
+        q_err(&mut c, &["CLUSTER", "REPLICAS", "abc"]),
+        "ERR Unknown node abc"
+    );
+    assert_eq!(
+        q::<Vec<String>>(&mut c, &["CLUSTER", "SLAVES", &id]),
+        Vec::<String>::new()
+    );
     assert_eq!(q::<String>(&mut c, &["CLUSTER", "BUMPEPOCH"]), "BUMPED 1");
     assert_eq!(q::<String>(&mut c, &["CLUSTER", "BUMPEPOCH"]), "STILL 1");
     assert_eq!(
@@ -1356,4 +1380,16 @@ fn manual_failover_default_and_takeover_swap_roles_without_losing_writes() {
         });
     }
     check_cluster(nodes[0].srv.port);
+
+    // A replica restarted from its nodes.conf replicates its primary
+    // again (it lost its data: no dump).
+    let mut nodes = nodes;
+    let restarted = restart_node(nodes.remove(replica), &extra);
+    let mut rc = restarted.srv.client();
+    assert_eq!(my_role(&mut rc).1.as_deref(), Some(p_id.as_str()));
+    let _: () = q(&mut rc, &["READONLY"]);
+    let last = more.last().expect("a key").clone();
+    wait_until("the restarted replica to resync", Duration::from_secs(30), || {
+        q::<Option<String>>(&mut rc, &["GET", &last]).as_deref() == Some(&format!("v-{last}"))
+    });
 }
