@@ -1389,7 +1389,64 @@ fn manual_failover_default_and_takeover_swap_roles_without_losing_writes() {
     assert_eq!(my_role(&mut rc).1.as_deref(), Some(p_id.as_str()));
     let _: () = q(&mut rc, &["READONLY"]);
     let last = more.last().expect("a key").clone();
-    wait_until("the restarted replica to resync", Duration::from_secs(30), || {
-        q::<Option<String>>(&mut rc, &["GET", &last]).as_deref() == Some(&format!("v-{last}"))
+    wait_until(
+        "the restarted replica to resync",
+        Duration::from_secs(30),
+        || q::<Option<String>>(&mut rc, &["GET", &last]).as_deref() == Some(&format!("v-{last}")),
+    );
+}
+
+#[test]
+fn a_paused_primary_is_replaced_and_rejoins_as_a_replica_after_healing() {
+    let dir = scratch_dir("pause-failover");
+    let extra = ["--cluster-node-timeout", "1000"];
+    let nodes = create_cluster_with_replicas(&dir, 6, 1, &extra);
+    let roles: Vec<(String, Option<String>)> =
+        nodes.iter().map(|n| my_role(&mut n.srv.client())).collect();
+    let replica = (0..6).find(|&i| roles[i].1.is_some()).expect("a replica");
+    let primary = by_id(&nodes, roles[replica].1.as_deref().expect("its primary"));
+    let r_id = roles[replica].0.clone();
+    let keys = write_acked(&mut nodes[primary].srv.client(), "pz", 50);
+
+    // Cut the primary off (SIGSTOP): the majority elects its replica.
+    nodes[primary].srv.signal(libc::SIGSTOP);
+    let promoted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait_until("the replica's promotion", Duration::from_secs(30), || {
+            try_role(nodes[replica].srv.port).is_some_and(|r| r.1.is_none())
+        });
+    }));
+    nodes[primary].srv.signal(libc::SIGCONT);
+    promoted.expect("promotion while the primary was paused");
+
+    // Healed: the old primary hears the higher epoch, gives up its slots
+    // and follows the new primary; every node agrees on one owner per
+    // slot.
+    let mut pc = nodes[primary].srv.client();
+    wait_until("the old primary to follow", Duration::from_secs(30), || {
+        my_role(&mut pc).1.as_deref() == Some(r_id.as_str())
     });
+    for n in &nodes {
+        let mut c = n.srv.client();
+        wait_until("cluster_state:ok", Duration::from_secs(30), || {
+            info_field(&cluster_info(&mut c), "cluster_state") == "ok"
+        });
+    }
+    wait_until("a clean cluster check", Duration::from_secs(30), || {
+        let (ok, out) = run_tool(
+            "redis-cli",
+            &[
+                "--cluster".into(),
+                "check".into(),
+                format!("127.0.0.1:{}", nodes[0].srv.port),
+            ],
+            Duration::from_secs(30),
+        );
+        ok && out.contains("[OK] All nodes agree about slots configuration.")
+            && !out.contains("[WARNING]")
+    });
+    let mut rc = nodes[replica].srv.client();
+    for k in &keys {
+        assert_eq!(q::<String>(&mut rc, &["GET", k]), format!("v-{k}"));
+    }
+    assert!(q_err(&mut pc, &["SET", &keys[0], "x"]).starts_with("MOVED "));
 }
