@@ -1394,6 +1394,18 @@ fn manual_failover_default_and_takeover_swap_roles_without_losing_writes() {
         Duration::from_secs(30),
         || q::<Option<String>>(&mut rc, &["GET", &last]).as_deref() == Some(&format!("v-{last}")),
     );
+
+    // CLUSTER RESET on a replica: it stops replicating, empties itself and
+    // stands alone as a primary.
+    let _: () = q(&mut rc, &["CLUSTER", "RESET"]);
+    assert_eq!(my_role(&mut rc).1, None);
+    assert_eq!(q::<i64>(&mut rc, &["DBSIZE"]), 0);
+    let role: redis::Value = q(&mut rc, &["ROLE"]);
+    assert!(format!("{role:?}").contains("master"), "{role:?}");
+    assert_eq!(
+        info_field(&cluster_info(&mut rc), "cluster_known_nodes"),
+        "1"
+    );
 }
 
 #[test]

@@ -809,9 +809,10 @@ fn process(
                     sender = Some(l);
                 }
             }
-        } else if sender.is_none() {
+        } else if sender.is_none() && st.node(l).is_some() {
             // The node behind this address has a new identity
-            // (CLUSTER RESET HARD): follow it.
+            // (CLUSTER RESET HARD): follow it. (A link whose node was
+            // just forgotten, by CLUSTER RESET or FORGET, teaches nothing.)
             st.rename_node(l, &msg.id);
             sender = Some(l);
         }

@@ -634,6 +634,17 @@ pub fn reset(ctx: &mut Ctx, args: &Args) {
     if primary && db0_size(ctx) != 0 {
         return ctx.error("ERR CLUSTER RESET can't be called with master nodes containing keys");
     }
+    if !primary {
+        // A replica stops replicating and empties itself, as Redis does.
+        crate::replication::replica::unset_master();
+        for idx in 0..ctx.srv.store.len() {
+            let mut shard = ctx.srv.store.lock(idx);
+            for db in shard.dbs.iter_mut() {
+                db.clear();
+            }
+            ctx.srv.refresh_shard_mem(idx, &shard);
+        }
+    }
     let mut st = cl.lock();
     let others: Vec<u16> = st
         .known_nodes()

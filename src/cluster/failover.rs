@@ -304,6 +304,8 @@ pub fn on_message(
 
 /// Called by the bus cron (every 100 ms) under the cluster mutex.
 pub fn cron(cl: &Cluster, st: &mut State, bus: &Bus, timeout: u64, now: u64) {
+    let my_offset = crate::replication::feed().offset;
+    st.myself_mut().repl_offset = my_offset;
     let e = &st.election;
     if e.mf_end != 0 && now > e.mf_end {
         warn!("Manual failover timed out.");
@@ -324,7 +326,6 @@ pub fn cron(cl: &Cluster, st: &mut State, bus: &Bus, timeout: u64, now: u64) {
         }
         return;
     }
-    let my_offset = crate::replication::feed().offset;
     let e = &mut st.election;
     if e.mf_end != 0 && !e.mf_can_start && e.mf_primary_offset.is_some_and(|o| my_offset >= o) {
         e.mf_can_start = true;
