@@ -101,6 +101,8 @@ pub static PARAMS: &[Param] = &[
     p("cluster-announce-bus-port", Kind::Int { min: 0, max: 65535 }, "0", true),
     p("cluster-require-full-coverage", Kind::Bool, "yes", true),
     p("cluster-allow-reads-when-down", Kind::Bool, "no", true),
+    p("cluster-replica-no-failover", Kind::Bool, "no", true),
+    p("cluster-replica-validity-factor", Kind::Int { min: 0, max: i32::MAX as i64 }, "10", true),
     // Ours: the shared secret that authenticates cluster bus peers
     // (falls back to masterauth).
     p("cluster-bus-secret", Kind::Str, "", false),

@@ -1346,6 +1346,33 @@ fn manual_failover_default_and_takeover_swap_roles_without_losing_writes() {
         "ERR You should send CLUSTER FAILOVER to a replica"
     );
 
+    // cluster-replica-no-failover is gossiped as the nofailover flag
+    // (it does not stop a manual failover).
+    let _: () = q(
+        &mut rc,
+        &["CONFIG", "SET", "cluster-replica-no-failover", "yes"],
+    );
+    let replica_flags = |c: &mut redis::Connection| {
+        let txt: String = q(c, &["CLUSTER", "NODES"]);
+        txt.lines()
+            .find(|l| l.starts_with(&r_id))
+            .and_then(|l| l.split(' ').nth(2).map(str::to_string))
+            .unwrap_or_default()
+    };
+    wait_until("the nofailover flag", Duration::from_secs(10), || {
+        replica_flags(&mut pc) == "slave,nofailover"
+    });
+    assert_eq!(replica_flags(&mut rc), "myself,slave,nofailover");
+    let _: () = q(
+        &mut rc,
+        &["CONFIG", "SET", "cluster-replica-no-failover", "no"],
+    );
+    wait_until(
+        "the nofailover flag to clear",
+        Duration::from_secs(10),
+        || replica_flags(&mut pc) == "slave",
+    );
+
     // Default: coordinated with the primary, which pauses its clients
     // until the replica has its whole stream.
     let _: () = q(&mut rc, &["CLUSTER", "FAILOVER"]);

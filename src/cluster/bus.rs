@@ -559,6 +559,17 @@ fn cron(srv: &Arc<Server>, bus: &Arc<Bus>) {
     if !fails.is_empty() {
         bus.broadcast_fail(&mut st, &fails);
     }
+    let no_failover = srv.config.get("cluster-replica-no-failover").as_deref() == Some("yes");
+    let me = st.myself_mut();
+    // Redis flags only a replica (clusterUpdateMyselfFlags).
+    let no_failover = no_failover && me.flags & nf::SLAVE != 0;
+    if (me.flags & nf::NOFAILOVER != 0) != no_failover {
+        me.flags ^= nf::NOFAILOVER;
+        st.dirty = true;
+        st.force_ping = true;
+    }
+    st.election.validity_factor =
+        srv.config.get_int("cluster-replica-validity-factor").max(0) as u64;
     super::failover::cron(cl, &mut st, bus, timeout, now);
     cl.update_state(&mut st, &srv.config);
     cl.save_logged(&mut st);
@@ -1085,6 +1096,10 @@ fn update_role(st: &mut State, s: u16, msg: &Msg) {
     }
     let was_primary = n.flags & nf::MASTER != 0;
     let mut dirty = false;
+    if (n.flags ^ msg.flags) & nf::NOFAILOVER != 0 {
+        n.flags ^= nf::NOFAILOVER;
+        dirty = true;
+    }
     if n.flags & (nf::MASTER | nf::SLAVE) != role {
         n.flags = (n.flags & !(nf::MASTER | nf::SLAVE)) | role;
         dirty = true;

@@ -47,6 +47,9 @@ pub struct Election {
     /// reached it (or FORCE skipped it).
     pub mf_primary_offset: Option<u64>,
     pub mf_can_start: bool,
+    /// cluster-replica-validity-factor (0: any data age may fail over),
+    /// refreshed by the cron.
+    pub validity_factor: u64,
 }
 
 /// Unix ms until which client commands wait (manual failover, primary
@@ -364,13 +367,14 @@ fn handle_replica_failover(
     if (!manual && (!primary_failed || no_failover)) || st.slot_count(p) == 0 {
         return;
     }
-    // Data too old to be trusted (Redis: repl-ping-replica-period x 1000
-    // + node-timeout x cluster-replica-validity-factor, 10 + 10).
-    if !manual && !replica::LINK_UP.load(Relaxed) {
+    // Data too old to be trusted (Redis: repl-ping-replica-period, 10 s,
+    // + node-timeout x cluster-replica-validity-factor).
+    let factor = st.election.validity_factor;
+    if !manual && factor > 0 && !replica::LINK_UP.load(Relaxed) {
         let age = now
             .saturating_sub(replica::DOWN_SINCE_MS.load(Relaxed))
             .saturating_sub(timeout);
-        if age > 10_000 + timeout * 10 {
+        if age > 10_000 + timeout * factor {
             return;
         }
     }
