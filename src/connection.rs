@@ -4,6 +4,7 @@
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -13,9 +14,11 @@ use tracing::debug;
 use crate::client::{ClientHandle, ClientState};
 use crate::cmd::Args;
 use crate::cmd::dispatch::execute;
+use crate::outbuf::{ClassLimit, ClientClass, LimitClock, Verdict};
 use crate::protocol::{ArgSource, Decoded, Decoder, Reply};
 use crate::server::Server;
 use crate::stats::{WorkerStats, bump};
+use crate::util::now_ms;
 
 const READ_CHUNK: usize = 16 * 1024;
 /// Replies are flushed mid-batch past this size, so a long pipeline of
@@ -58,6 +61,7 @@ async fn run(srv: &Server, stream: &mut TcpStream, state: &mut ClientState, stat
     let mut decoder = Decoder::new(srv.config.proto_max_bulk_len.load(Relaxed));
     decoder.unauthenticated = !state.authenticated;
     let mut buffers = BufferAccount::new(rbuf.capacity() + wbuf.capacity());
+    let mut clock = LimitClock::default();
     loop {
         let want = decoder
             .bulk_bytes_missing(rbuf.len())
@@ -65,10 +69,13 @@ async fn run(srv: &Server, stream: &mut TcpStream, state: &mut ClientState, stat
         if rbuf.capacity() - rbuf.len() < want {
             rbuf.reserve(want);
         }
-        let n = match stream.read_buf(&mut rbuf).await {
+        let n = match read_some(srv, stream, &mut rbuf, state.id).await {
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
+        // Read once per batch: CONFIG SET applies from the next batch.
+        let limit = srv.config.output_limits.get(ClientClass::Normal);
+        let limit_threshold = limit.threshold();
         bump(&stats.net_input, n as u64);
         bump(&stats.reads, 1);
         // The read may have grown the buffer: count it before the commands
@@ -89,8 +96,15 @@ async fn run(srv: &Server, stream: &mut TcpStream, state: &mut ClientState, stat
                         close = true;
                         break;
                     }
+                    if wbuf.len() >= limit_threshold
+                        && over_output_limit(state.id, &limit, wbuf.len(), &mut clock)
+                    {
+                        return;
+                    }
                     if wbuf.len() >= FLUSH_THRESHOLD
-                        && write_out(stream, &mut wbuf, stats).await.is_err()
+                        && write_out(srv, stream, &mut wbuf, stats, &limit, &mut clock, state.id)
+                            .await
+                            .is_err()
                     {
                         return;
                     }
@@ -114,7 +128,11 @@ async fn run(srv: &Server, stream: &mut TcpStream, state: &mut ClientState, stat
         state.handle.qbuf.store(rbuf.len(), Relaxed);
 
         buffers.update(rbuf.capacity() + wbuf.capacity());
-        if !wbuf.is_empty() && write_out(stream, &mut wbuf, stats).await.is_err() {
+        if !wbuf.is_empty()
+            && write_out(srv, stream, &mut wbuf, stats, &limit, &mut clock, state.id)
+                .await
+                .is_err()
+        {
             return;
         }
         if close {
@@ -158,14 +176,97 @@ impl Drop for BufferAccount {
     }
 }
 
+/// Reads what the client sent. With `timeout` set, a client silent for
+/// that long is closed (Redis's maxidletime; Redis checks in its cron,
+/// we arm a timer only when the setting is on).
+async fn read_some(
+    srv: &Server,
+    stream: &mut TcpStream,
+    rbuf: &mut BytesMut,
+    id: u64,
+) -> std::io::Result<usize> {
+    let idle = srv.config.timeout_secs.load(Relaxed);
+    if idle == 0 {
+        return stream.read_buf(rbuf).await;
+    }
+    match tokio::time::timeout(Duration::from_secs(idle), stream.read_buf(rbuf)).await {
+        Ok(r) => r,
+        Err(_) => {
+            debug!("Closing idle client {id}");
+            Ok(0)
+        }
+    }
+}
+
+/// Checks pending output against the client's class limits; logs as
+/// Redis does when the client must go.
+fn over_output_limit(id: u64, limit: &ClassLimit, pending: usize, clock: &mut LimitClock) -> bool {
+    if crate::outbuf::check(limit, pending, clock, now_ms()) == Verdict::Ok {
+        return false;
+    }
+    tracing::warn!(
+        "Client id={id} scheduled to be closed ASAP for overcoming of output buffer limits."
+    );
+    true
+}
+
+/// Writes the pending replies. A client that does not read fills its
+/// socket: the task then waits here (it reads and executes nothing more,
+/// so its output cannot grow) until the client reads, its soft output
+/// limit's grace period ends, or it stays idle past `timeout`.
 async fn write_out(
+    srv: &Server,
     stream: &mut TcpStream,
     wbuf: &mut BytesMut,
     stats: &WorkerStats,
+    limit: &ClassLimit,
+    clock: &mut LimitClock,
+    id: u64,
 ) -> std::io::Result<()> {
-    stream.write_all(wbuf).await?;
+    let closed = || std::io::Error::from(std::io::ErrorKind::ConnectionAborted);
+    let mut pos = 0;
+    let mut last_progress = Instant::now();
+    while pos < wbuf.len() {
+        match stream.try_write(&wbuf[pos..]) {
+            Ok(n) => {
+                pos += n;
+                last_progress = Instant::now();
+                continue;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+        if over_output_limit(id, limit, wbuf.len() - pos, clock) {
+            return Err(closed());
+        }
+        let idle = srv.config.timeout_secs.load(Relaxed);
+        let idle_deadline = (idle != 0).then(|| last_progress + Duration::from_secs(idle));
+        let soft_deadline = clock.soft_deadline_ms(limit).map(|at| {
+            // One millisecond past the grace period, when `check` fails it.
+            Instant::now() + Duration::from_millis(at.saturating_sub(now_ms()) + 1)
+        });
+        let deadline = match (idle_deadline, soft_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        match deadline {
+            None => stream.writable().await?,
+            Some(at) => {
+                if tokio::time::timeout_at(at.into(), stream.writable())
+                    .await
+                    .is_err()
+                    && idle_deadline.is_some_and(|d| Instant::now() >= d)
+                {
+                    debug!("Closing idle client {id}");
+                    return Err(closed());
+                }
+            }
+        }
+    }
     bump(&stats.net_output, wbuf.len() as u64);
     bump(&stats.writes, 1);
     wbuf.clear();
+    // Everything went out: the client is under any soft limit again.
+    *clock = LimitClock::default();
     Ok(())
 }

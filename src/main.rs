@@ -175,6 +175,15 @@ fn main() -> ExitCode {
         eprintln!("{e}");
         return ExitCode::FAILURE;
     }
+    let maxclients = config.get_int("maxclients").max(1) as usize;
+    let possible = ferrocache::limits::adjust_open_files_limit(maxclients);
+    if possible < maxclients {
+        tracing::warn!(
+            "You requested maxclients of {maxclients} requiring at least {} max file descriptors. maxclients has been reduced to {possible} to compensate for low ulimit. If you need higher maxclients increase 'ulimit -n'.",
+            maxclients + ferrocache::limits::RESERVED_FDS
+        );
+        config.set_internal("maxclients", &possible.to_string());
+    }
     let srv = Arc::new(Server::new(config, config_file));
     match run(srv) {
         Ok(()) => ExitCode::SUCCESS,

@@ -373,6 +373,13 @@ pub fn run(srv: Arc<Server>) -> std::io::Result<()> {
                         continue;
                     }
                     let _ = stream.set_nodelay(true);
+                    {
+                        use std::os::fd::AsRawFd;
+                        crate::limits::set_keepalive(
+                            stream.as_raw_fd(),
+                            srv.config.tcp_keepalive.load(Relaxed),
+                        );
+                    }
                     let Ok(std_stream) = stream.into_std() else {
                         continue;
                     };
