@@ -67,6 +67,7 @@ pub static PARAMS: &[Param] = &[
     p("port", Kind::Int { min: 0, max: 65535 }, "6379", false),
     p("bind", Kind::Str, "127.0.0.1 -::1", false),
     p("requirepass", Kind::Str, "", true),
+    p("aclfile", Kind::Str, "", false),
     p("databases", Kind::Int { min: 1, max: INT_MAX }, "16", false),
     p("hz", Kind::Int { min: 0, max: INT_MAX }, "10", true),
     p("maxmemory", Kind::Memory, "0", true),
@@ -234,7 +235,10 @@ impl Config {
             "client-query-buffer-limit" => self
                 .query_buffer_limit
                 .store(int() as usize, Ordering::Relaxed),
-            "requirepass" => self.requirepass_set.store(!v.is_empty(), Ordering::Relaxed),
+            "requirepass" => {
+                self.requirepass_set.store(!v.is_empty(), Ordering::Relaxed);
+                crate::acl::set_requirepass(v);
+            }
             "maxclients" => self.maxclients.store(int() as usize, Ordering::Relaxed),
             "timeout" => self.timeout_secs.store(int(), Ordering::Relaxed),
             "tcp-keepalive" => self

@@ -43,7 +43,7 @@ pub async fn serve(srv: Arc<Server>, mut stream: TcpStream, stats: Arc<WorkerSta
     let handle = Arc::new(ClientHandle::new(id, addr, laddr, stream.as_raw_fd()));
     srv.clients.insert(id, handle.clone());
     srv.total_connections.fetch_add(1, Relaxed);
-    let authenticated = !srv.config.requirepass_set.load(Relaxed);
+    let authenticated = crate::acl::default_is_open();
     let mut state = ClientState::new(handle, authenticated);
 
     run(&srv, &mut stream, &mut state, &stats).await;

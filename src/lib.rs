@@ -3,6 +3,7 @@
 //! See docs/architecture.md for the path of a command through these
 //! modules.
 
+pub mod acl;
 pub mod client;
 pub mod cmd;
 pub mod config;

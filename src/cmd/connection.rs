@@ -32,41 +32,35 @@ pub fn select(ctx: &mut Ctx, args: &Args) {
     ctx.reply.ok();
 }
 
-/// Checks a password against requirepass. Redis compares in constant
-/// time (time_independent_strcmp) so a client cannot probe it by timing.
-fn password_ok(ctx: &Ctx, user: &[u8], pass: &[u8]) -> bool {
-    if user != b"default" {
-        return false;
-    }
-    let expected = ctx.srv.config.get("requirepass").unwrap_or_default();
-    let expected = expected.as_bytes();
-    let mut diff = (expected.len() != pass.len()) as u8;
-    for i in 0..pass.len().max(expected.len()) {
-        let a = expected.get(i).copied().unwrap_or(0);
-        let b = pass.get(i).copied().unwrap_or(0);
-        diff |= a ^ b;
-    }
-    diff == 0
-}
-
-/// Authenticates; on failure writes Redis's error and returns false.
+/// Authenticates as `user`; on failure writes Redis's error, logs the
+/// attempt in ACL LOG, and returns false.
 fn authenticate(ctx: &mut Ctx, user: &[u8], pass: &[u8], legacy: bool) -> bool {
-    if legacy && !ctx.srv.config.requirepass_set.load(Relaxed) {
+    if legacy && crate::acl::default_user().nopass {
         ctx.error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?");
         return false;
     }
-    let ok = if ctx.srv.config.requirepass_set.load(Relaxed) {
-        password_ok(ctx, user, pass)
-    } else {
-        // No password: the default user is "nopass" and accepts anything.
-        user == b"default"
-    };
-    if !ok {
-        ctx.error("WRONGPASS invalid username-password pair or user is disabled.");
-        return false;
+    match crate::acl::authenticate(user, pass) {
+        Some(u) => {
+            ctx.client.set_user(u, true);
+            true
+        }
+        None => {
+            let context = if ctx.client.multi.is_some() {
+                "multi"
+            } else {
+                "toplevel"
+            };
+            crate::acl::log_event(
+                "auth",
+                context,
+                "auth".to_string(),
+                String::from_utf8_lossy(user).into_owned(),
+                ctx.client.handle.info_line(now_ms(), "auth"),
+            );
+            ctx.error("WRONGPASS invalid username-password pair or user is disabled.");
+            false
+        }
     }
-    ctx.client.authenticated = true;
-    true
 }
 
 pub fn auth(ctx: &mut Ctx, args: &Args) {
@@ -165,7 +159,8 @@ pub fn reset(ctx: &mut Ctx, _args: &Args) {
         .name
         .lock()
         .unwrap_or_else(|e| e.into_inner()) = None;
-    ctx.client.authenticated = !ctx.srv.config.requirepass_set.load(Relaxed);
+    ctx.client
+        .set_user(crate::acl::default_user(), crate::acl::default_is_open());
     ctx.reply.raw(b"+RESET\r\n");
 }
 

@@ -109,6 +109,14 @@ fn run_command(
             "NOAUTH Authentication required.",
         );
     }
+    // The default user may do anything: while nothing changed in the
+    // ACLs, this comparison is its whole permission check.
+    if state.acl_fast != crate::acl::epoch() {
+        if let Err(denied) = acl_check(state, resolved, args, "toplevel") {
+            let msg = crate::acl::denied_message(denied, resolved);
+            return reject(state, reply, stats, Some(resolved.id), &msg);
+        }
+    }
     // Commands that may grow memory make room first (Redis's
     // performEvictions); inside MULTI any queued command counts, since
     // queuing itself takes memory, and EXEC counts if it queued one.
@@ -155,6 +163,45 @@ fn run_command(
     run_locked(
         srv, state, resolved, args, reply, stats, locked, key_shards, started,
     );
+}
+
+/// The slow path of the permission check: re-reads the user if the
+/// ACLs changed, then checks the command and its keys, logging a refusal
+/// as Redis does. Returns the reason for a refusal.
+fn acl_check(
+    state: &mut ClientState,
+    resolved: &Resolved,
+    args: &Args,
+    context: &'static str,
+) -> Result<(), crate::acl::Denied> {
+    state.refresh_user();
+    if state.acl_fast == crate::acl::epoch() {
+        return Ok(());
+    }
+    let denied = match crate::acl::check(&state.user, resolved, args) {
+        Ok(()) => return Ok(()),
+        Err(d) => d,
+    };
+    let context = if state.multi.is_some() {
+        "multi"
+    } else {
+        context
+    };
+    let object = match denied {
+        crate::acl::Denied::Command => resolved.full_name.clone(),
+        crate::acl::Denied::Key(i) => args.str(i).into_owned(),
+    };
+    crate::acl::log_event(
+        match denied {
+            crate::acl::Denied::Command => "command",
+            crate::acl::Denied::Key(_) => "key",
+        },
+        context,
+        object,
+        state.user.name.clone(),
+        state.handle.info_line(now_ms(), &resolved.full_name),
+    );
+    Err(denied)
 }
 
 fn queued_denyoom(q: &OwnedArgs) -> bool {
@@ -324,6 +371,21 @@ fn exec(
     // `per_command` holds addresses inside `queue`, which stays put.
     for ((q, r), keys) in queue.iter().zip(resolved).zip(per_command) {
         if let Some(r) = r {
+            // Permissions may have changed since the command was queued.
+            if state.acl_fast != crate::acl::epoch() {
+                if let Err(denied) = acl_check(state, r, &q.args(), "multi") {
+                    reply.error(&format!(
+                        "NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: {}",
+                        match denied {
+                            crate::acl::Denied::Command =>
+                                "no permission to execute the command or subcommand",
+                            crate::acl::Denied::Key(_) => "no permission to touch the specified keys",
+                        }
+                    ));
+                    bump(&stats.commands, 1);
+                    continue;
+                }
+            }
             locked = run_locked(
                 srv,
                 state,

@@ -435,6 +435,17 @@ pub fn config_help(ctx: &mut Ctx, _args: &Args) {
 
 // ------------------------------------------------------------- COMMAND
 
+/// Whether a command reads and whether it writes its keys, from its key
+/// spec flags (RO: read; RW: both; OW, RM: write), as ACL key patterns
+/// see it.
+pub fn key_access(spec: &CommandSpec) -> (bool, bool) {
+    match key_spec_flags(spec).first().copied() {
+        Some("RO") => (true, false),
+        Some("RW") => (true, true),
+        _ => (false, true),
+    }
+}
+
 fn key_spec_flags(spec: &CommandSpec) -> &'static [&'static str] {
     if spec.flags & flag::WRITE != 0 {
         if matches!(spec.name, "set" | "mset" | "msetnx" | "setex" | "psetex") {
@@ -467,10 +478,15 @@ fn write_command_info(ctx: &mut Ctx, spec: &CommandSpec, full_name: &str) {
     r.int(first as i64);
     r.int(last as i64);
     r.int(step as i64);
-    let cats = acl_categories(spec, spec.group);
+    let cats = TABLE
+        .entries
+        .iter()
+        .find(|e| e.full_name == full_name)
+        .map(acl_categories)
+        .unwrap_or_default();
     r.set(cats.len());
     for c in cats {
-        r.simple(c);
+        r.simple(&c);
     }
     r.set(0); // tips
     if spec.lock == LockSpec::Keys && first > 0 {
@@ -618,10 +634,11 @@ pub fn command_list(ctx: &mut Ctx, args: &Args) {
         } else if eq_ic(args.get(3), "aclcat") {
             let cat = format!("@{value}");
             names.retain(|n| {
-                COMMANDS
+                TABLE
+                    .entries
                     .iter()
-                    .find(|s| s.name == *n)
-                    .is_some_and(|s| acl_categories(s, s.group).contains(&cat.as_str()))
+                    .find(|e| e.full_name == *n)
+                    .is_some_and(|e| acl_categories(e).contains(&cat))
             });
         } else if eq_ic(args.get(3), "module") {
             names.clear();
