@@ -34,7 +34,7 @@ pub fn select(ctx: &mut Ctx, args: &Args) {
 
 /// Authenticates as `user`; on failure writes Redis's error, logs the
 /// attempt in ACL LOG, and returns false.
-fn authenticate(ctx: &mut Ctx, user: &[u8], pass: &[u8], legacy: bool) -> bool {
+fn authenticate(ctx: &mut Ctx, cmd: &[u8], user: &[u8], pass: &[u8], legacy: bool) -> bool {
     if legacy && crate::acl::default_user().nopass {
         ctx.error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?");
         return false;
@@ -53,7 +53,8 @@ fn authenticate(ctx: &mut Ctx, user: &[u8], pass: &[u8], legacy: bool) -> bool {
             crate::acl::log_event(
                 "auth",
                 context,
-                "auth".to_string(),
+                // Redis logs the command name as the client sent it.
+                String::from_utf8_lossy(cmd).into_owned(),
                 String::from_utf8_lossy(user).into_owned(),
                 ctx.client.handle.info_line(now_ms(), "auth"),
             );
@@ -69,7 +70,7 @@ pub fn auth(ctx: &mut Ctx, args: &Args) {
         3 => (args.get(1), args.get(2), false),
         _ => return ctx.syntax_error(),
     };
-    if authenticate(ctx, user, pass, legacy) {
+    if authenticate(ctx, args.get(0), user, pass, legacy) {
         ctx.reply.ok();
     }
 }
@@ -95,7 +96,7 @@ pub fn hello(ctx: &mut Ctx, args: &Args) {
     while j < args.len() {
         let more = args.len() - j - 1;
         if eq_ic(args.get(j), "auth") && more >= 2 {
-            if !authenticate(ctx, args.get(j + 1), args.get(j + 2), false) {
+            if !authenticate(ctx, args.get(0), args.get(j + 1), args.get(j + 2), false) {
                 return;
             }
             j += 3;
