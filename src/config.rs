@@ -182,6 +182,7 @@ pub struct Config {
     pub timeout_secs: AtomicU64,
     pub maxmemory_samples: AtomicU32,
     pub tcp_keepalive: AtomicU32,
+    pub protected_mode: AtomicBool,
     pub output_limits: crate::outbuf::OutputLimits,
 }
 
@@ -211,6 +212,7 @@ impl Config {
             timeout_secs: AtomicU64::new(0),
             maxmemory_samples: AtomicU32::new(5),
             tcp_keepalive: AtomicU32::new(0),
+            protected_mode: AtomicBool::new(true),
             output_limits: Default::default(),
         };
         for p in PARAMS {
@@ -245,6 +247,7 @@ impl Config {
                 .tcp_keepalive
                 .store(int().min(u32::MAX as u64) as u32, Ordering::Relaxed),
             "client-output-buffer-limit" => self.output_limits.apply(v),
+            "protected-mode" => self.protected_mode.store(v == "yes", Ordering::Relaxed),
             "maxmemory-samples" => self
                 .maxmemory_samples
                 .store(int() as u32, Ordering::Relaxed),

@@ -39,6 +39,11 @@ pub async fn serve(srv: Arc<Server>, mut stream: TcpStream, stats: Arc<WorkerSta
             .await;
         return;
     }
+    if protected_mode_denies(&srv, addr.ip()) {
+        srv.rejected_connections.fetch_add(1, Relaxed);
+        let _ = stream.write_all(PROTECTED_MODE_DENIED).await;
+        return;
+    }
     let id = srv.next_client_id();
     let handle = Arc::new(ClientHandle::new(id, addr, laddr, stream.as_raw_fd()));
     srv.clients.insert(id, handle.clone());
@@ -53,6 +58,18 @@ pub async fn serve(srv: Arc<Server>, mut stream: TcpStream, stats: Arc<WorkerSta
     srv.clients.remove(&id);
     drop(stream);
     debug!("client {id} closed");
+}
+
+/// Redis 7.0's text, typo included.
+const PROTECTED_MODE_DENIED: &[u8] = b"-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
+
+/// Protected mode (Redis's clientAcceptHandler): while it is on and the
+/// default user needs no password, only loopback clients may connect,
+/// whatever addresses the server listens on.
+fn protected_mode_denies(srv: &Server, ip: std::net::IpAddr) -> bool {
+    srv.config.protected_mode.load(Relaxed)
+        && !ip.to_canonical().is_loopback()
+        && crate::acl::default_user().nopass
 }
 
 async fn run(srv: &Server, stream: &mut TcpStream, state: &mut ClientState, stats: &WorkerStats) {
