@@ -49,9 +49,9 @@ fn reject(
     reply: &mut Reply,
     stats: &WorkerStats,
     id: Option<usize>,
-    msg: &str,
+    msg: impl AsRef<[u8]>,
 ) {
-    reply.error(msg);
+    reply.error_bytes(msg.as_ref());
     if let Some(id) = id {
         bump(&stats.cmd[id].rejected, 1);
     }
@@ -75,10 +75,10 @@ fn run_command(
             return reject(state, reply, stats, None, &unknown_command_message(args));
         }
         Lookup::UnknownSub(container) => {
-            let msg = format!(
-                "ERR unknown subcommand '{}'. Try {} HELP.",
-                truncate_chars(&args.str(1), 128),
-                container.spec.name.to_ascii_uppercase()
+            let mut msg = b"ERR unknown subcommand '".to_vec();
+            msg.extend_from_slice(c_str_prefix(args.get(1), 128));
+            msg.extend_from_slice(
+                format!("'. Try {} HELP.", container.spec.name.to_ascii_uppercase()).as_bytes(),
             );
             return reject(state, reply, stats, None, &msg);
         }
@@ -466,29 +466,29 @@ pub fn lock_for<'a>(srv: &'a Server, resolved: &Resolved, args: &Args) -> (Locke
     }
 }
 
-fn truncate_chars(s: &str, max: usize) -> &str {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => &s[..i],
-        None => s,
-    }
+/// An argument as Redis's `%.<max>s` prints it: up to the first NUL, at
+/// most `max` bytes.
+fn c_str_prefix(arg: &[u8], max: usize) -> &[u8] {
+    let end = arg.iter().position(|&c| c == 0).unwrap_or(arg.len());
+    &arg[..end.min(max)]
 }
 
 /// Redis's text: the name and the first arguments, quoted, up to 128
-/// characters of arguments.
-fn unknown_command_message(args: &Args) -> String {
-    let mut list = String::new();
+/// bytes of arguments (raw bytes, as Redis sends them).
+fn unknown_command_message(args: &Args) -> Vec<u8> {
+    let mut list = Vec::new();
     for i in 1..args.len() {
         if list.len() >= 128 {
             break;
         }
         let room = 128 - list.len();
-        list.push('\'');
-        list.push_str(truncate_chars(&args.str(i), room));
-        list.push_str("' ");
+        list.push(b'\'');
+        list.extend_from_slice(c_str_prefix(args.get(i), room));
+        list.extend_from_slice(b"' ");
     }
-    format!(
-        "ERR unknown command '{}', with args beginning with: {}",
-        truncate_chars(&args.str(0), 128),
-        list
-    )
+    let mut msg = b"ERR unknown command '".to_vec();
+    msg.extend_from_slice(c_str_prefix(args.get(0), 128));
+    msg.extend_from_slice(b"', with args beginning with: ");
+    msg.extend_from_slice(&list);
+    msg
 }

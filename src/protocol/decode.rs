@@ -292,9 +292,14 @@ impl Decoder {
     }
 }
 
+/// Finds a line terminator the way Redis does, with `strchr` on its
+/// NUL-terminated query buffer: a NUL before the terminator hides it, so
+/// such a line is never complete (until it outgrows the line limit).
 #[inline]
 fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
-    hay.iter().position(|&b| b == needle)
+    hay.iter()
+        .position(|&b| b == needle || b == 0)
+        .filter(|&i| hay[i] == needle)
 }
 
 /// Strict integer parsing as Redis's `string2ll`: optional leading '-',
@@ -615,5 +620,17 @@ mod tests {
         ] {
             assert_eq!(parse_i64(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
+    }
+
+    #[test]
+    fn nul_hides_the_line_end_as_in_redis() {
+        let mut d = Decoder::new(DEFAULT_PROTO_MAX_BULK_LEN);
+        assert_eq!(d.decode(b"PI\0NG\r\n").unwrap(), Decoded::Incomplete);
+        let mut d = Decoder::new(DEFAULT_PROTO_MAX_BULK_LEN);
+        assert_eq!(d.decode(b"*1\0\r\n").unwrap(), Decoded::Incomplete);
+        let mut long = b"P\0\r\n".to_vec();
+        long.extend(std::iter::repeat_n(b'x', PROTO_INLINE_MAX_SIZE));
+        let mut d = Decoder::new(DEFAULT_PROTO_MAX_BULK_LEN);
+        assert_eq!(d.decode(&long), Err(ProtocolError::TooBigInline));
     }
 }
