@@ -1,0 +1,7 @@
+//! The request decoder (RESP multibulk and inline) on arbitrary bytes.
+#![no_main]
+
+#[path = "../harness.rs"]
+mod harness;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| harness::decode_input(data));

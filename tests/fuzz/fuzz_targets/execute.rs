@@ -1,0 +1,7 @@
+//! Command execution on arbitrary argv.
+#![no_main]
+
+#[path = "../harness.rs"]
+mod harness;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| harness::execute_input(data));
