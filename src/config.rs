@@ -98,6 +98,13 @@ pub static PARAMS: &[Param] = &[
     p("io-threads", Kind::Int { min: 1, max: 128 }, "1", false),
     p("lazyfree-lazy-user-flush", Kind::Bool, "no", true),
     p("cluster-enabled", Kind::Fixed(&["no"]), "no", false),
+    p("tls-port", Kind::Int { min: 0, max: 65535 }, "0", false),
+    p("tls-cert-file", Kind::Str, "", false),
+    p("tls-key-file", Kind::Str, "", false),
+    p("tls-ca-cert-file", Kind::Str, "", false),
+    p("tls-auth-clients", Kind::Enum(&["no", "yes", "optional"]), "yes", false),
+    p("tls-replication", Kind::Bool, "no", false),
+    p("tls-cluster", Kind::Bool, "no", false),
 ];
 
 pub fn find_param(name: &str) -> Option<&'static Param> {

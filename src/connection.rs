@@ -6,8 +6,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
+use std::task::Poll;
+
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::debug;
 
@@ -28,24 +31,64 @@ const FLUSH_THRESHOLD: usize = 1 << 20;
 /// as its bytes arrive instead of trusting the announced length.
 const MAX_RESERVE: usize = 4 << 20;
 
-pub async fn serve(srv: Arc<Server>, mut stream: TcpStream, stats: Arc<WorkerStats>) {
+pub async fn serve(srv: Arc<Server>, stream: TcpStream, stats: Arc<WorkerStats>) {
     let (Ok(addr), Ok(laddr)) = (stream.peer_addr(), stream.local_addr()) else {
         return;
     };
+    let fd = stream.as_raw_fd();
+    serve_stream(srv, stream, fd, addr, laddr, stats).await;
+}
+
+/// A connection on the TLS port: the handshake (bounded in time, so a
+/// silent peer cannot hold a task forever), then the same loop as plain
+/// TCP over the encrypted stream.
+pub async fn serve_tls(
+    srv: Arc<Server>,
+    stream: TcpStream,
+    acceptor: tokio_rustls::TlsAcceptor,
+    stats: Arc<WorkerStats>,
+) {
+    let (Ok(addr), Ok(laddr)) = (stream.peer_addr(), stream.local_addr()) else {
+        return;
+    };
+    let fd = stream.as_raw_fd();
+    let tls = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            tracing::warn!("Error accepting a client connection: {e} (addr={addr} laddr={laddr})");
+            return;
+        }
+        Err(_) => return,
+    };
+    serve_stream(srv, tls, fd, addr, laddr, stats).await;
+}
+
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(
+    srv: Arc<Server>,
+    mut stream: S,
+    fd: i32,
+    addr: std::net::SocketAddr,
+    laddr: std::net::SocketAddr,
+    stats: Arc<WorkerStats>,
+) {
     if srv.clients.len() >= srv.config.maxclients.load(Relaxed) {
         srv.rejected_connections.fetch_add(1, Relaxed);
         let _ = stream
             .write_all(b"-ERR max number of clients reached\r\n")
             .await;
+        let _ = stream.flush().await;
         return;
     }
     if protected_mode_denies(&srv, addr.ip()) {
         srv.rejected_connections.fetch_add(1, Relaxed);
         let _ = stream.write_all(PROTECTED_MODE_DENIED).await;
+        let _ = stream.flush().await;
         return;
     }
     let id = srv.next_client_id();
-    let handle = Arc::new(ClientHandle::new(id, addr, laddr, stream.as_raw_fd()));
+    let handle = Arc::new(ClientHandle::new(id, addr, laddr, fd));
     srv.clients.insert(id, handle.clone());
     srv.total_connections.fetch_add(1, Relaxed);
     let authenticated = crate::acl::default_is_open();
@@ -72,7 +115,12 @@ fn protected_mode_denies(srv: &Server, ip: std::net::IpAddr) -> bool {
         && crate::acl::default_user().nopass
 }
 
-async fn run(srv: &Server, stream: &mut TcpStream, state: &mut ClientState, stats: &WorkerStats) {
+async fn run<S: AsyncRead + AsyncWrite + Unpin>(
+    srv: &Server,
+    stream: &mut S,
+    state: &mut ClientState,
+    stats: &WorkerStats,
+) {
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut wbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut decoder = Decoder::new(srv.config.proto_max_bulk_len.load(Relaxed));
@@ -196,9 +244,9 @@ impl Drop for BufferAccount {
 /// Reads what the client sent. With `timeout` set, a client silent for
 /// that long is closed (Redis's maxidletime; Redis checks in its cron,
 /// we arm a timer only when the setting is on).
-async fn read_some(
+async fn read_some<S: AsyncRead + Unpin>(
     srv: &Server,
-    stream: &mut TcpStream,
+    stream: &mut S,
     rbuf: &mut BytesMut,
     id: u64,
 ) -> std::io::Result<usize> {
@@ -231,9 +279,9 @@ fn over_output_limit(id: u64, limit: &ClassLimit, pending: usize, clock: &mut Li
 /// socket: the task then waits here (it reads and executes nothing more,
 /// so its output cannot grow) until the client reads, its soft output
 /// limit's grace period ends, or it stays idle past `timeout`.
-async fn write_out(
+async fn write_out<S: AsyncWrite + Unpin>(
     srv: &Server,
-    stream: &mut TcpStream,
+    stream: &mut S,
     wbuf: &mut BytesMut,
     stats: &WorkerStats,
     limit: &ClassLimit,
@@ -244,14 +292,24 @@ async fn write_out(
     let mut pos = 0;
     let mut last_progress = Instant::now();
     while pos < wbuf.len() {
-        match stream.try_write(&wbuf[pos..]) {
-            Ok(n) => {
+        // One attempt without waiting: the common case, a socket with
+        // room, never arms a timer.
+        let attempt = std::future::poll_fn(|cx| {
+            match std::pin::Pin::new(&mut *stream).poll_write(cx, &wbuf[pos..]) {
+                Poll::Ready(r) => Poll::Ready(Some(r)),
+                Poll::Pending => Poll::Ready(None),
+            }
+        })
+        .await;
+        match attempt {
+            Some(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Some(Ok(n)) => {
                 pos += n;
                 last_progress = Instant::now();
                 continue;
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
+            Some(Err(e)) => return Err(e),
+            None => {}
         }
         if over_output_limit(id, limit, wbuf.len() - pos, clock) {
             return Err(closed());
@@ -266,19 +324,34 @@ async fn write_out(
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        match deadline {
-            None => stream.writable().await?,
-            Some(at) => {
-                if tokio::time::timeout_at(at.into(), stream.writable())
-                    .await
-                    .is_err()
-                    && idle_deadline.is_some_and(|d| Instant::now() >= d)
-                {
-                    debug!("Closing idle client {id}");
-                    return Err(closed());
-                }
+        let written = match deadline {
+            None => Some(stream.write(&wbuf[pos..]).await),
+            Some(at) => tokio::time::timeout_at(at.into(), stream.write(&wbuf[pos..]))
+                .await
+                .ok(),
+        };
+        match written {
+            Some(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Some(Ok(n)) => {
+                pos += n;
+                last_progress = Instant::now();
             }
+            Some(Err(e)) => return Err(e),
+            None if idle_deadline.is_some_and(|d| Instant::now() >= d) => {
+                debug!("Closing idle client {id}");
+                return Err(closed());
+            }
+            // The soft limit's grace ended: the next round's check decides.
+            None => {}
         }
+    }
+    // TLS buffers records: push them out (a no-op for TCP), within the
+    // idle timeout like any other wait on the client.
+    match srv.config.timeout_secs.load(Relaxed) {
+        0 => stream.flush().await?,
+        idle => tokio::time::timeout(Duration::from_secs(idle), stream.flush())
+            .await
+            .map_err(|_| closed())??,
     }
     bump(&stats.net_output, wbuf.len() as u64);
     bump(&stats.writes, 1);

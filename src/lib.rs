@@ -18,6 +18,7 @@ pub mod replication;
 pub mod server;
 pub mod stats;
 pub mod store;
+pub mod tls;
 pub mod util;
 
 /// The Redis version whose behaviour we implement, reported as

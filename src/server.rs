@@ -289,16 +289,29 @@ pub fn run(srv: Arc<Server>) -> std::io::Result<()> {
         .build()?;
     let backlog = srv.config.get_int("tcp-backlog").clamp(1, u32::MAX as i64) as u32;
     let bind = srv.config.get("bind").unwrap_or_default();
-    let listeners = main_rt.block_on(async { bind_all(&bind, srv.port, backlog) })?;
+    let mut listeners: Vec<(TcpListener, bool)> = main_rt
+        .block_on(async { bind_all(&bind, srv.port, backlog) })?
+        .into_iter()
+        .map(|l| (l, false))
+        .collect();
+    let tls = crate::tls::acceptor(&srv.config)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    if tls.is_some() {
+        let tls_port = srv.config.get_int("tls-port") as u16;
+        let tls_listeners = main_rt.block_on(async { bind_all(&bind, tls_port, backlog) })?;
+        listeners.extend(tls_listeners.into_iter().map(|l| (l, true)));
+    }
 
     // Workers.
     let mut senders = Vec::new();
     let mut threads = Vec::new();
     for (i, stats) in srv.workers.iter().enumerate() {
-        let (tx, mut rx) = mpsc::unbounded_channel::<std::net::TcpStream>();
+        // Each new connection, and whether it came in on the TLS port.
+        let (tx, mut rx) = mpsc::unbounded_channel::<(std::net::TcpStream, bool)>();
         senders.push(tx);
         let srv = srv.clone();
         let stats = stats.clone();
+        let tls = tls.clone();
         let t = std::thread::Builder::new()
             .name(format!("worker-{i}"))
             .spawn(move || {
@@ -313,15 +326,25 @@ pub fn run(srv: Arc<Server>) -> std::io::Result<()> {
                     }
                 };
                 rt.block_on(async move {
-                    while let Some(std_stream) = rx.recv().await {
+                    while let Some((std_stream, is_tls)) = rx.recv().await {
                         match tokio::net::TcpStream::from_std(std_stream) {
-                            Ok(stream) => {
-                                tokio::spawn(crate::connection::serve(
-                                    srv.clone(),
-                                    stream,
-                                    stats.clone(),
-                                ));
-                            }
+                            Ok(stream) => match (&tls, is_tls) {
+                                (Some(acceptor), true) => {
+                                    tokio::spawn(crate::connection::serve_tls(
+                                        srv.clone(),
+                                        stream,
+                                        acceptor.clone(),
+                                        stats.clone(),
+                                    ));
+                                }
+                                _ => {
+                                    tokio::spawn(crate::connection::serve(
+                                        srv.clone(),
+                                        stream,
+                                        stats.clone(),
+                                    ));
+                                }
+                            },
                             Err(e) => warn!("cannot register connection: {e}"),
                         }
                     }
@@ -339,9 +362,10 @@ pub fn run(srv: Arc<Server>) -> std::io::Result<()> {
     // Everything allocated so far (tables, runtimes, buffers of the
     // listeners) is the fixed part of used_memory.
     crate::eviction::set_baseline(crate::memory::allocator_stats().allocated);
-    for l in &listeners {
+    for (l, is_tls) in &listeners {
         if let Ok(addr) = l.local_addr() {
-            info!("Ready to accept connections tcp on {addr}");
+            let kind = if *is_tls { "tls" } else { "tcp" };
+            info!("Ready to accept connections {kind} on {addr}");
         }
     }
     info!(
@@ -354,7 +378,7 @@ pub fn run(srv: Arc<Server>) -> std::io::Result<()> {
     main_rt.block_on(async {
         let next = Arc::new(AtomicUsize::new(0));
         let senders = Arc::new(senders);
-        for listener in listeners {
+        for (listener, is_tls) in listeners {
             let srv = srv.clone();
             let next = next.clone();
             let senders = senders.clone();
@@ -384,7 +408,7 @@ pub fn run(srv: Arc<Server>) -> std::io::Result<()> {
                         continue;
                     };
                     let w = next.fetch_add(1, Relaxed) % senders.len();
-                    let _ = senders[w].send(std_stream);
+                    let _ = senders[w].send((std_stream, is_tls));
                 }
             });
         }
