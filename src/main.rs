@@ -184,12 +184,12 @@ fn main() -> ExitCode {
         );
         config.set_internal("maxclients", &possible.to_string());
     }
-    if let Some(path) = config.get("aclfile").filter(|p| !p.is_empty()) {
-        if let Err(e) = ferrocache::acl::load_file(&path) {
-            tracing::error!("{e}");
-            eprintln!("Aborting Redis startup because of ACL errors: {e}");
-            return ExitCode::FAILURE;
-        }
+    if let Some(path) = config.get("aclfile").filter(|p| !p.is_empty())
+        && let Err(e) = ferrocache::acl::load_file(&path)
+    {
+        tracing::error!("{e}");
+        eprintln!("Aborting Redis startup because of ACL errors: {e}");
+        return ExitCode::FAILURE;
     }
     let srv = Arc::new(Server::new(config, config_file));
     match run(srv) {

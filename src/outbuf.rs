@@ -162,7 +162,7 @@ const ERR_VALUES: &str =
 
 fn parse(value: &str) -> Result<Vec<(ClientClass, ClassLimit)>, &'static str> {
     let words: Vec<&str> = value.split_whitespace().collect();
-    if words.len() % 4 != 0 {
+    if !words.len().is_multiple_of(4) {
         return Err(ERR_ARGS);
     }
     let mut out = Vec::new();

@@ -267,7 +267,7 @@ fn parse_acl_file(path: &str, text: &str) -> Result<BTreeMap<String, Arc<User>>,
             continue;
         }
         let words: Vec<&[u8]> = ranges.iter().map(|r| &scratch[r.clone()]).collect();
-        if words.first().map(|w| *w) != Some(&b"user"[..]) {
+        if words.first().copied() != Some(&b"user"[..]) {
             errors.push(format!(
                 "{path}:{}: line should start with user keyword. ",
                 i + 1

@@ -72,7 +72,7 @@ fn run_command(
     let resolved = match lookup(args.get(0), (args.len() > 1).then(|| args.get(1))) {
         Lookup::Found(r) => r,
         Lookup::Unknown => {
-            return reject(state, reply, stats, None, &unknown_command_message(args));
+            return reject(state, reply, stats, None, unknown_command_message(args));
         }
         Lookup::UnknownSub(container) => {
             let mut msg = b"ERR unknown subcommand '".to_vec();
@@ -111,11 +111,11 @@ fn run_command(
     }
     // The default user may do anything: while nothing changed in the
     // ACLs, this comparison is its whole permission check.
-    if state.acl_fast != crate::acl::epoch() {
-        if let Err(denied) = acl_check(state, resolved, args, "toplevel") {
-            let msg = crate::acl::denied_message(denied, resolved);
-            return reject(state, reply, stats, Some(resolved.id), &msg);
-        }
+    if state.acl_fast != crate::acl::epoch()
+        && let Err(denied) = acl_check(state, resolved, args, "toplevel")
+    {
+        let msg = crate::acl::denied_message(denied, resolved);
+        return reject(state, reply, stats, Some(resolved.id), &msg);
     }
     // Commands that may grow memory make room first (Redis's
     // performEvictions); inside MULTI any queued command counts, since
@@ -372,19 +372,19 @@ fn exec(
     for ((q, r), keys) in queue.iter().zip(resolved).zip(per_command) {
         if let Some(r) = r {
             // Permissions may have changed since the command was queued.
-            if state.acl_fast != crate::acl::epoch() {
-                if let Err(denied) = acl_check(state, r, &q.args(), "multi") {
-                    reply.error(&format!(
-                        "NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: {}",
-                        match denied {
-                            crate::acl::Denied::Command =>
-                                "no permission to execute the command or subcommand",
-                            crate::acl::Denied::Key(_) => "no permission to touch the specified keys",
-                        }
-                    ));
-                    bump(&stats.commands, 1);
-                    continue;
-                }
+            if state.acl_fast != crate::acl::epoch()
+                && let Err(denied) = acl_check(state, r, &q.args(), "multi")
+            {
+                reply.error(&format!(
+                    "NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: {}",
+                    match denied {
+                        crate::acl::Denied::Command =>
+                            "no permission to execute the command or subcommand",
+                        crate::acl::Denied::Key(_) => "no permission to touch the specified keys",
+                    }
+                ));
+                bump(&stats.commands, 1);
+                continue;
             }
             locked = run_locked(
                 srv,
