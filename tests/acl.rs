@@ -557,6 +557,25 @@ fn deluser_closes_the_users_connections() {
 }
 
 #[test]
+fn client_kill_by_user() {
+    let srv = TestServer::start();
+    let mut admin = srv.client();
+    let _: () = q(
+        &mut admin,
+        &["ACL", "SETUSER", "k", "on", "nopass", "+@all", "~*"],
+    );
+    let mut raw = srv.raw();
+    raw.roundtrip(&resp_cmd(&[b"AUTH", b"k", b"x"]), b"+OK\r\n");
+    let n: i64 = q(&mut admin, &["CLIENT", "KILL", "USER", "k"]);
+    assert_eq!(n, 1);
+    assert_eq!(raw.read_to_close(), b"");
+    assert_eq!(
+        q_err(&mut admin, &["CLIENT", "KILL", "USER", "nosuch"]),
+        "ERR No such user 'nosuch'"
+    );
+}
+
+#[test]
 fn cat_genpass_dryrun() {
     let srv = TestServer::start();
     let mut con = srv.client();

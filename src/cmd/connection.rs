@@ -292,6 +292,7 @@ pub fn client_kill(ctx: &mut Ctx, args: &Args) {
     let mut id: Option<u64> = None;
     let mut addr: Option<String> = None;
     let mut laddr: Option<String> = None;
+    let mut user: Option<String> = None;
     let mut skipme = true;
     let mut j = 2;
     while j + 1 < args.len() {
@@ -313,11 +314,14 @@ pub fn client_kill(ctx: &mut Ctx, args: &Args) {
             } else {
                 return ctx.syntax_error();
             };
-        } else if eq_ic(args.get(j), "type")
-            || eq_ic(args.get(j), "user")
-            || eq_ic(args.get(j), "maxage")
-        {
-            // Every client is of type normal and user default.
+        } else if eq_ic(args.get(j), "user") {
+            let name = args.str(j + 1).into_owned();
+            if crate::acl::get_user(&name).is_none() {
+                return ctx.error(&format!("ERR No such user '{name}'"));
+            }
+            user = Some(name);
+        } else if eq_ic(args.get(j), "type") || eq_ic(args.get(j), "maxage") {
+            // Every client is of type normal.
         } else {
             return ctx.syntax_error();
         }
@@ -333,6 +337,7 @@ pub fn client_kill(ctx: &mut Ctx, args: &Args) {
         .filter(|c| id.is_none_or(|i| c.id == i))
         .filter(|c| addr.as_ref().is_none_or(|a| &c.addr.to_string() == a))
         .filter(|c| laddr.as_ref().is_none_or(|a| &c.laddr.to_string() == a))
+        .filter(|c| user.as_ref().is_none_or(|u| &c.user_name() == u))
         .filter(|c| !(skipme && c.id == ctx.client.id))
         .map(|c| c.value().clone())
         .collect();
