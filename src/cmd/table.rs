@@ -328,18 +328,23 @@ pub struct Resolved {
     pub categories: u32,
 }
 
+/// Names are looked up as bytes with a fixed-seed fast hash: the lookup
+/// runs for every command, and SipHash plus UTF-8 validation of the name
+/// cost more than the rest of a GET's dispatch.
+type NameHasher = foldhash::fast::FixedState;
+
 pub struct Table {
-    by_name: HashMap<&'static str, usize>,
+    by_name: HashMap<&'static [u8], usize, NameHasher>,
     pub entries: Vec<Resolved>,
     /// For containers: subcommand name → entry index.
-    subs: HashMap<(usize, &'static str), usize>,
+    subs: HashMap<(usize, &'static [u8]), usize, NameHasher>,
 }
 
 pub static TABLE: LazyLock<Table> = LazyLock::new(|| {
     let mut t = Table {
-        by_name: HashMap::new(),
+        by_name: HashMap::default(),
         entries: Vec::new(),
-        subs: HashMap::new(),
+        subs: HashMap::default(),
     };
     for spec in COMMANDS {
         let id = t.entries.len();
@@ -349,7 +354,7 @@ pub static TABLE: LazyLock<Table> = LazyLock::new(|| {
             full_name: spec.name.to_string(),
             categories: categories_of(spec, spec.name),
         });
-        t.by_name.insert(spec.name, id);
+        t.by_name.insert(spec.name.as_bytes(), id);
         for sub in spec.subcommands {
             let sid = t.entries.len();
             let full_name = format!("{}|{}", spec.name, sub.name);
@@ -359,7 +364,7 @@ pub static TABLE: LazyLock<Table> = LazyLock::new(|| {
                 categories: categories_of(sub, &full_name),
                 full_name,
             });
-            t.subs.insert((id, sub.name), sid);
+            t.subs.insert((id, sub.name.as_bytes()), sid);
         }
     }
     t
@@ -373,14 +378,14 @@ pub enum Lookup {
     UnknownSub(&'static Resolved),
 }
 
-fn lower<'b>(name: &[u8], buf: &'b mut [u8; 32]) -> Option<&'b str> {
+fn lower<'b>(name: &[u8], buf: &'b mut [u8; 32]) -> Option<&'b [u8]> {
     if name.len() > buf.len() {
         return None;
     }
     let b = &mut buf[..name.len()];
     b.copy_from_slice(name);
     b.make_ascii_lowercase();
-    std::str::from_utf8(b).ok()
+    Some(b)
 }
 
 /// Finds a command by name, case-insensitively, without allocating.
