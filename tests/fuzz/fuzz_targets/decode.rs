@@ -1,6 +1,8 @@
 //! The request decoder (RESP multibulk and inline) on arbitrary bytes.
 #![no_main]
 
+// Each target uses half of the shared harness.
+#[allow(dead_code)]
 #[path = "../harness.rs"]
 mod harness;
 

@@ -1,6 +1,8 @@
 //! Command execution on arbitrary argv.
 #![no_main]
 
+// Each target uses half of the shared harness.
+#[allow(dead_code)]
 #[path = "../harness.rs"]
 mod harness;
 
