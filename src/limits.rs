@@ -26,22 +26,30 @@ pub fn adjust_open_files_limit(maxclients: usize) -> usize {
     if lim.rlim_cur >= wanted {
         return maxclients;
     }
-    // Try the full amount, then step down as Redis does (in 16s), never
-    // below the current limit.
-    let mut best = wanted;
+    // Redis steps down 16 descriptors at a time until setrlimit succeeds;
+    // the only limits that can stop it are the hard limit (unprivileged)
+    // and fs.nr_open (privileged), so try those directly: the same
+    // outcome without millions of failing calls for a huge maxclients.
     let old = lim.rlim_cur;
-    while best > old {
+    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse::<libc::rlim_t>().ok());
+    let mut best = old;
+    for candidate in [Some(wanted), nr_open, Some(lim.rlim_max)]
+        .into_iter()
+        .flatten()
+        .filter(|c| *c > old && *c <= wanted)
+    {
         let attempt = libc::rlimit {
-            rlim_cur: best,
-            rlim_max: lim.rlim_max.max(best),
+            rlim_cur: candidate,
+            rlim_max: lim.rlim_max.max(candidate),
         };
         // SAFETY: setrlimit reads the struct we own.
         if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &attempt) } == 0 {
+            best = candidate;
             break;
         }
-        best = best.saturating_sub(16);
     }
-    let best = best.max(old);
     if best >= wanted {
         return maxclients;
     }
