@@ -6,8 +6,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use std::task::Poll;
-
 use bytes::{Buf, BytesMut};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -65,7 +63,38 @@ pub async fn serve_tls(
 
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(
+/// A client's byte stream: plain TCP or TLS.
+pub trait ClientStream: AsyncRead + AsyncWrite + Unpin {
+    /// Writes may sit in the stream's own buffer until flushed.
+    const BUFFERED: bool;
+
+    /// Writes what the stream takes at once, without waiting or arming
+    /// anything; `None` when it would block (or cannot tell without a
+    /// poll: the caller then awaits a write).
+    fn try_write_now(&mut self, buf: &[u8]) -> Option<std::io::Result<usize>>;
+}
+
+impl ClientStream for TcpStream {
+    const BUFFERED: bool = false;
+
+    #[inline]
+    fn try_write_now(&mut self, buf: &[u8]) -> Option<std::io::Result<usize>> {
+        match self.try_write(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => None,
+            r => Some(r),
+        }
+    }
+}
+
+impl ClientStream for tokio_rustls::server::TlsStream<TcpStream> {
+    const BUFFERED: bool = true;
+
+    fn try_write_now(&mut self, _buf: &[u8]) -> Option<std::io::Result<usize>> {
+        None
+    }
+}
+
+async fn serve_stream<S: ClientStream>(
     srv: Arc<Server>,
     mut stream: S,
     fd: i32,
@@ -115,7 +144,7 @@ fn protected_mode_denies(srv: &Server, ip: std::net::IpAddr) -> bool {
         && crate::acl::default_user().nopass
 }
 
-async fn run<S: AsyncRead + AsyncWrite + Unpin>(
+async fn run<S: ClientStream>(
     srv: &Server,
     stream: &mut S,
     state: &mut ClientState,
@@ -134,7 +163,13 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         if rbuf.capacity() - rbuf.len() < want {
             rbuf.reserve(want);
         }
-        let n = match read_some(srv, stream, &mut rbuf, state.id).await {
+        let idle = srv.config.timeout_secs.load(Relaxed);
+        let read = if idle == 0 {
+            stream.read_buf(&mut rbuf).await
+        } else {
+            read_or_idle(stream, &mut rbuf, idle, state.id).await
+        };
+        let n = match read {
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
@@ -241,19 +276,15 @@ impl Drop for BufferAccount {
     }
 }
 
-/// Reads what the client sent. With `timeout` set, a client silent for
-/// that long is closed (Redis's maxidletime; Redis checks in its cron,
-/// we arm a timer only when the setting is on).
-async fn read_some<S: AsyncRead + Unpin>(
-    srv: &Server,
+/// Reads what the client sent, closing a client silent for `idle`
+/// seconds (Redis's `timeout`; Redis checks in its cron, we arm a timer
+/// only when the setting is on).
+async fn read_or_idle<S: AsyncRead + Unpin>(
     stream: &mut S,
     rbuf: &mut BytesMut,
+    idle: u64,
     id: u64,
 ) -> std::io::Result<usize> {
-    let idle = srv.config.timeout_secs.load(Relaxed);
-    if idle == 0 {
-        return stream.read_buf(rbuf).await;
-    }
     match tokio::time::timeout(Duration::from_secs(idle), stream.read_buf(rbuf)).await {
         Ok(r) => r,
         Err(_) => {
@@ -279,7 +310,7 @@ fn over_output_limit(id: u64, limit: &ClassLimit, pending: usize, clock: &mut Li
 /// socket: the task then waits here (it reads and executes nothing more,
 /// so its output cannot grow) until the client reads, its soft output
 /// limit's grace period ends, or it stays idle past `timeout`.
-async fn write_out<S: AsyncWrite + Unpin>(
+async fn write_out<S: ClientStream>(
     srv: &Server,
     stream: &mut S,
     wbuf: &mut BytesMut,
@@ -290,32 +321,26 @@ async fn write_out<S: AsyncWrite + Unpin>(
 ) -> std::io::Result<()> {
     let closed = || std::io::Error::from(std::io::ErrorKind::ConnectionAborted);
     let mut pos = 0;
-    let mut last_progress = Instant::now();
+    // When the client last took bytes, counted from the first time the
+    // socket was full (the common case reads no clock at all).
+    let mut last_progress: Option<Instant> = None;
     while pos < wbuf.len() {
-        // One attempt without waiting: the common case, a socket with
-        // room, never arms a timer.
-        let attempt = std::future::poll_fn(|cx| {
-            match std::pin::Pin::new(&mut *stream).poll_write(cx, &wbuf[pos..]) {
-                Poll::Ready(r) => Poll::Ready(Some(r)),
-                Poll::Pending => Poll::Ready(None),
-            }
-        })
-        .await;
-        match attempt {
+        match stream.try_write_now(&wbuf[pos..]) {
             Some(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
             Some(Ok(n)) => {
                 pos += n;
-                last_progress = Instant::now();
+                last_progress = None;
                 continue;
             }
             Some(Err(e)) => return Err(e),
             None => {}
         }
+        let last_progress_at = *last_progress.get_or_insert_with(Instant::now);
         if over_output_limit(id, limit, wbuf.len() - pos, clock) {
             return Err(closed());
         }
         let idle = srv.config.timeout_secs.load(Relaxed);
-        let idle_deadline = (idle != 0).then(|| last_progress + Duration::from_secs(idle));
+        let idle_deadline = (idle != 0).then(|| last_progress_at + Duration::from_secs(idle));
         let soft_deadline = clock.soft_deadline_ms(limit).map(|at| {
             // One millisecond past the grace period, when `check` fails it.
             Instant::now() + Duration::from_millis(at.saturating_sub(now_ms()) + 1)
@@ -334,7 +359,7 @@ async fn write_out<S: AsyncWrite + Unpin>(
             Some(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
             Some(Ok(n)) => {
                 pos += n;
-                last_progress = Instant::now();
+                last_progress = Some(Instant::now());
             }
             Some(Err(e)) => return Err(e),
             None if idle_deadline.is_some_and(|d| Instant::now() >= d) => {
@@ -345,13 +370,10 @@ async fn write_out<S: AsyncWrite + Unpin>(
             None => {}
         }
     }
-    // TLS buffers records: push them out (a no-op for TCP), within the
-    // idle timeout like any other wait on the client.
-    match srv.config.timeout_secs.load(Relaxed) {
-        0 => stream.flush().await?,
-        idle => tokio::time::timeout(Duration::from_secs(idle), stream.flush())
-            .await
-            .map_err(|_| closed())??,
+    // TLS buffers records: push them out, within the idle timeout like
+    // any other wait on the client.
+    if S::BUFFERED {
+        flush_within_idle(srv, stream).await.map_err(|_| closed())?;
     }
     bump(&stats.net_output, wbuf.len() as u64);
     bump(&stats.writes, 1);
@@ -359,4 +381,16 @@ async fn write_out<S: AsyncWrite + Unpin>(
     // Everything went out: the client is under any soft limit again.
     *clock = LimitClock::default();
     Ok(())
+}
+
+async fn flush_within_idle<S: AsyncWrite + Unpin>(
+    srv: &Server,
+    stream: &mut S,
+) -> std::io::Result<()> {
+    match srv.config.timeout_secs.load(Relaxed) {
+        0 => stream.flush().await,
+        idle => tokio::time::timeout(Duration::from_secs(idle), stream.flush())
+            .await
+            .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into())),
+    }
 }
