@@ -97,7 +97,28 @@ pub static PARAMS: &[Param] = &[
     p("appendfsync", Kind::Enum(&["always", "everysec", "no"]), "everysec", true),
     p("io-threads", Kind::Int { min: 1, max: 128 }, "1", false),
     p("lazyfree-lazy-user-flush", Kind::Bool, "no", true),
-    p("cluster-enabled", Kind::Fixed(&["no"]), "no", false),
+    p("cluster-enabled", Kind::Bool, "no", false),
+    p("cluster-config-file", Kind::Str, "nodes.conf", false),
+    p("cluster-node-timeout", Kind::Int { min: 0, max: i64::MAX }, "15000", true),
+    p("cluster-port", Kind::Int { min: 0, max: 65535 }, "0", false),
+    p("cluster-announce-ip", Kind::Str, "", true),
+    p("cluster-announce-port", Kind::Int { min: 0, max: 65535 }, "0", true),
+    p("cluster-announce-bus-port", Kind::Int { min: 0, max: 65535 }, "0", true),
+    p("cluster-require-full-coverage", Kind::Bool, "yes", true),
+    p("cluster-allow-reads-when-down", Kind::Bool, "no", true),
+    // Ours: the shared secret that authenticates cluster bus peers
+    // (falls back to masterauth).
+    p("cluster-bus-secret", Kind::Str, "", false),
+    p("repl-backlog-size", Kind::Memory, "1048576", true),
+    p("masterauth", Kind::Str, "", true),
+    p("masteruser", Kind::Str, "", true),
+    p("replicaof", Kind::Str, "", false),
+    p("replica-read-only", Kind::Fixed(&["yes"]), "yes", true),
+    p("replica-serve-stale-data", Kind::Bool, "yes", true),
+    p("repl-diskless-sync", Kind::Bool, "yes", true),
+    p("repl-diskless-sync-delay", Kind::Int { min: 0, max: INT_MAX }, "5", true),
+    p("repl-ping-replica-period", Kind::Int { min: 1, max: INT_MAX }, "10", true),
+    p("repl-timeout", Kind::Int { min: 1, max: INT_MAX }, "60", true),
     p("tls-port", Kind::Int { min: 0, max: 65535 }, "0", false),
     p("tls-cert-file", Kind::Str, "", false),
     p("tls-key-file", Kind::Str, "", false),
@@ -253,7 +274,10 @@ impl Config {
             "tcp-keepalive" => self
                 .tcp_keepalive
                 .store(int().min(u32::MAX as u64) as u32, Ordering::Relaxed),
-            "client-output-buffer-limit" => self.output_limits.apply(v),
+            "client-output-buffer-limit" => {
+                self.output_limits.apply(v);
+                crate::replication::set_obuf_limits(v);
+            }
             "protected-mode" => self.protected_mode.store(v == "yes", Ordering::Relaxed),
             "maxmemory-samples" => self
                 .maxmemory_samples
@@ -266,6 +290,8 @@ impl Config {
             "lfu-log-factor" => crate::eviction::set_lfu_log_factor(int() as u32),
             "maxmemory-eviction-tenacity" => crate::eviction::set_tenacity(int() as u32),
             "lfu-decay-time" => crate::eviction::set_lfu_decay_time(int() as u32),
+            "repl-backlog-size" => crate::replication::set_backlog_size(int()),
+            "replica-serve-stale-data" => crate::replication::set_serve_stale_data(v == "yes"),
             _ => {}
         }
     }

@@ -17,6 +17,7 @@ use crate::cmd::Args;
 use crate::cmd::dispatch::execute;
 use crate::outbuf::{ClassLimit, ClientClass, LimitClock, Verdict};
 use crate::protocol::{ArgSource, Decoded, Decoder, Reply};
+use crate::replication::Pending;
 use crate::server::Server;
 use crate::stats::{WorkerStats, bump};
 use crate::util::now_ms;
@@ -72,6 +73,10 @@ pub trait ClientStream: AsyncRead + AsyncWrite + Unpin {
     /// anything; `None` when it would block (or cannot tell without a
     /// poll: the caller then awaits a write).
     fn try_write_now(&mut self, buf: &[u8]) -> Option<std::io::Result<usize>>;
+
+    /// The plain TCP stream, for handing the connection over to
+    /// replication.
+    fn as_tcp(&mut self) -> Option<&mut TcpStream>;
 }
 
 impl ClientStream for TcpStream {
@@ -84,12 +89,20 @@ impl ClientStream for TcpStream {
             r => Some(r),
         }
     }
+
+    fn as_tcp(&mut self) -> Option<&mut TcpStream> {
+        Some(self)
+    }
 }
 
 impl ClientStream for tokio_rustls::server::TlsStream<TcpStream> {
     const BUFFERED: bool = true;
 
     fn try_write_now(&mut self, _buf: &[u8]) -> Option<std::io::Result<usize>> {
+        None
+    }
+
+    fn as_tcp(&mut self) -> Option<&mut TcpStream> {
         None
     }
 }
@@ -145,7 +158,7 @@ fn protected_mode_denies(srv: &Server, ip: std::net::IpAddr) -> bool {
 }
 
 async fn run<S: ClientStream>(
-    srv: &Server,
+    srv: &Arc<Server>,
     stream: &mut S,
     state: &mut ClientState,
     stats: &WorkerStats,
@@ -156,28 +169,18 @@ async fn run<S: ClientStream>(
     decoder.unauthenticated = !state.authenticated;
     let mut buffers = BufferAccount::new(rbuf.capacity() + wbuf.capacity());
     let mut clock = LimitClock::default();
+    // Set after a command that had to wait (WAIT): the commands behind it
+    // are already in the buffer.
+    let mut resume = false;
     loop {
-        let want = decoder
-            .bulk_bytes_missing(rbuf.len())
-            .clamp(READ_CHUNK, MAX_RESERVE);
-        if rbuf.capacity() - rbuf.len() < want {
-            rbuf.reserve(want);
+        if std::mem::take(&mut resume) {
+            // Fall through to decoding what is buffered.
+        } else if !read_more(srv, stream, &mut rbuf, &decoder, stats, state.id).await {
+            return;
         }
-        let idle = srv.config.timeout_secs.load(Relaxed);
-        let read = if idle == 0 {
-            stream.read_buf(&mut rbuf).await
-        } else {
-            read_or_idle(stream, &mut rbuf, idle, state.id).await
-        };
-        let n = match read {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
         // Read once per batch: CONFIG SET applies from the next batch.
         let limit = srv.config.output_limits.get(ClientClass::Normal);
         let limit_threshold = limit.threshold();
-        bump(&stats.net_input, n as u64);
-        bump(&stats.reads, 1);
         // The read may have grown the buffer: count it before the commands
         // it carries decide whether to evict.
         buffers.update(rbuf.capacity() + wbuf.capacity());
@@ -200,6 +203,9 @@ async fn run<S: ClientStream>(
                         && over_output_limit(state.id, &limit, wbuf.len(), &mut clock)
                     {
                         return;
+                    }
+                    if state.pending.is_some() {
+                        break;
                     }
                     if wbuf.len() >= FLUSH_THRESHOLD
                         && write_out(srv, stream, &mut wbuf, stats, &limit, &mut clock, state.id)
@@ -238,6 +244,34 @@ async fn run<S: ClientStream>(
         if close {
             return;
         }
+        match state.pending.take() {
+            None => {}
+            Some(Pending::Sync(psync)) => {
+                // The connection becomes a replica link for good (plain
+                // TCP only: replication over TLS is not implemented).
+                let Some(tcp) = stream.as_tcp() else {
+                    tracing::warn!(
+                        "client {}: replication over a TLS connection is not supported",
+                        state.id
+                    );
+                    return;
+                };
+                let rest = std::mem::take(&mut rbuf);
+                crate::replication::primary::serve_replica(srv, tcp, state, psync, rest).await;
+                return;
+            }
+            Some(Pending::Wait {
+                numreplicas,
+                timeout_ms,
+                target,
+            }) => {
+                let acked =
+                    crate::replication::wait_for_acks(numreplicas, timeout_ms, target).await;
+                Reply::new(&mut wbuf, state.resp3).int(acked as i64);
+                resume = true;
+                continue;
+            }
+        }
         if rbuf.len() > srv.config.query_buffer_limit.load(Relaxed) {
             tracing::warn!(
                 "closing client {} that reached max query buffer length (qbuf={})",
@@ -247,6 +281,37 @@ async fn run<S: ClientStream>(
             return;
         }
     }
+}
+
+/// Reads what the socket has; false when the client is gone (or idle
+/// past `timeout`).
+async fn read_more<S: ClientStream>(
+    srv: &Server,
+    stream: &mut S,
+    rbuf: &mut BytesMut,
+    decoder: &Decoder,
+    stats: &WorkerStats,
+    id: u64,
+) -> bool {
+    let want = decoder
+        .bulk_bytes_missing(rbuf.len())
+        .clamp(READ_CHUNK, MAX_RESERVE);
+    if rbuf.capacity() - rbuf.len() < want {
+        rbuf.reserve(want);
+    }
+    let idle = srv.config.timeout_secs.load(Relaxed);
+    let read = if idle == 0 {
+        stream.read_buf(rbuf).await
+    } else {
+        read_or_idle(stream, rbuf, idle, id).await
+    };
+    let n = match read {
+        Ok(0) | Err(_) => return false,
+        Ok(n) => n,
+    };
+    bump(&stats.net_input, n as u64);
+    bump(&stats.reads, 1);
+    true
 }
 
 /// Reports this connection's buffer capacity to used_memory, and takes

@@ -5,6 +5,7 @@
 
 pub mod acl;
 pub mod client;
+pub mod cluster;
 pub mod cmd;
 pub mod config;
 pub mod connection;
@@ -13,7 +14,9 @@ pub mod expire;
 pub mod limits;
 pub mod memory;
 pub mod outbuf;
+pub mod persistence;
 pub mod protocol;
+pub mod rdb;
 pub mod replication;
 pub mod server;
 pub mod stats;

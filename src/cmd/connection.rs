@@ -25,6 +25,9 @@ pub fn select(ctx: &mut Ctx, args: &Args) {
     let Some(id) = parse_i64(args.get(1)).filter(|n| i32::try_from(*n).is_ok()) else {
         return ctx.not_integer();
     };
+    if ctx.srv.cluster.is_some() && id != 0 {
+        return ctx.error("ERR SELECT is not allowed in cluster mode");
+    }
     if id < 0 || id as usize >= ctx.srv.databases() {
         return ctx.error("ERR DB index is out of range");
     }
@@ -294,6 +297,7 @@ pub fn client_kill(ctx: &mut Ctx, args: &Args) {
     let mut laddr: Option<String> = None;
     let mut user: Option<String> = None;
     let mut skipme = true;
+    let mut replica_type: Option<bool> = None;
     let mut j = 2;
     while j + 1 < args.len() {
         let val = args.get(j + 1);
@@ -320,8 +324,19 @@ pub fn client_kill(ctx: &mut Ctx, args: &Args) {
                 return ctx.error(&format!("ERR No such user '{name}'"));
             }
             user = Some(name);
-        } else if eq_ic(args.get(j), "type") || eq_ic(args.get(j), "maxage") {
-            // Every client is of type normal.
+        } else if eq_ic(args.get(j), "type") {
+            if eq_ic(val, "replica") || eq_ic(val, "slave") {
+                replica_type = Some(true);
+            } else if eq_ic(val, "normal") {
+                replica_type = Some(false);
+            } else if eq_ic(val, "master") || eq_ic(val, "pubsub") {
+                // No listed client is of these types: match none.
+                id = Some(u64::MAX);
+            } else {
+                return ctx.error(&format!("ERR Unknown client type '{}'", args.str(j + 1)));
+            }
+        } else if eq_ic(args.get(j), "maxage") {
+            // Accepted; connections are not filtered by age.
         } else {
             return ctx.syntax_error();
         }
@@ -339,6 +354,7 @@ pub fn client_kill(ctx: &mut Ctx, args: &Args) {
         .filter(|c| laddr.as_ref().is_none_or(|a| &c.laddr.to_string() == a))
         .filter(|c| user.as_ref().is_none_or(|u| &c.user_name() == u))
         .filter(|c| !(skipme && c.id == ctx.client.id))
+        .filter(|c| replica_type.is_none_or(|r| c.is_replica.load(Relaxed) == r))
         .map(|c| c.value().clone())
         .collect();
     for h in &targets {

@@ -116,6 +116,44 @@ fn run_command(
         let msg = crate::acl::denied_message(denied, resolved);
         return reject(state, reply, stats, Some(resolved.id), &msg);
     }
+    // Cluster mode off: this one branch is all routing costs.
+    let mut slot = None;
+    if let Some(cluster) = &srv.cluster {
+        match crate::cluster::routing::route(srv, cluster, state, spec, args) {
+            Ok(s) => slot = s,
+            Err(msg) => {
+                if spec.name == "exec" && state.multi.is_some() {
+                    // Redis discards the transaction along with the error.
+                    state.multi = None;
+                    state.multi_error = false;
+                    state.unwatch_all();
+                }
+                return reject(state, reply, stats, Some(resolved.id), &msg);
+            }
+        }
+    }
+    if crate::store::replica_mode()
+        && !state.is_master
+        && spec.flags & flag::STALE == 0
+        && !crate::replication::serving_stale_ok()
+    {
+        return reject(
+            state,
+            reply,
+            stats,
+            Some(resolved.id),
+            "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
+        );
+    }
+    if spec.flags & flag::WRITE != 0 && !state.is_master && crate::store::replica_mode() {
+        return reject(
+            state,
+            reply,
+            stats,
+            Some(resolved.id),
+            "READONLY You can't write against a read only replica.",
+        );
+    }
     // Commands that may grow memory make room first (Redis's
     // performEvictions); inside MULTI any queued command counts, since
     // queuing itself takes memory, and EXEC counts if it queued one.
@@ -158,7 +196,14 @@ fn run_command(
     if state.multi.is_some() && spec.name == "exec" {
         return exec(srv, state, resolved, reply, stats);
     }
-    let (locked, key_shards) = lock_for(srv, resolved, args);
+    let (locked, key_shards) = match slot {
+        // Cluster mode: every key is in this one slot, hence one shard.
+        Some(slot) if resolved.spec.lock == LockSpec::Keys => {
+            let idx = slot as usize % srv.store.len();
+            (Locked::One(idx, srv.store.lock(idx)), KeyShards::new())
+        }
+        _ => lock_for(srv, resolved, args),
+    };
     run_locked(
         srv, state, resolved, args, reply, stats, locked, key_shards, started,
     );
@@ -230,6 +275,11 @@ fn run_locked<'a>(
         // A container with no subcommand given: arity already rejected it.
         return locked;
     };
+    let mut locked = locked;
+    if spec.flags & flag::WRITE != 0 {
+        // A snapshot in progress takes this command's shards first.
+        crate::replication::snapshot::before_write(srv, spec, args, &mut locked);
+    }
     let errors_before = reply.errors;
     let mut ctx = Ctx {
         srv,
@@ -256,7 +306,12 @@ fn run_locked<'a>(
 
     if dirty > 0 {
         srv.dirty.fetch_add(dirty, Relaxed);
-        crate::replication::propagate(db, args);
+        // The primary's own stream is relayed verbatim by the link.
+        if !state.is_master
+            && let Some(offset) = crate::replication::propagate(srv, db, args, &locked)
+        {
+            state.repl_offset = offset;
+        }
     }
     state.handle.last_cmd.store(resolved.id + 1, Relaxed);
     let cstat = &stats.cmd[resolved.id];
@@ -366,7 +421,9 @@ fn exec(
     state.unwatch_all();
     let started = mono_ns();
     reply.array(queue.len());
-    crate::replication::propagate_multi();
+    if !state.is_master {
+        crate::replication::propagate_multi();
+    }
     // `per_command` holds addresses inside `queue`, which stays put.
     for ((q, r), keys) in queue.iter().zip(resolved).zip(per_command) {
         if let Some(r) = r {
@@ -399,7 +456,9 @@ fn exec(
         }
         bump(&stats.commands, 1);
     }
-    crate::replication::propagate_exec();
+    if let Some(offset) = crate::replication::propagate_exec() {
+        state.repl_offset = offset;
+    }
     drop(locked);
     let cstat = &stats.cmd[exec_cmd.id];
     bump(&cstat.calls, 1);

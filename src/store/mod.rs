@@ -101,6 +101,26 @@ pub struct Entry {
     /// The string was modified in place (APPEND, SETRANGE): Redis then
     /// reports it as `raw` whatever its length. Fits in padding.
     pub raw: bool,
+    /// Tag of the last snapshot that serialized this entry, or that was
+    /// running (or last ran) when it was created: an entry whose tag is
+    /// the running snapshot's is not (or no longer) part of it. Fits in
+    /// padding. See replication/snapshot.rs.
+    pub snap: u8,
+}
+
+/// Tag of the running snapshot, or of the last one (see `Entry::snap`).
+static SNAP_TAG: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+#[inline]
+pub fn snapshot_tag() -> u8 {
+    SNAP_TAG.load(Ordering::Relaxed)
+}
+
+/// Starts a new snapshot's tag (with every shard locked); returns it.
+pub fn next_snapshot_tag() -> u8 {
+    let t = snapshot_tag().wrapping_add(1);
+    SNAP_TAG.store(t, Ordering::Relaxed);
+    t
 }
 
 impl Entry {
@@ -112,6 +132,7 @@ impl Entry {
             access: lru_clock(now_ms),
             freq: crate::eviction::LFU_INIT_VAL,
             raw: false,
+            snap: snapshot_tag(),
         }
     }
 
@@ -235,6 +256,23 @@ pub struct Db {
     s3: Option<Box<S3State>>,
     /// (table capacities, their bytes): see `tables_bytes`.
     tables_cache: std::cell::Cell<((usize, usize), usize)>,
+    /// This database's number, so deletions by expiry can be propagated
+    /// with it.
+    pub id: usize,
+}
+
+/// Set while this server is a replica: expired keys are then hidden from
+/// reads but never deleted, since only the primary's DEL removes them (as
+/// Redis 7 replicas behave).
+static HIDE_EXPIRED: AtomicBool = AtomicBool::new(false);
+
+pub fn set_replica_mode(on: bool) {
+    HIDE_EXPIRED.store(on, Ordering::Relaxed);
+}
+
+#[inline]
+pub fn replica_mode() -> bool {
+    HIDE_EXPIRED.load(Ordering::Relaxed)
 }
 
 /// S3-FIFO's small queue (exact FIFO of key copies) and ghost (key
@@ -428,11 +466,14 @@ impl Db {
     }
 
     fn expire_at_index(&mut self, idx: usize) {
+        if replica_mode() {
+            return;
+        }
         if let Some((k, e)) = self.map.swap_remove_index(idx) {
             self.mem = self.mem.saturating_sub(entry_heap(k.len(), &e));
             self.expires.swap_remove(&k);
             self.stats.expired += 1;
-            crate::replication::propagate_expired(&k);
+            crate::replication::propagate_expired(self.id, &k);
         }
     }
 
@@ -610,7 +651,12 @@ impl Db {
     }
 
     /// Deletes a key that has not expired; returns whether it existed.
+    /// On a replica (where only the primary's DEL removes expired keys)
+    /// an expired key is deleted too.
     pub fn delete(&mut self, key: &[u8], now_ms: u64) -> bool {
+        if replica_mode() {
+            return self.remove(key).is_some();
+        }
         if self.get(key, now_ms).is_none() {
             return false;
         }
@@ -622,6 +668,17 @@ impl Db {
         self.expires = IndexSet::default();
         self.mem = 0;
         self.s3 = None;
+    }
+
+    /// The entry of `key`, expired or not, for a snapshot to serialize
+    /// and tag (the tag is not part of the value: no accounting).
+    pub fn snapshot_entry(&mut self, key: &[u8]) -> Option<(&Bytes, &mut Entry)> {
+        self.map.get_full_mut(key).map(|(_, k, e)| (k, e))
+    }
+
+    /// Key and entry at a position, for a snapshot's walk.
+    pub fn snapshot_entry_at(&mut self, idx: usize) -> Option<(&Bytes, &mut Entry)> {
+        self.map.get_index_mut(idx)
     }
 
     /// Key and entry at a dense index (for sampling and SCAN).
@@ -666,6 +723,9 @@ impl Db {
             }
             let idx = rng.below(self.map.len());
             if self.map[idx].is_expired(now_ms) {
+                if replica_mode() {
+                    continue;
+                }
                 self.expire_at_index(idx);
                 continue;
             }
@@ -788,14 +848,30 @@ pub struct Shard {
     /// Position of the active expiry cycle, so each cycle continues with
     /// the database where the previous one stopped.
     pub expire_cursor_db: usize,
+    /// The snapshot (full resync, BGSAVE) this shard was last serialized
+    /// for; see replication/snapshot.rs.
+    pub snapshot_epoch: u64,
+    /// Where the running snapshot's walk of this shard is: the database,
+    /// and the positions of its table not yet visited (walked downward,
+    /// like SCAN; `usize::MAX`: not started).
+    pub snapshot_db: usize,
+    pub snapshot_cursor: usize,
 }
 
 impl Shard {
     pub fn new(databases: usize, seed: u64) -> Self {
         Shard {
-            dbs: (0..databases).map(|_| Db::default()).collect(),
+            dbs: (0..databases)
+                .map(|id| Db {
+                    id,
+                    ..Db::default()
+                })
+                .collect(),
             rng: Rng::new(seed),
             expire_cursor_db: 0,
+            snapshot_epoch: 0,
+            snapshot_db: 0,
+            snapshot_cursor: usize::MAX,
         }
     }
 
@@ -845,6 +921,8 @@ impl Shard {
     /// database number (as in Redis, clients remain in the same DB).
     pub fn swap_dbs(&mut self, a: usize, b: usize) {
         self.dbs.swap(a, b);
+        self.dbs[a].id = a;
+        self.dbs[b].id = b;
         let wa = std::mem::take(&mut self.dbs[a].watched);
         let wb = std::mem::replace(&mut self.dbs[b].watched, wa);
         self.dbs[a].watched = wb;
@@ -861,6 +939,13 @@ mod tests {
             0,
             1_000_000,
         )
+    }
+
+    #[test]
+    fn entry_stays_within_its_size() {
+        // The snapshot tag must live in padding: memory per key is
+        // measured and documented.
+        assert!(std::mem::size_of::<Entry>() <= 56);
     }
 
     #[test]
