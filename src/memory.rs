@@ -63,6 +63,23 @@ pub fn allocator_stats() -> AllocatorStats {
     }
 }
 
+/// Returns every arena's unused dirty pages to the system now (Redis's
+/// jemalloc_purge: mallctl `arena.<MALLCTL_ARENAS_ALL>.purge`).
+pub fn purge() {
+    const NAME: &[u8] = b"arena.4096.purge\0";
+    // SAFETY: a NUL-terminated mallctl name that takes no input and
+    // returns nothing; null pointers are what such a call expects.
+    unsafe {
+        tikv_jemalloc_sys::mallctl(
+            NAME.as_ptr().cast(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            0,
+        );
+    }
+}
+
 /// Resident set size from /proc (Linux), for used_memory_rss.
 pub fn rss_bytes() -> usize {
     std::fs::read_to_string("/proc/self/statm")

@@ -909,6 +909,15 @@ pub fn memory_help(ctx: &mut Ctx, _args: &Args) {
         &[
             "USAGE <key> [SAMPLES <count>]",
             "    Return memory in bytes used by <key> and its value.",
+            "PURGE",
+            "    Attempt to purge dirty pages for reclamation by the allocator.",
         ],
     );
+}
+
+/// MEMORY PURGE: returns the allocator's unused dirty pages to the system
+/// at once instead of after jemalloc's decay time (as Redis does).
+pub fn memory_purge(ctx: &mut Ctx, _args: &Args) {
+    crate::memory::purge();
+    ctx.reply.ok();
 }
