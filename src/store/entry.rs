@@ -458,15 +458,27 @@ impl<'a> View<'a> {
         }
     }
 
-    /// The key and the value, decoding the header once.
+    /// Key, value and expiry, decoding the header once (the lookup path).
     #[inline]
-    pub fn key_value(&self) -> (&'a [u8], ValueRef<'a>) {
+    pub fn parts(&self) -> (&'a [u8], ValueRef<'a>, u64) {
         let h = self.header();
-        // SAFETY: as in `key`.
-        let key = unsafe { std::slice::from_raw_parts(self.p.as_ptr().add(h.key_off), h.key_len) };
-        (key, self.value_of(&h))
+        // SAFETY: as in `key` and `expire_at`.
+        unsafe {
+            let key = std::slice::from_raw_parts(self.p.as_ptr().add(h.key_off), h.key_len);
+            let at = if h.flags & FLAG_EXPIRE == 0 {
+                0
+            } else {
+                self.p
+                    .as_ptr()
+                    .add(h.expire_off)
+                    .cast::<u64>()
+                    .read_unaligned()
+            };
+            (key, self.value_of(&h), at)
+        }
     }
 
+    #[inline]
     fn value_of(&self, h: &Header) -> ValueRef<'a> {
         if h.kind() == KIND_STR {
             return ValueRef::Str(self.str_bytes(h));
@@ -603,6 +615,37 @@ impl<'a> ViewMut<'a> {
         true
     }
 
+    /// Overwrites a string value of the same length, and the metadata, in
+    /// place (a SET over a key whose value keeps its size and whose expiry
+    /// stays present or absent: the layout is unchanged, invariant 2).
+    /// False, and nothing written, when the layout would change.
+    pub fn overwrite_str(&mut self, value: &[u8], meta: &Meta) -> bool {
+        // SAFETY: live entry.
+        let h = unsafe { Header::read(self.p.as_ptr()) };
+        if h.kind() != KIND_STR
+            || h.val_len != value.len()
+            || (h.flags & FLAG_EXPIRE != 0) != (meta.expire_at != 0)
+        {
+            return false;
+        }
+        // SAFETY: same layout as planned for these lengths and flags, so
+        // each write lands within the allocation at its field's offset.
+        unsafe {
+            let b = self.p.as_ptr();
+            b.cast::<u32>().write(meta.access);
+            b.add(4).write(meta.freq);
+            b.add(5)
+                .write(h.flags & !FLAG_RAW | if meta.raw { FLAG_RAW } else { 0 });
+            if meta.expire_at != 0 {
+                b.add(h.expire_off)
+                    .cast::<u64>()
+                    .write_unaligned(meta.expire_at);
+            }
+            std::ptr::copy_nonoverlapping(value.as_ptr(), b.add(h.val_off), value.len());
+        }
+        true
+    }
+
     /// The collection, for changes in place; `None` for strings (whose
     /// bytes are inline and change by re-encoding the entry).
     pub fn coll_mut(self) -> Option<ValueMut<'a>> {
@@ -699,6 +742,24 @@ mod tests {
         let mut set = HashSet::default();
         set.insert(Bytes::from_static(b"m"));
         drop(OwnedEntry::new(b"s", Value::Set(Box::new(set)), &meta(1)));
+    }
+
+    #[test]
+    fn same_size_strings_are_overwritten_in_place() {
+        let bits = OwnedEntry::new_str(b"k", b"abc", &meta(10)).into_raw();
+        // SAFETY: alive, sole view; freed once at the end.
+        unsafe {
+            let m = Meta {
+                raw: true,
+                ..meta(11)
+            };
+            assert!(view_mut(bits).overwrite_str(b"xyz", &m));
+            assert!(matches!(view(bits).value(), ValueRef::Str(b"xyz")));
+            assert_eq!((view(bits).expire_at(), view(bits).raw()), (11, true));
+            assert!(!view_mut(bits).overwrite_str(b"xy", &m));
+            assert!(!view_mut(bits).overwrite_str(b"xyz", &meta(0)));
+            drop(OwnedEntry::from_raw(bits));
+        }
     }
 
     #[test]

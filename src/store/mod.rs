@@ -184,11 +184,11 @@ pub struct EntryRef<'a> {
 impl<'a> EntryRef<'a> {
     #[inline]
     fn of(v: View<'a>) -> Self {
-        let (key, value) = v.key_value();
+        let (key, value, expire_at) = v.parts();
         EntryRef {
             key,
             value,
-            expire_at: v.expire_at(),
+            expire_at,
             access: v.access(),
             freq: v.freq(),
             raw: v.raw(),
@@ -513,23 +513,35 @@ impl Db {
         unsafe { entry::view(self.table.get(pos)) }.expire_at()
     }
 
+    /// The entry at `pos` if it is live; an expired one is deleted there
+    /// and then (lazy expiry). Decodes the entry once.
+    #[inline]
+    fn live_at(&mut self, pos: usize, now_ms: u64) -> Option<EntryRef<'_>> {
+        // SAFETY: a live slot. The view's lifetime is not tied to `self`
+        // here, so it is only used before `expire_at_pos` frees the entry
+        // or returned under `self`'s borrow (the function's signature).
+        let e = EntryRef::of(unsafe { entry::view(self.table.get(pos)) });
+        if e.is_expired(now_ms) {
+            self.expire_at_pos(pos);
+            return None;
+        }
+        Some(e)
+    }
+
     /// The position of a live `key`, deleting it first if it has expired
     /// (lazy expiry).
     #[inline]
     fn find_live(&mut self, key: &[u8], now_ms: u64) -> Option<usize> {
         let pos = self.find(key)?;
-        if expired(self.expire_at_of(pos), now_ms) {
-            self.expire_at_pos(pos);
-            return None;
-        }
+        self.live_at(pos, now_ms)?;
         Some(pos)
     }
 
     /// Looks a key up, deleting it first if it has expired (lazy expiry).
     #[inline]
     pub fn get(&mut self, key: &[u8], now_ms: u64) -> Option<EntryRef<'_>> {
-        let pos = self.find_live(key, now_ms)?;
-        Some(self.entry_at(pos))
+        let pos = self.find(key)?;
+        self.live_at(pos, now_ms)
     }
 
     /// `get` for modification in place (see `EntryMut`).
@@ -552,20 +564,29 @@ impl Db {
     /// used by EXISTS, TYPE, TTL...).
     #[inline]
     pub fn lookup_read(&mut self, key: &[u8], now_ms: u64, touch: bool) -> Option<EntryRef<'_>> {
-        let Some(pos) = self.find_live(key, now_ms) else {
+        let Some(pos) = self.find(key) else {
             self.stats.misses += 1;
             return None;
         };
+        let bits = self.table.get(pos);
+        // SAFETY: a live slot; the view is not tied to `self`, so it is
+        // only used before `expire_at_pos` frees the entry, or returned
+        // under `self`'s borrow.
+        let mut e = EntryRef::of(unsafe { entry::view(bits) });
+        if e.is_expired(now_ms) {
+            self.expire_at_pos(pos);
+            self.stats.misses += 1;
+            return None;
+        }
         self.stats.hits += 1;
         if touch {
+            crate::eviction::on_access(&mut e.access, &mut e.freq, now_ms);
             // SAFETY: live slot, exclusively borrowed through `self`.
-            let mut vm = unsafe { entry::view_mut(self.table.get(pos)) };
-            let (mut access, mut freq) = (vm.view().access(), vm.view().freq());
-            crate::eviction::on_access(&mut access, &mut freq, now_ms);
-            vm.set_access(access);
-            vm.set_freq(freq);
+            let mut vm = unsafe { entry::view_mut(bits) };
+            vm.set_access(e.access);
+            vm.set_freq(e.freq);
         }
-        Some(self.entry_at(pos))
+        Some(e)
     }
 
     /// Whether the key is present (expired or not) without modifying
@@ -666,7 +687,9 @@ impl Db {
     pub fn insert(&mut self, key: &[u8], entry: Entry) {
         let meta = entry.meta();
         let value = entry.value;
-        self.insert_with(key, meta, |key, meta| OwnedEntry::new(key, value, meta));
+        self.insert_with(key, meta, None, |key, meta| {
+            OwnedEntry::new(key, value, meta)
+        });
     }
 
     /// Inserts or replaces a string, copying `value` straight into the new
@@ -679,14 +702,21 @@ impl Db {
             freq: crate::eviction::LFU_INIT_VAL,
             raw: false,
         };
-        self.insert_with(key, meta, |key, meta| OwnedEntry::new_str(key, value, meta));
+        self.insert_with(key, meta, Some(value), |key, meta| {
+            OwnedEntry::new_str(key, value, meta)
+        });
     }
 
+    /// Inserts or replaces. An existing string entry whose layout would
+    /// not change (same value length, expiry present or absent alike) is
+    /// rewritten in place with `in_place`, without allocating: the common
+    /// SET over an existing key.
     #[inline]
     fn insert_with(
         &mut self,
         key: &[u8],
         mut meta: Meta,
+        in_place: Option<&[u8]>,
         make: impl FnOnce(&[u8], &Meta) -> OwnedEntry,
     ) {
         let h = key_hash(&self.hasher, key);
@@ -696,15 +726,20 @@ impl Db {
             .find(h, |bits| unsafe { entry::view(bits) }.key() == key);
         match found {
             Some(pos) => {
+                // SAFETY: live slot, exclusively borrowed through `self`.
+                let mut vm = unsafe { entry::view_mut(self.table.get(pos)) };
+                if crate::eviction::keeps_history() {
+                    // An overwrite is an access to the key, not a new key
+                    // (Redis keeps the LFU counter in dbOverwrite).
+                    let now = meta.access as u64;
+                    meta.freq = vm.view().freq();
+                    meta.access = vm.view().access();
+                    crate::eviction::on_access(&mut meta.access, &mut meta.freq, now);
+                }
+                if in_place.is_some_and(|v| vm.overwrite_str(v, &meta)) {
+                    return;
+                }
                 self.rebuild_at(pos, |old| {
-                    if crate::eviction::keeps_history() {
-                        // An overwrite is an access to the key, not a new
-                        // key (Redis keeps the LFU counter in dbOverwrite).
-                        let now = meta.access as u64;
-                        meta.freq = old.view().freq();
-                        meta.access = old.view().access();
-                        crate::eviction::on_access(&mut meta.access, &mut meta.freq, now);
-                    }
                     drop(old);
                     make(key, &meta)
                 });
