@@ -31,7 +31,7 @@ pub fn sadd(ctx: &mut Ctx, args: &Args) {
         }
     }
     e.grew(bytes);
-    drop(e);
+
     ctx.dirty += added as u64;
     ctx.reply.int(added as i64);
 }
@@ -96,7 +96,7 @@ pub fn hset(ctx: &mut Ctx, args: &Args) {
         }
     }
     e.grew(bytes);
-    drop(e);
+
     ctx.dirty += 1;
     ctx.reply.int(created);
 }
@@ -165,7 +165,7 @@ pub fn zadd(ctx: &mut Ctx, args: &Args) {
         }
     }
     e.grew(bytes);
-    drop(e);
+
     ctx.dirty += 1;
     ctx.reply.int(added);
 }

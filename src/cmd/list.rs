@@ -29,7 +29,7 @@ fn push(ctx: &mut Ctx, args: &Args, left: bool) {
     }
     let len = list.len();
     e.grew(added);
-    drop(e);
+
     ctx.reply.int(len as i64);
     ctx.dirty += (args.len() - 2) as u64;
 }
