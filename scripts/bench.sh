@@ -27,16 +27,7 @@ TESTS=set,get
 [[ "$N" =~ ^[1-9][0-9]*$ ]] || die "N must be a positive integer, got '$N'"
 [[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer, got '$RUNS'"
 
-if [[ -n "${FERROCACHE_BIN:-}" ]]; then
-    BIN="$FERROCACHE_BIN"
-    IS_DEFAULT=0
-else
-    BIN="$(default_bin "$ROOT")"
-    IS_DEFAULT=1
-fi
-ensure_redis_tools
-REDIS_BIN="${REDIS_BIN:-$(command -v redis-server)}"
-ensure_binary "$BIN" "$ROOT" "$IS_DEFAULT"
+resolve_binaries "$ROOT"
 
 FERRO_ARGS=()
 if [[ -n "${SHARDS:-}" ]]; then
@@ -56,13 +47,8 @@ bench_args() { # P -> the redis-benchmark arguments after the port
 
 echo "## ferrocache vs redis-server: redis-benchmark throughput"
 echo
-echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
-echo "- host: nproc=$(nproc), $(uname -sm), cpu: $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//' || echo unknown)"
-echo "- redis-server: $("$REDIS_BIN" --version)"
+print_run_facts "$ROOT"
 echo "- redis-benchmark: $(redis-benchmark --version 2>/dev/null || echo unknown)"
-if git -C "$ROOT" rev-parse --short HEAD >/dev/null 2>&1; then
-    echo "- ferrocache commit: $(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' (dirty tree)')"
-fi
 echo "- client and both servers share this machine's cores; servers run one at a time under load"
 echo
 echo "Commands:"

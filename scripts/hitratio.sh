@@ -27,16 +27,7 @@ install_cleanup_trap
 POLICIES="${POLICIES:-allkeys-lru allkeys-lfu allkeys-random allkeys-s3fifo}"
 REDIS_POLICIES="${REDIS_POLICIES:-allkeys-lru allkeys-lfu}"
 
-if [[ -n "${FERROCACHE_BIN:-}" ]]; then
-    BIN="$FERROCACHE_BIN"
-    IS_DEFAULT=0
-else
-    BIN="$(default_bin "$ROOT")"
-    IS_DEFAULT=1
-fi
-ensure_redis_tools
-REDIS_BIN="${REDIS_BIN:-$(command -v redis-server)}"
-ensure_binary "$BIN" "$ROOT" "$IS_DEFAULT"
+resolve_binaries "$ROOT"
 
 # "a b c" -> "a,b,c"
 comma_list() { local -a words; read -r -a words <<<"$1"; local IFS=,; printf '%s' "${words[*]}"; }
@@ -89,13 +80,8 @@ CMD=(cargo bench -q --bench hitratio -- --calibrate-port "$REDIS_PORT" "${SERVER
 SERVER_FLAGS="--port PORT --bind 127.0.0.1 --save '' --appendonly no --enable-debug-command yes"
 echo "## Hit ratio under maxmemory: ferrocache vs redis-server"
 echo
-echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
-echo "- host: nproc=$(nproc), $(uname -sm), cpu: $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//' || echo unknown)"
-echo "- redis-server: $("$REDIS_BIN" --version)"
+print_run_facts "$ROOT"
 echo "- $FERRO_LABEL: $BIN"
-if git -C "$ROOT" rev-parse --short HEAD >/dev/null 2>&1; then
-    echo "- ferrocache commit: $(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' (dirty tree)')"
-fi
 echo "- both servers run side by side on free loopback ports; runs are sequential, one server under load at a time"
 echo
 echo "Commands (ports are picked at run time):"

@@ -164,3 +164,47 @@ start_server() {
     done
     die "could not start $bin after 5 attempts"
 }
+
+# resolve_binaries ROOT: sets BIN (FERROCACHE_BIN, or the release build,
+# built when missing) and REDIS_BIN (REDIS_BIN, or redis-server on PATH),
+# installing Debian's Redis tools when they are missing.
+resolve_binaries() {
+    local root="$1" is_default=0
+    if [[ -n "${FERROCACHE_BIN:-}" ]]; then
+        BIN="$FERROCACHE_BIN"
+    else
+        BIN="$(default_bin "$root")"
+        is_default=1
+    fi
+    ensure_redis_tools
+    REDIS_BIN="${REDIS_BIN:-$(command -v redis-server)}"
+    ensure_binary "$BIN" "$root" "$is_default"
+}
+
+# pinned_binary DIR CPUS BIN: prints the path of a script (written in DIR)
+# that runs BIN under `taskset -c CPUS`, or BIN itself when CPUS is empty.
+# start_server hands its flags straight to the binary it is given, so
+# pinning needs a wrapper.
+pinned_binary() {
+    local dir="$1" cpus="$2" bin="$3"
+    if [[ -z "$cpus" ]]; then
+        printf '%s' "$bin"
+        return
+    fi
+    local wrapper="$dir/pin-${cpus//[^0-9]/_}-$(basename "$bin")"
+    printf '#!/bin/sh\nexec taskset -c %q %q "$@"\n' "$cpus" "$bin" >"$wrapper"
+    chmod +x "$wrapper"
+    printf '%s' "$wrapper"
+}
+
+# print_run_facts ROOT: date, host, server versions and commit, as list
+# items for a results header in docs/benchmarks.md.
+print_run_facts() {
+    local root="$1"
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+    echo "- host: nproc=$(nproc), $(uname -sm), cpu: $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//' || echo unknown)"
+    echo "- redis-server: $("$REDIS_BIN" --version)"
+    if git -C "$root" rev-parse --short HEAD >/dev/null 2>&1; then
+        echo "- ferrocache commit: $(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet HEAD 2>/dev/null || echo ' (dirty tree)')"
+    fi
+}

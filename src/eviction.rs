@@ -363,12 +363,18 @@ pub fn perform_evictions(srv: &Server) -> bool {
         return false;
     }
     let start = Instant::now();
+    let mut wait = false;
     loop {
-        match evict_one(srv, policy) {
+        match evict_one(srv, policy, max, wait) {
             Evicted::One => {}
             Evicted::Nothing => return used_memory() <= max,
-            // Let the command run; the other thread frees the memory.
-            Evicted::Busy => return true,
+            Evicted::Enough => return true,
+            // Another thread is evicting: its evictions count for us, so
+            // check again before queuing behind it. If memory is still
+            // over then, wait for the pool: running the command anyway
+            // let a preempted evictor's pool leave room for hundreds of
+            // writes past maxmemory on a loaded machine.
+            Evicted::Busy => wait = true,
         }
         if used_memory() <= max {
             return true;
@@ -391,8 +397,8 @@ pub fn evict_until_within(srv: &Server, limit: Duration) {
     }
     let start = Instant::now();
     while used_memory() > max && start.elapsed() < limit {
-        match evict_one(srv, policy) {
-            Evicted::One => {}
+        match evict_one(srv, policy, max, false) {
+            Evicted::One | Evicted::Enough => {}
             Evicted::Nothing => return,
             Evicted::Busy => std::thread::yield_now(),
         }
@@ -411,10 +417,14 @@ enum Evicted {
     Nothing,
     /// Another thread holds the pool and is evicting.
     Busy,
+    /// Waited for the pool, and the thread that held it freed enough.
+    Enough,
 }
 
-/// Evicts one key.
-fn evict_one(srv: &Server, policy: Policy) -> Evicted {
+/// Evicts one key. With `wait`, queues for the eviction pool instead of
+/// reporting `Busy`, and evicts nothing if memory is within `max` by the
+/// time it gets the pool.
+fn evict_one(srv: &Server, policy: Policy, max: usize, wait: bool) -> Evicted {
     let volatile = policy.volatile();
     let nshards = srv.store.len();
     if policy == Policy::AllKeysS3Fifo {
@@ -447,13 +457,21 @@ fn evict_one(srv: &Server, policy: Policy) -> Evicted {
         return Evicted::Nothing;
     }
     let samples = srv.config.maxmemory_samples.load(Relaxed).max(1) as usize;
-    // Another thread already evicting is freeing memory: waiting for it
-    // would only queue the workers on each other (measured: a third of
-    // server time in futex wake-ups). Its evictions count for us.
-    let mut pool = match srv.eviction_pool.try_lock() {
-        Ok(p) => p,
-        Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
-        Err(std::sync::TryLockError::WouldBlock) => return Evicted::Busy,
+    // A first attempt never queues: another thread already evicting is
+    // freeing memory for everyone, and queuing every worker behind it cost
+    // a third of server time in futex wake-ups (perf, eviction flood).
+    let mut pool = if wait {
+        let pool = srv.eviction_pool.lock().unwrap_or_else(|e| e.into_inner());
+        if used_memory() <= max {
+            return Evicted::Enough;
+        }
+        pool
+    } else {
+        match srv.eviction_pool.try_lock() {
+            Ok(p) => p,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return Evicted::Busy,
+        }
     };
     for _attempt in 0..3 {
         let now = crate::util::now_ms();

@@ -2,7 +2,6 @@
 //! command's shards, run the handler, account, propagate.
 
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Instant;
 
 use bytes::BytesMut;
 
@@ -12,7 +11,7 @@ use crate::client::ClientState;
 use crate::protocol::Reply;
 use crate::server::Server;
 use crate::stats::{WorkerStats, bump};
-use crate::util::{now_ms, unix_ms_at};
+use crate::util::{micros_since, mono_ns, now_ms, unix_ms_at};
 
 /// Executes one command and appends its reply to `out`.
 pub fn execute(
@@ -26,7 +25,7 @@ pub fn execute(
     let mut reply = Reply::new(out, state.resp3);
     // One monotonic reading per command: it times the command and gives
     // its wall clock (`unix_ms_at`).
-    let started = Instant::now();
+    let started = mono_ns();
     run_command(srv, state, args, &mut reply, stats, started);
     bump(&stats.commands, 1);
     state
@@ -67,7 +66,7 @@ fn run_command(
     args: &Args,
     reply: &mut Reply,
     stats: &WorkerStats,
-    started: Instant,
+    started: u64,
 ) {
     let resolved = match lookup(args.get(0), (args.len() > 1).then(|| args.get(1))) {
         Lookup::Found(r) => r,
@@ -177,7 +176,7 @@ fn run_locked<'a>(
     stats: &WorkerStats,
     locked: Locked<'a>,
     key_shards: KeyShards,
-    started: Instant,
+    started: u64,
 ) -> Locked<'a> {
     let spec = resolved.spec;
     let Some(handler) = spec.handler else {
@@ -206,7 +205,7 @@ fn run_locked<'a>(
     }
     let db = ctx.client.db;
     let locked = ctx.locked;
-    let usec = started.elapsed().as_micros() as u64;
+    let usec = micros_since(started);
 
     if dirty > 0 {
         srv.dirty.fetch_add(dirty, Relaxed);
@@ -318,7 +317,7 @@ fn exec(
         return;
     }
     state.unwatch_all();
-    let started = Instant::now();
+    let started = mono_ns();
     reply.array(queue.len());
     crate::replication::propagate_multi();
     // `per_command` holds addresses inside `queue`, which stays put.
@@ -333,7 +332,7 @@ fn exec(
                 stats,
                 locked,
                 keys,
-                Instant::now(),
+                mono_ns(),
             );
         }
         bump(&stats.commands, 1);
@@ -342,7 +341,7 @@ fn exec(
     drop(locked);
     let cstat = &stats.cmd[exec_cmd.id];
     bump(&cstat.calls, 1);
-    bump(&cstat.usec, started.elapsed().as_micros() as u64);
+    bump(&cstat.usec, micros_since(started));
     state.handle.last_cmd.store(exec_cmd.id + 1, Relaxed);
 }
 

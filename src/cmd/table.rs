@@ -309,18 +309,23 @@ pub struct Resolved {
     pub full_name: String,
 }
 
+/// Names are looked up as bytes with a fixed-seed fast hash: the lookup
+/// runs for every command, and SipHash plus UTF-8 validation of the name
+/// cost more than the rest of a GET's dispatch.
+type NameHasher = foldhash::fast::FixedState;
+
 pub struct Table {
-    by_name: HashMap<&'static str, usize>,
+    by_name: HashMap<&'static [u8], usize, NameHasher>,
     pub entries: Vec<Resolved>,
     /// For containers: subcommand name → entry index.
-    subs: HashMap<(usize, &'static str), usize>,
+    subs: HashMap<(usize, &'static [u8]), usize, NameHasher>,
 }
 
 pub static TABLE: LazyLock<Table> = LazyLock::new(|| {
     let mut t = Table {
-        by_name: HashMap::new(),
+        by_name: HashMap::default(),
         entries: Vec::new(),
-        subs: HashMap::new(),
+        subs: HashMap::default(),
     };
     for spec in COMMANDS {
         let id = t.entries.len();
@@ -329,7 +334,7 @@ pub static TABLE: LazyLock<Table> = LazyLock::new(|| {
             id,
             full_name: spec.name.to_string(),
         });
-        t.by_name.insert(spec.name, id);
+        t.by_name.insert(spec.name.as_bytes(), id);
         for sub in spec.subcommands {
             let sid = t.entries.len();
             t.entries.push(Resolved {
@@ -337,7 +342,7 @@ pub static TABLE: LazyLock<Table> = LazyLock::new(|| {
                 id: sid,
                 full_name: format!("{}|{}", spec.name, sub.name),
             });
-            t.subs.insert((id, sub.name), sid);
+            t.subs.insert((id, sub.name.as_bytes()), sid);
         }
     }
     t
@@ -351,14 +356,14 @@ pub enum Lookup {
     UnknownSub(&'static Resolved),
 }
 
-fn lower<'b>(name: &[u8], buf: &'b mut [u8; 32]) -> Option<&'b str> {
+fn lower<'b>(name: &[u8], buf: &'b mut [u8; 32]) -> Option<&'b [u8]> {
     if name.len() > buf.len() {
         return None;
     }
     let b = &mut buf[..name.len()];
     b.copy_from_slice(name);
     b.make_ascii_lowercase();
-    std::str::from_utf8(b).ok()
+    Some(b)
 }
 
 /// Finds a command by name, case-insensitively, without allocating.
