@@ -137,6 +137,10 @@ pub struct ClientState {
     /// WATCHed keys with their db and their expiry when watched (a key
     /// that expires after WATCH fails the EXEC, as in Redis 7).
     pub watched: Vec<(usize, Bytes, u64)>,
+    /// Cluster mode: ASKING was sent (good for the next command).
+    pub asking: bool,
+    /// Cluster mode: READONLY (reads served by a replica).
+    pub readonly: bool,
 }
 
 impl ClientState {
@@ -156,6 +160,8 @@ impl ClientState {
             multi_error: false,
             watch_dirty: Arc::new(AtomicBool::new(false)),
             watched: Vec::new(),
+            asking: false,
+            readonly: false,
         }
     }
 

@@ -92,7 +92,18 @@ pub static PARAMS: &[Param] = &[
     p("appendfsync", Kind::Enum(&["always", "everysec", "no"]), "everysec", true),
     p("io-threads", Kind::Int { min: 1, max: 128 }, "1", false),
     p("lazyfree-lazy-user-flush", Kind::Bool, "no", true),
-    p("cluster-enabled", Kind::Fixed(&["no"]), "no", false),
+    p("cluster-enabled", Kind::Bool, "no", false),
+    p("cluster-config-file", Kind::Str, "nodes.conf", false),
+    p("cluster-node-timeout", Kind::Int { min: 0, max: i64::MAX }, "15000", true),
+    p("cluster-port", Kind::Int { min: 0, max: 65535 }, "0", false),
+    p("cluster-announce-ip", Kind::Str, "", true),
+    p("cluster-announce-port", Kind::Int { min: 0, max: 65535 }, "0", true),
+    p("cluster-announce-bus-port", Kind::Int { min: 0, max: 65535 }, "0", true),
+    p("cluster-require-full-coverage", Kind::Bool, "yes", true),
+    p("cluster-allow-reads-when-down", Kind::Bool, "no", true),
+    // Ours: the shared secret that authenticates cluster bus peers
+    // (falls back to masterauth).
+    p("cluster-bus-secret", Kind::Str, "", false),
 ];
 
 pub fn find_param(name: &str) -> Option<&'static Param> {

@@ -4,6 +4,7 @@
 //! modules.
 
 pub mod client;
+pub mod cluster;
 pub mod cmd;
 pub mod config;
 pub mod connection;

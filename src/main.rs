@@ -175,7 +175,20 @@ fn main() -> ExitCode {
         eprintln!("{e}");
         return ExitCode::FAILURE;
     }
-    let srv = Arc::new(Server::new(config, config_file));
+    let cluster = if config.get("cluster-enabled").as_deref() == Some("yes") {
+        match ferrocache::cluster::Cluster::open(&config) {
+            Ok(c) => Some(Arc::new(c)),
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
+    let mut srv = Server::new(config, config_file);
+    srv.cluster = cluster;
+    let srv = Arc::new(srv);
     match run(srv) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -100,6 +100,9 @@ pub struct Server {
     /// Each shard's dataset bytes (`Db::mem_total` summed), refreshed
     /// after writes and by the cron, readable without its lock.
     shard_mem: Vec<AtomicUsize>,
+    /// Cluster mode state; `None` when cluster-enabled is no, which is
+    /// all the dispatcher checks.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl Server {
@@ -139,6 +142,7 @@ impl Server {
             peak_memory: AtomicUsize::new(0),
             eviction_pool: Default::default(),
             shard_mem: (0..nshards).map(|_| AtomicUsize::new(0)).collect(),
+            cluster: None,
             config,
         }
     }
@@ -290,6 +294,10 @@ pub fn run(srv: Arc<Server>) -> std::io::Result<()> {
     let backlog = srv.config.get_int("tcp-backlog").clamp(1, u32::MAX as i64) as u32;
     let bind = srv.config.get("bind").unwrap_or_default();
     let listeners = main_rt.block_on(async { bind_all(&bind, srv.port, backlog) })?;
+    let bus_listeners = match &srv.cluster {
+        Some(cl) => crate::cluster::bus::bind(&srv, cl)?,
+        None => Vec::new(),
+    };
 
     // Workers.
     let mut senders = Vec::new();
@@ -382,6 +390,9 @@ pub fn run(srv: Arc<Server>) -> std::io::Result<()> {
             });
         }
         tokio::spawn(crate::expire::cron(srv.clone()));
+        if srv.cluster.is_some() {
+            tokio::spawn(crate::cluster::bus::run(srv.clone(), bus_listeners));
+        }
 
         let mut term =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();

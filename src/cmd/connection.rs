@@ -25,6 +25,9 @@ pub fn select(ctx: &mut Ctx, args: &Args) {
     let Some(id) = parse_i64(args.get(1)).filter(|n| i32::try_from(*n).is_ok()) else {
         return ctx.not_integer();
     };
+    if ctx.srv.cluster.is_some() && id != 0 {
+        return ctx.error("ERR SELECT is not allowed in cluster mode");
+    }
     if id < 0 || id as usize >= ctx.srv.databases() {
         return ctx.error("ERR DB index is out of range");
     }

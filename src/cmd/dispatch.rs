@@ -108,6 +108,22 @@ fn run_command(
             "NOAUTH Authentication required.",
         );
     }
+    // Cluster mode off: this one branch is all routing costs.
+    let mut slot = None;
+    if let Some(cluster) = &srv.cluster {
+        match crate::cluster::routing::route(srv, cluster, state, spec, args) {
+            Ok(s) => slot = s,
+            Err(msg) => {
+                if spec.name == "exec" && state.multi.is_some() {
+                    // Redis discards the transaction along with the error.
+                    state.multi = None;
+                    state.multi_error = false;
+                    state.unwatch_all();
+                }
+                return reject(state, reply, stats, Some(resolved.id), &msg);
+            }
+        }
+    }
     // Commands that may grow memory make room first (Redis's
     // performEvictions); inside MULTI any queued command counts, since
     // queuing itself takes memory, and EXEC counts if it queued one.
@@ -150,7 +166,14 @@ fn run_command(
     if state.multi.is_some() && spec.name == "exec" {
         return exec(srv, state, resolved, reply, stats);
     }
-    let (locked, key_shards) = lock_for(srv, resolved, args);
+    let (locked, key_shards) = match slot {
+        // Cluster mode: every key is in this one slot, hence one shard.
+        Some(slot) if resolved.spec.lock == LockSpec::Keys => {
+            let idx = slot as usize % srv.store.len();
+            (Locked::One(idx, srv.store.lock(idx)), KeyShards::new())
+        }
+        _ => lock_for(srv, resolved, args),
+    };
     run_locked(
         srv, state, resolved, args, reply, stats, locked, key_shards, started,
     );

@@ -266,6 +266,9 @@ pub fn copy(ctx: &mut Ctx, args: &Args) {
 }
 
 pub fn move_(ctx: &mut Ctx, args: &Args) {
+    if ctx.srv.cluster.is_some() {
+        return ctx.error("ERR MOVE is not allowed in cluster mode");
+    }
     let key = args.get(1);
     let Some(dst_db) = parse_db_index(ctx, args.get(2), NOT_INT) else {
         return;
@@ -470,6 +473,9 @@ pub fn flushall(ctx: &mut Ctx, args: &Args) {
 }
 
 pub fn swapdb(ctx: &mut Ctx, args: &Args) {
+    if ctx.srv.cluster.is_some() {
+        return ctx.error("ERR SWAPDB is not allowed in cluster mode");
+    }
     let Some(a) = parse_db_index(ctx, args.get(1), "ERR invalid first DB index") else {
         return;
     };

@@ -224,7 +224,11 @@ fn info_section(ctx: &mut Ctx, name: &str) -> Option<String> {
                 let _ = write!(o, "errorstat_ERR:count={errs}\r\n");
             }
         }
-        "cluster" => o.push_str("# Cluster\r\ncluster_enabled:0\r\n"),
+        "cluster" => o.push_str(if ctx.srv.cluster.is_some() {
+            "# Cluster\r\ncluster_enabled:1\r\n"
+        } else {
+            "# Cluster\r\ncluster_enabled:0\r\n"
+        }),
         "keyspace" => {
             o.push_str("# Keyspace\r\n");
             let ndb = srv.databases();

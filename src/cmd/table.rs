@@ -9,6 +9,7 @@ use super::{
     Handler, collections as coll, connection as conn, keyspace as ks, list, multi, server as srv,
     string as st,
 };
+use crate::cluster::{commands as cl, dump, migrate};
 
 pub mod flag {
     pub const WRITE: u32 = 1 << 0;
@@ -244,6 +245,49 @@ pub static COMMANDS: &[CommandSpec] = &[
     container("memory", 0, "server", "4.0.0", "A container for memory diagnostics commands.", MEMORY_SUBCOMMANDS),
     c("shutdown", -1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | SENTINEL | ALLOW_BUSY, NOKEYS, NoLock, srv::shutdown, "server", "1.0.0", "Synchronously saves the database(s) to disk and shuts down the Redis server."),
     c("lastsave", 1, LOADING | STALE | FAST, NOKEYS, NoLock, srv::lastsave, "server", "1.0.0", "Returns the Unix timestamp of the last successful save to disk."),
+    // Cluster (cluster.c)
+    container("cluster", 0, "cluster", "3.0.0", "A container for Redis Cluster commands.", CLUSTER_SUBCOMMANDS),
+    c("asking", 1, FAST, NOKEYS, NoLock, cl::asking, "cluster", "3.0.0", "Signals that a cluster client is following an -ASK redirect."),
+    c("readonly", 1, LOADING | STALE | FAST, NOKEYS, NoLock, cl::readonly, "cluster", "3.0.0", "Enables read-only queries for a connection to a Redis Cluster replica node."),
+    c("readwrite", 1, LOADING | STALE | FAST, NOKEYS, NoLock, cl::readwrite, "cluster", "3.0.0", "Enables read-write queries for a connection to a Reids Cluster replica node."),
+    c("dump", 2, R, KEY1, Keys, dump::dump_cmd, "generic", "2.6.0", "Returns a serialized representation of the value stored at a key."),
+    c("restore", -4, WD, KEY1, Keys, dump::restore, "generic", "2.6.0", "Creates a key from the serialized representation of a value."),
+    c("restore-asking", -4, WD, KEY1, Keys, dump::restore, "server", "3.0.0", "An internal command for migrating keys in a cluster."),
+    // MIGRATE blocks like Redis's: every shard stays locked while the
+    // keys travel, so none can change between DUMP and delete.
+    c("migrate", -6, W, NOKEYS, All, migrate::migrate, "generic", "2.6.0", "Atomically transfers a key from one Redis instance to another."),
+];
+
+#[rustfmt::skip]
+static CLUSTER_SUBCOMMANDS: &[CommandSpec] = &[
+    c("addslots", -3, ADM, NOKEYS, NoLock, cl::addslots, "cluster", "3.0.0", "Assigns new hash slots to a node."),
+    c("addslotsrange", -4, ADM, NOKEYS, NoLock, cl::addslotsrange, "cluster", "7.0.0", "Assigns new hash slot ranges to a node."),
+    c("bumpepoch", 2, ADM, NOKEYS, NoLock, cl::bumpepoch, "cluster", "3.0.0", "Advances the cluster config epoch."),
+    c("count-failure-reports", 3, ADM, NOKEYS, NoLock, cl::count_failure_reports, "cluster", "3.0.0", "Returns the number of active failure reports active for a node."),
+    c("countkeysinslot", 3, STALE, NOKEYS, NoLock, cl::countkeysinslot, "cluster", "3.0.0", "Returns the number of keys in a hash slot."),
+    c("delslots", -3, ADM, NOKEYS, NoLock, cl::delslots, "cluster", "3.0.0", "Sets hash slots as unbound for a node."),
+    c("delslotsrange", -4, ADM, NOKEYS, NoLock, cl::delslotsrange, "cluster", "7.0.0", "Sets hash slot ranges as unbound for a node."),
+    c("failover", -2, ADM, NOKEYS, NoLock, cl::failover, "cluster", "3.0.0", "Forces a replica to perform a manual failover of its master."),
+    c("flushslots", 2, ADM, NOKEYS, NoLock, cl::flushslots, "cluster", "3.0.0", "Deletes all slots information from a node."),
+    c("forget", 3, ADM, NOKEYS, NoLock, cl::forget, "cluster", "3.0.0", "Removes a node from the nodes table."),
+    c("getkeysinslot", 4, STALE, NOKEYS, NoLock, cl::getkeysinslot, "cluster", "3.0.0", "Returns the key names in a hash slot."),
+    c("info", 2, STALE, NOKEYS, NoLock, cl::info, "cluster", "3.0.0", "Returns information about the state of a node."),
+    c("keyslot", 3, STALE, NOKEYS, NoLock, cl::keyslot, "cluster", "3.0.0", "Returns the hash slot for a key."),
+    c("links", 2, STALE, NOKEYS, NoLock, cl::links, "cluster", "7.0.0", "Returns a list of all TCP links to and from peer nodes."),
+    c("meet", -4, ADM, NOKEYS, NoLock, cl::meet, "cluster", "3.0.0", "Forces a node to handshake with another node."),
+    c("myid", 2, STALE, NOKEYS, NoLock, cl::myid, "cluster", "3.0.0", "Returns the ID of a node."),
+    c("myshardid", 2, STALE, NOKEYS, NoLock, cl::myshardid, "cluster", "7.2.0", "Returns the shard ID of a node."),
+    c("nodes", 2, STALE, NOKEYS, NoLock, cl::nodes, "cluster", "3.0.0", "Returns the cluster configuration for a node."),
+    c("replicas", 3, ADM, NOKEYS, NoLock, cl::replicas, "cluster", "5.0.0", "Lists the replica nodes of a master node."),
+    c("replicate", 3, ADM, NOKEYS, NoLock, cl::replicate, "cluster", "3.0.0", "Configure a node as replica of a master node."),
+    c("reset", -2, ADM | NOSCRIPT, NOKEYS, NoLock, cl::reset, "cluster", "3.0.0", "Resets a node."),
+    c("saveconfig", 2, ADM, NOKEYS, NoLock, cl::saveconfig, "cluster", "3.0.0", "Forces a node to save the cluster configuration to disk."),
+    c("set-config-epoch", 3, ADM, NOKEYS, NoLock, cl::set_config_epoch, "cluster", "3.0.0", "Sets the configuration epoch for a new node."),
+    c("setslot", -4, ADM, NOKEYS, NoLock, cl::setslot, "cluster", "3.0.0", "Binds a hash slot to a node."),
+    c("shards", 2, STALE, NOKEYS, NoLock, cl::shards, "cluster", "7.0.0", "Returns the mapping of cluster slots to shards."),
+    c("slaves", 3, ADM, NOKEYS, NoLock, cl::replicas, "cluster", "3.0.0", "Lists the replica nodes of a master node."),
+    c("slots", 2, STALE, NOKEYS, NoLock, cl::slots, "cluster", "3.0.0", "Returns the mapping of cluster slots to nodes."),
+    c("help", 2, LOADING | STALE, NOKEYS, NoLock, cl::help, "cluster", "5.0.0", "Returns helpful text about the different subcommands."),
 ];
 
 const ADM: u32 = ADMIN | NOSCRIPT | LOADING | STALE;

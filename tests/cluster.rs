@@ -1,0 +1,1034 @@
+//! Cluster mode: single-node command and error texts, and multi-node
+//! clusters of real server processes on loopback, driven by the stock
+//! tools (redis-cli --cluster, redis-benchmark --cluster) and the `redis`
+//! crate's cluster client. Every wait is bounded; every process started
+//! is killed by its own handle.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A fresh directory for one test's nodes.conf files, removed when the
+/// test ends. Paths derive from the PID, which the OS reuses: a leftover
+/// directory from an earlier run would hand its nodes.conf to a new node.
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch_dir(tag: &str) -> Scratch {
+    let d = temp_path(tag);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("mkdir");
+    Scratch(d)
+}
+
+fn node_args(port: u16, cport: u16, conf: &std::path::Path, extra: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = [
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--cluster-enabled",
+        "yes",
+        "--cluster-port",
+        &cport.to_string(),
+        "--cluster-config-file",
+        &conf.display().to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v
+}
+
+struct Node {
+    srv: TestServer,
+    conf: PathBuf,
+    cport: u16,
+}
+
+/// Starts a node whose working directory is `dir`: a real redis-server
+/// would load a dump.rdb from its working directory and claim the slots
+/// of its keys.
+fn start_node(dir: &std::path::Path, extra: &[&str]) -> Node {
+    for _ in 0..10 {
+        let port = pick_free_port();
+        let cport = pick_free_port();
+        if cport == port {
+            continue;
+        }
+        let conf = dir.join(format!("nodes-{port}.conf"));
+        if let Ok(srv) =
+            TestServer::try_start_exact(&node_args(port, cport, &conf, extra), port, Some(dir))
+        {
+            return Node { srv, conf, cport };
+        }
+    }
+    panic!("could not start a cluster node");
+}
+
+fn restart_node(old: Node, extra: &[&str]) -> Node {
+    let Node { srv, conf, cport } = old;
+    let port = srv.port;
+    drop(srv);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match TestServer::try_start_exact(
+            &node_args(port, cport, &conf, extra),
+            port,
+            conf.parent(),
+        ) {
+            Ok(srv) => return Node { srv, conf, cport },
+            Err(e) if Instant::now() > deadline => panic!("restart failed: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Runs a tool to completion within `timeout`; returns (success, output).
+fn run_tool(bin: &str, args: &[String], timeout: Duration) -> (bool, String) {
+    let out_path = temp_path("tool-out");
+    let out = std::fs::File::create(&out_path).expect("out file");
+    let mut child = Command::new(bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().expect("dup"))
+        .stderr(out)
+        .spawn()
+        .expect("spawn tool");
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let text = std::fs::read_to_string(&out_path).unwrap_or_default();
+            panic!("{bin} {args:?} did not finish within {timeout:?}:\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let text = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&out_path);
+    (status.success(), text)
+}
+
+fn cluster_info(con: &mut redis::Connection) -> String {
+    q(con, &["CLUSTER", "INFO"])
+}
+
+fn info_field(info: &str, name: &str) -> String {
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// Whether the command succeeded (a redirection means "not served here").
+fn q_ok(con: &mut redis::Connection, args: &[&str]) -> bool {
+    cmd(args).query::<redis::Value>(con).is_ok()
+}
+
+fn myid(con: &mut redis::Connection) -> String {
+    q(con, &["CLUSTER", "MYID"])
+}
+
+/// Starts `n` nodes and joins them with `redis-cli --cluster create`.
+fn create_cluster(dir: &std::path::Path, n: usize, extra: &[&str]) -> Vec<Node> {
+    let nodes: Vec<Node> = (0..n).map(|_| start_node(dir, extra)).collect();
+    let mut args: Vec<String> = vec!["--cluster".into(), "create".into()];
+    args.extend(nodes.iter().map(|n| format!("127.0.0.1:{}", n.srv.port)));
+    args.extend(["--cluster-replicas", "0", "--cluster-yes"].map(String::from));
+    let (ok, out) = run_tool("redis-cli", &args, Duration::from_secs(60));
+    if !ok {
+        let views: Vec<String> = nodes
+            .iter()
+            .map(|n| q::<String>(&mut n.srv.client(), &["CLUSTER", "NODES"]))
+            .collect();
+        panic!("cluster create failed:\n{out}\nnodes: {views:?}");
+    }
+    assert!(out.contains("[OK] All 16384 slots covered."), "{out}");
+    for node in &nodes {
+        let mut c = node.srv.client();
+        wait_until("cluster_state:ok", Duration::from_secs(20), || {
+            info_field(&cluster_info(&mut c), "cluster_state") == "ok"
+        });
+    }
+    nodes
+}
+
+fn check_cluster(port: u16) -> String {
+    let (ok, out) = run_tool(
+        "redis-cli",
+        &[
+            "--cluster".into(),
+            "check".into(),
+            format!("127.0.0.1:{port}"),
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(ok, "cluster check failed:\n{out}");
+    assert!(
+        out.contains("[OK] All nodes agree about slots configuration."),
+        "{out}"
+    );
+    assert!(out.contains("[OK] All 16384 slots covered."), "{out}");
+    assert!(!out.contains("[WARNING]"), "{out}");
+    out
+}
+
+// ------------------------------------------------------------ one node
+
+#[test]
+fn single_node_commands_and_errors_match_redis() {
+    let dir = scratch_dir("single");
+    let node = start_node(&dir, &[]);
+    let mut c = node.srv.client();
+
+    let info: String = q(&mut c, &["INFO", "cluster"]);
+    assert!(info.contains("cluster_enabled:1"), "{info}");
+    let ci = cluster_info(&mut c);
+    assert_eq!(info_field(&ci, "cluster_state"), "fail");
+    assert_eq!(info_field(&ci, "cluster_known_nodes"), "1");
+    assert_eq!(info_field(&ci, "cluster_slots_assigned"), "0");
+    assert_eq!(
+        info_field(&ci, "total_cluster_links_buffer_limit_exceeded"),
+        "0"
+    );
+    let id = myid(&mut c);
+    assert_eq!(id.len(), 40);
+    let nodes: String = q(&mut c, &["CLUSTER", "NODES"]);
+    assert_eq!(
+        nodes,
+        format!(
+            "{id} :{}@{} myself,master - 0 0 0 connected\n",
+            node.srv.port, node.cport
+        )
+    );
+    assert_eq!(q::<i64>(&mut c, &["CLUSTER", "KEYSLOT", "foo"]), 12182);
+    assert_eq!(
+        q::<i64>(&mut c, &["CLUSTER", "KEYSLOT", "{user1000}.x"]),
+        3443
+    );
+
+    assert_eq!(
+        q_err(&mut c, &["SET", "foo", "bar"]),
+        "CLUSTERDOWN Hash slot not served"
+    );
+    assert_eq!(
+        q_err(&mut c, &["SELECT", "1"]),
+        "ERR SELECT is not allowed in cluster mode"
+    );
+    let _: () = q(&mut c, &["SELECT", "0"]);
+    let _: () = q(&mut c, &["CLUSTER", "ADDSLOTSRANGE", "0", "100"]);
+    let _: () = q(&mut c, &["CLUSTER", "ADDSLOTS", "200"]);
+    assert_eq!(
+        q_err(&mut c, &["CLUSTER", "ADDSLOTS", "0"]),
+        "ERR Slot 0 is already busy"
+    );
+    assert_eq!(
+        q_err(&mut c, &["CLUSTER", "ADDSLOTS", "20000"]),
+        "ERR Invalid or out of range slot"
+    );
+    assert_eq!(
+        q_err(&mut c, &["CLUSTER", "ADDSLOTS", "300", "300"]),
+        "ERR Slot 300 specified multiple times"
+    );
+    assert_eq!(
+        q_err(&mut c, &["CLUSTER", "DELSLOTS", "150"]),
+        "ERR Slot 150 is already unassigned"
+    );
+    assert_eq!(
+        q_err(&mut c, &["CLUSTER", "ADDSLOTSRANGE", "5", "1"]),
+        "ERR start slot number 5 is greater than end slot number 1"
+    );
+    assert_eq!(
+        q_err(&mut c, &["CLUSTER", "ADDSLOTSRANGE", "5"]),
+        "ERR wrong number of arguments for 'cluster|addslotsrange' command"
+    );
+    assert_eq!(
+        q_err(&mut c, &["CLUSTER", "SETSLOT", "5", "MIGRATING", "abc"]),
+        "ERR I don't know about node abc"
+    );
+    assert_eq!(
+        q_err(&mut c, &["CLUSTER", "SETSLOT", "5", "NODE", "abc"]),
+        "ERR Unknown node abc"
+    );
+    assert_eq!(
+        q_err(&mut c, &["CLUSTER", "SETSLOT", "5", "bogus"]),
+        "ERR Invalid CLUSTER SETSLOT action or number of arguments. Try CLUSTER HELP"
+    );
+    assert_eq!(
+        q_err(&mut c, &["CLUSTER", "COUNTKEYSINSLOT", "99999"]),
+        "ERR Invalid slot"
+    );
+    assert_eq!(
+        q_err(&mut c, &["CLUSTER", "GETKEYSINSLOT", "1", "-1"]),
+        "ERR Invalid slot or number of keys"
+    );
+    assert_eq!(
+        q_err(&mut c, &["CLUSTER", "MEET", "127.0.0.1", "notaport"]),
+        "ERR Invalid TCP base port specified: notaport"
+    );
+    assert_eq!(
+        q_err(&mut c, &["CLUSTER", "MEET", "1.2.3.x", "5"]),
+        "ERR Invalid node address specified: 1.2.3.x:5"
+    );
+    assert_eq!(
+        q_err(&mut c, &["CLUSTER", "FORGET", &id]),
+        "ERR I tried hard but I can't forget myself..."
+    );
+    assert_eq!(
+        q_err(&mut c, &["CLUSTER", "FORGET", "abc"]),
+        "ERR Unknown node abc"
+    );
+    assert_eq!(
+        q_err(&mut c, &["CLUSTER", "COUNT-FAILURE-REPORTS", "abc"]),
+        "ERR Unknown node abc"
+    );
+    assert_eq!(
+        q_err(&mut c, &["CLUSTER", "FAILOVER"]),
+        "ERR You should send CLUSTER FAILOVER to a replica"
+    );
+    assert_eq!(q::<String>(&mut c, &["CLUSTER", "BUMPEPOCH"]), "BUMPED 1");
+    assert_eq!(q::<String>(&mut c, &["CLUSTER", "BUMPEPOCH"]), "STILL 1");
+    assert_eq!(
+        q_err(&mut c, &["CLUSTER", "SET-CONFIG-EPOCH", "5"]),
+        "ERR Node config epoch is already non-zero"
+    );
+    let nodes: String = q(&mut c, &["CLUSTER", "NODES"]);
+    assert!(nodes.ends_with(" 1 connected 0-100 200\n"), "{nodes}");
+
+    // Slot 0 for "foo"? No: 12182 is not served; "a" hashes to 15495.
+    let _: () = q(&mut c, &["CLUSTER", "ADDSLOTSRANGE", "101", "199"]);
+    let _: () = q(&mut c, &["CLUSTER", "ADDSLOTSRANGE", "201", "16383"]);
+    wait_until("cluster_state:ok", Duration::from_secs(10), || {
+        info_field(&cluster_info(&mut c), "cluster_state") == "ok"
+    });
+    let _: () = q(&mut c, &["SET", "foo", "bar"]);
+    assert_eq!(
+        q_err(&mut c, &["MSET", "a", "1", "b", "2"]),
+        "CROSSSLOT Keys in request don't hash to the same slot"
+    );
+    let _: () = q(&mut c, &["MSET", "{t}a", "1", "{t}b", "2"]);
+    assert_eq!(
+        q::<i64>(&mut c, &["CLUSTER", "COUNTKEYSINSLOT", "12182"]),
+        1
+    );
+    let keys: Vec<String> = q(&mut c, &["CLUSTER", "GETKEYSINSLOT", "12182", "10"]);
+    assert_eq!(keys, vec!["foo".to_string()]);
+
+    // A transaction whose keys span slots fails at EXEC and is discarded.
+    let mut raw = node.srv.raw();
+    raw.roundtrip(
+        &[
+            resp_cmd(&[b"MULTI"]),
+            resp_cmd(&[b"SET", b"a", b"1"]),
+            resp_cmd(&[b"SET", b"b", b"1"]),
+            resp_cmd(&[b"EXEC"]),
+            resp_cmd(&[b"GET", b"a"]),
+        ]
+        .concat(),
+        b"+OK\r\n+QUEUED\r\n+QUEUED\r\n-CROSSSLOT Keys in request don't hash to the same slot\r\n$-1\r\n",
+    );
+    // A queued command that is itself cross-slot dooms the transaction.
+    raw.roundtrip(
+        &[
+            resp_cmd(&[b"MULTI"]),
+            resp_cmd(&[b"MSET", b"a", b"1", b"b", b"2"]),
+            resp_cmd(&[b"EXEC"]),
+        ]
+        .concat(),
+        b"+OK\r\n-CROSSSLOT Keys in request don't hash to the same slot\r\n-EXECABORT Transaction discarded because of previous errors.\r\n",
+    );
+
+    // DUMP payloads are Redis's: a DUMP of "12345" from Redis 7.0.
+    let _: () = q(&mut c, &["SET", "n", "12345"]);
+    let dumped: Vec<u8> = q(&mut c, &["DUMP", "n"]);
+    assert_eq!(
+        dumped,
+        b"\x00\xc1\x39\x30\x0a\x00\x9d\x94\xea\x27\x93\xfc\x08\xb9"
+    );
+    assert_eq!(
+        err_text(
+            redis::cmd("RESTORE")
+                .arg("n")
+                .arg(0)
+                .arg(&dumped)
+                .query::<()>(&mut c)
+        ),
+        "BUSYKEY Target key name already exists."
+    );
+    let _: () = redis::cmd("RESTORE")
+        .arg("n2")
+        .arg(0)
+        .arg(&dumped)
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(q::<String>(&mut c, &["GET", "n2"]), "12345");
+    let mut bad = dumped.clone();
+    bad[3] ^= 1;
+    assert_eq!(
+        err_text(
+            redis::cmd("RESTORE")
+                .arg("n3")
+                .arg(0)
+                .arg(&bad)
+                .query::<()>(&mut c)
+        ),
+        "ERR DUMP payload version or checksum are wrong"
+    );
+    let long = "x".repeat(1000);
+    let _: () = q(&mut c, &["SET", "long", &long]);
+    let _: () = q(&mut c, &["RPUSH", "list", "a", "bb", "123"]);
+    for key in ["long", "list"] {
+        let p: Vec<u8> = q(&mut c, &["DUMP", key]);
+        let _: () = redis::cmd("RESTORE")
+            .arg(key)
+            .arg(5000)
+            .arg(&p)
+            .arg("REPLACE")
+            .query(&mut c)
+            .unwrap();
+        assert!(q::<i64>(&mut c, &["PTTL", key]) > 0);
+    }
+    assert_eq!(q::<String>(&mut c, &["GET", "long"]), long);
+    let l: Vec<String> = q(&mut c, &["LRANGE", "list", "0", "-1"]);
+    assert_eq!(l, vec!["a", "bb", "123"]);
+    assert_eq!(
+        q_err(&mut c, &["CLUSTER", "RESET"]),
+        "ERR CLUSTER RESET can't be called with master nodes containing keys"
+    );
+}
+
+#[test]
+fn nodes_conf_is_reloaded_on_restart() {
+    let dir = scratch_dir("reload");
+    let node = start_node(&dir, &[]);
+    let mut c = node.srv.client();
+    let id = myid(&mut c);
+    let _: () = q(&mut c, &["CLUSTER", "ADDSLOTSRANGE", "0", "999"]);
+    let _: () = q(&mut c, &["CLUSTER", "ADDSLOTSRANGE", "2000", "2000"]);
+    let _: () = q(&mut c, &["CLUSTER", "SET-CONFIG-EPOCH", "7"]);
+    drop(c);
+    let node = restart_node(node, &[]);
+    let mut c = node.srv.client();
+    assert_eq!(myid(&mut c), id);
+    let nodes: String = q(&mut c, &["CLUSTER", "NODES"]);
+    assert!(nodes.contains(&format!("{id} ")), "{nodes}");
+    assert!(nodes.ends_with(" 7 connected 0-999 2000\n"), "{nodes}");
+    let ci = cluster_info(&mut c);
+    assert_eq!(info_field(&ci, "cluster_current_epoch"), "7");
+    assert_eq!(info_field(&ci, "cluster_slots_assigned"), "1001");
+}
+
+// ----------------------------------------------------------- multi-node
+
+#[test]
+fn redis_cli_cluster_create_check_redirects_clients_and_failure_detection() {
+    let dir = scratch_dir("create");
+    let mut nodes = create_cluster(&dir, 3, &["--cluster-node-timeout", "1000"]);
+    check_cluster(nodes[0].srv.port);
+    let ports: Vec<u16> = nodes.iter().map(|n| n.srv.port).collect();
+
+    // redis-cli -c follows MOVED.
+    for (i, port) in ports.iter().enumerate() {
+        let (ok, out) = run_tool(
+            "redis-cli",
+            &[
+                "-c".into(),
+                "-p".into(),
+                port.to_string(),
+                "SET".into(),
+                format!("cli-key-{i}"),
+                "v".into(),
+            ],
+            Duration::from_secs(10),
+        );
+        assert!(ok && out.trim() == "OK", "{out}");
+    }
+    // A plain client gets MOVED to the owner.
+    let owner = nodes
+        .iter()
+        .position(|n| {
+            let nodes_txt: String = q(&mut n.srv.client(), &["CLUSTER", "NODES"]);
+            nodes_txt
+                .lines()
+                .find(|l| l.contains("myself"))
+                .is_some_and(|l| l.contains("10923-16383"))
+        })
+        .expect("owner of slot 12182");
+    let other = (owner + 1) % 3;
+    let mut c = nodes[other].srv.client();
+    assert_eq!(
+        q_err(&mut c, &["GET", "foo"]),
+        format!("MOVED 12182 127.0.0.1:{}", ports[owner])
+    );
+
+    // The redis crate's cluster client reads and writes across slots.
+    let urls: Vec<String> = ports
+        .iter()
+        .map(|p| format!("redis://127.0.0.1:{p}/"))
+        .collect();
+    let client = redis::cluster::ClusterClient::new(urls).expect("cluster client");
+    let mut cc = client.get_connection().expect("cluster connection");
+    for i in 0..2000 {
+        let _: () = redis::cmd("SET")
+            .arg(format!("k{i}"))
+            .arg(i)
+            .query(&mut cc)
+            .expect("cluster SET");
+    }
+    for i in (0..2000).step_by(97) {
+        let v: i64 = redis::cmd("GET")
+            .arg(format!("k{i}"))
+            .query(&mut cc)
+            .expect("GET");
+        assert_eq!(v, i);
+    }
+    let total: i64 = nodes
+        .iter()
+        .map(|n| q::<i64>(&mut n.srv.client(), &["DBSIZE"]))
+        .sum();
+    assert_eq!(total, 2003);
+
+    // redis-benchmark in cluster mode runs without errors.
+    let (ok, out) = run_tool(
+        "redis-benchmark",
+        &[
+            "--cluster".into(),
+            "-p".into(),
+            ports[0].to_string(),
+            "-t".into(),
+            "set,get".into(),
+            "-n".into(),
+            "5000".into(),
+            "-P".into(),
+            "16".into(),
+            "-q".into(),
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("SET:") && out.contains("GET:"), "{out}");
+    assert!(!out.to_lowercase().contains("error"), "{out}");
+
+    // Kill one primary: the others mark it PFAIL, then FAIL by majority.
+    let victim = nodes.pop().expect("third node");
+    let mut c0 = nodes[0].srv.client();
+    let victim_id = myid(&mut victim.srv.client());
+    drop(victim);
+    for n in &nodes {
+        let mut c = n.srv.client();
+        wait_until("FAIL flag", Duration::from_secs(20), || {
+            let txt: String = q(&mut c, &["CLUSTER", "NODES"]);
+            txt.lines().any(|l| {
+                l.starts_with(&victim_id)
+                    && l.split(' ')
+                        .nth(2)
+                        .is_some_and(|f| f.split(',').any(|x| x == "fail"))
+            })
+        });
+        wait_until("cluster_state:fail", Duration::from_secs(10), || {
+            info_field(&cluster_info(&mut c), "cluster_state") == "fail"
+        });
+    }
+    assert_eq!(
+        q_err(&mut c0, &["GET", "foo"]),
+        "CLUSTERDOWN The cluster is down"
+    );
+    // The other primary's gossip counts as a failure report.
+    wait_until("a failure report", Duration::from_secs(10), || {
+        q::<i64>(&mut c0, &["CLUSTER", "COUNT-FAILURE-REPORTS", &victim_id]) >= 1
+    });
+    let shards: redis::Value = q(&mut c0, &["CLUSTER", "SHARDS"]);
+    let shards = format!("{shards:?}");
+    assert!(
+        shards.contains("\"fail\"") && shards.contains("\"online\""),
+        "{shards}"
+    );
+    // Reads may be allowed while down; writes are still refused.
+    let _: () = q(
+        &mut c0,
+        &["CONFIG", "SET", "cluster-allow-reads-when-down", "yes"],
+    );
+    let k = (0..)
+        .map(|i| format!("k{i}"))
+        .find(|k| q_ok(&mut c0, &["GET", k]))
+        .expect("a key served by node 0");
+    assert_eq!(
+        q_err(&mut c0, &["SET", &k, "v"]),
+        "CLUSTERDOWN The cluster is down and only accepts read commands"
+    );
+}
+
+#[test]
+fn reshard_moves_slots_with_keys_and_keys_stay_readable() {
+    let dir = scratch_dir("reshard");
+    let nodes = create_cluster(&dir, 3, &[]);
+    let ports: Vec<u16> = nodes.iter().map(|n| n.srv.port).collect();
+    let urls: Vec<String> = ports
+        .iter()
+        .map(|p| format!("redis://127.0.0.1:{p}/"))
+        .collect();
+    let client = redis::cluster::ClusterClient::new(urls).expect("cluster client");
+    let mut cc = client.get_connection().expect("cluster connection");
+    for i in 0..3000 {
+        let _: () = redis::cmd("SET")
+            .arg(format!("r{i}"))
+            .arg(i)
+            .query(&mut cc)
+            .expect("SET");
+    }
+    let from = myid(&mut nodes[0].srv.client());
+    let to = myid(&mut nodes[1].srv.client());
+    let before_to: i64 = q(&mut nodes[1].srv.client(), &["DBSIZE"]);
+    // A reader and a writer run through the reshard; the cluster client
+    // follows MOVED / ASK / TRYAGAIN, so no error may reach them.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let urls: Vec<String> = ports
+        .iter()
+        .map(|p| format!("redis://127.0.0.1:{p}/"))
+        .collect();
+    let load = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let client = redis::cluster::ClusterClient::new(urls).expect("cluster client");
+            let mut cc = client.get_connection().expect("cluster connection");
+            let (mut ops, mut i) = (0u64, 0u64);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let k = format!("r{}", i % 3000);
+                let v: Option<i64> = redis::cmd("GET")
+                    .arg(&k)
+                    .query(&mut cc)
+                    .unwrap_or_else(|e| panic!("GET {k} during reshard: {e}"));
+                assert_eq!(v, Some((i % 3000) as i64), "key {k} during reshard");
+                let _: () = redis::cmd("SET")
+                    .arg(format!("w{i}"))
+                    .arg(i)
+                    .query(&mut cc)
+                    .unwrap_or_else(|e| panic!("SET during reshard: {e}"));
+                i += 1;
+                ops += 2;
+            }
+            (ops, i)
+        })
+    };
+    let (ok, out) = run_tool(
+        "redis-cli",
+        &[
+            "--cluster",
+            "reshard",
+            &format!("127.0.0.1:{}", ports[0]),
+            "--cluster-from",
+            &from,
+            "--cluster-to",
+            &to,
+            "--cluster-slots",
+            "300",
+            "--cluster-yes",
+        ]
+        .map(String::from),
+        Duration::from_secs(120),
+    );
+    assert!(ok, "reshard failed:\n{out}");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ops, written) = load.join().expect("load thread");
+    assert!(ops > 0);
+    let after_to: i64 = q(&mut nodes[1].srv.client(), &["DBSIZE"]);
+    assert!(
+        after_to > before_to,
+        "no keys moved: {before_to} -> {after_to}"
+    );
+    check_cluster(ports[2]);
+    // Every key is still there, through the redirects.
+    let client = redis::cluster::ClusterClient::new(
+        ports
+            .iter()
+            .map(|p| format!("redis://127.0.0.1:{p}/"))
+            .collect::<Vec<_>>(),
+    )
+    .expect("cluster client");
+    let mut cc = client.get_connection().expect("cluster connection");
+    for i in 0..3000 {
+        let v: Option<i64> = redis::cmd("GET")
+            .arg(format!("r{i}"))
+            .query(&mut cc)
+            .expect("GET");
+        assert_eq!(v, Some(i), "key r{i}");
+    }
+    for i in (0..written).step_by(37) {
+        let v: Option<u64> = redis::cmd("GET")
+            .arg(format!("w{i}"))
+            .query(&mut cc)
+            .expect("GET");
+        assert_eq!(v, Some(i), "written key w{i}");
+    }
+    let total: i64 = nodes
+        .iter()
+        .map(|n| q::<i64>(&mut n.srv.client(), &["DBSIZE"]))
+        .sum();
+    assert_eq!(total, 3000 + written as i64);
+
+    // add-node joins an empty primary; del-node removes it again.
+    let extra = start_node(&dir, &[]);
+    let (ok, out) = run_tool(
+        "redis-cli",
+        &[
+            "--cluster".into(),
+            "add-node".into(),
+            format!("127.0.0.1:{}", extra.srv.port),
+            format!("127.0.0.1:{}", ports[0]),
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(
+        ok && out.contains("[OK] New node added correctly."),
+        "{out}"
+    );
+    let extra_id = myid(&mut extra.srv.client());
+    for n in &nodes {
+        let mut c = n.srv.client();
+        wait_until("new node known", Duration::from_secs(20), || {
+            q::<String>(&mut c, &["CLUSTER", "NODES"]).contains(&extra_id)
+        });
+    }
+    check_cluster(ports[1]);
+    let (ok, out) = run_tool(
+        "redis-cli",
+        &[
+            "--cluster".into(),
+            "del-node".into(),
+            format!("127.0.0.1:{}", ports[0]),
+            extra_id.clone(),
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(ok, "{out}");
+    for n in &nodes {
+        let txt: String = q(&mut n.srv.client(), &["CLUSTER", "NODES"]);
+        assert!(!txt.contains(&extra_id), "{txt}");
+    }
+    check_cluster(ports[0]);
+}
+
+/// Two nodes meet; then one slot is migrated by hand, exercising ASK,
+/// ASKING, TRYAGAIN, RESTORE-ASKING and MIGRATE as a client sees them.
+#[test]
+fn ask_asking_tryagain_and_migrate_flow() {
+    let dir = scratch_dir("ask");
+    let a = start_node(&dir, &[]);
+    let b = start_node(&dir, &[]);
+    let mut ca = a.srv.client();
+    let mut cb = b.srv.client();
+    let a_id = myid(&mut ca);
+    let b_id = myid(&mut cb);
+    let _: () = q(&mut ca, &["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
+    let _: () = q(
+        &mut ca,
+        &[
+            "CLUSTER",
+            "MEET",
+            "127.0.0.1",
+            &b.srv.port.to_string(),
+            &b.cport.to_string(),
+        ],
+    );
+    wait_until("b learns a's slots", Duration::from_secs(20), || {
+        info_field(&cluster_info(&mut cb), "cluster_state") == "ok"
+            && info_field(&cluster_info(&mut ca), "cluster_state") == "ok"
+    });
+    let slot: i64 = q(&mut ca, &["CLUSTER", "KEYSLOT", "{t}"]);
+    let s = slot.to_string();
+    let _: () = q(&mut ca, &["SET", "{t}a", "1"]);
+    let _: () = q(&mut ca, &["SET", "{t}c", "3"]);
+    let _: () = q(&mut cb, &["CLUSTER", "SETSLOT", &s, "IMPORTING", &a_id]);
+    let _: () = q(&mut ca, &["CLUSTER", "SETSLOT", &s, "MIGRATING", &b_id]);
+    let nodes: String = q(&mut ca, &["CLUSTER", "NODES"]);
+    assert!(nodes.contains(&format!("[{slot}->-{b_id}]")), "{nodes}");
+    let nodes: String = q(&mut cb, &["CLUSTER", "NODES"]);
+    assert!(nodes.contains(&format!("[{slot}-<-{a_id}]")), "{nodes}");
+
+    let b_addr = format!("127.0.0.1:{}", b.srv.port);
+    let a_addr = format!("127.0.0.1:{}", a.srv.port);
+    // Present keys are served by the source; absent ones are ASKed away.
+    assert_eq!(q::<String>(&mut ca, &["GET", "{t}a"]), "1");
+    assert_eq!(
+        q_err(&mut ca, &["GET", "{t}b"]),
+        format!("ASK {slot} {b_addr}")
+    );
+    assert_eq!(
+        q_err(&mut ca, &["MGET", "{t}a", "{t}b"]),
+        "TRYAGAIN Multiple keys request during rehashing of slot"
+    );
+    // The target redirects unless the client says ASKING, once.
+    assert_eq!(
+        q_err(&mut cb, &["GET", "{t}b"]),
+        format!("MOVED {slot} {a_addr}")
+    );
+    let _: () = q(&mut cb, &["ASKING"]);
+    assert_eq!(q::<Option<String>>(&mut cb, &["GET", "{t}b"]), None);
+    assert_eq!(
+        q_err(&mut cb, &["GET", "{t}b"]),
+        format!("MOVED {slot} {a_addr}")
+    );
+
+    // Move one key: the source then ASKs for it, the target has it.
+    let port_b = b.srv.port.to_string();
+    let r: String = q(
+        &mut ca,
+        &["MIGRATE", "127.0.0.1", &port_b, "{t}a", "0", "5000"],
+    );
+    assert_eq!(r, "OK");
+    assert_eq!(
+        q_err(&mut ca, &["GET", "{t}a"]),
+        format!("ASK {slot} {b_addr}")
+    );
+    let _: () = q(&mut cb, &["ASKING"]);
+    assert_eq!(q::<String>(&mut cb, &["GET", "{t}a"]), "1");
+    // Half the keys moved: a multi-key request must wait.
+    let _: () = q(&mut cb, &["ASKING"]);
+    assert_eq!(
+        q_err(&mut cb, &["MGET", "{t}a", "{t}c"]),
+        "TRYAGAIN Multiple keys request during rehashing of slot"
+    );
+    let r: String = q(
+        &mut ca,
+        &[
+            "MIGRATE",
+            "127.0.0.1",
+            &port_b,
+            "",
+            "0",
+            "5000",
+            "KEYS",
+            "{t}c",
+            "{t}zz",
+        ],
+    );
+    assert_eq!(r, "OK");
+    let r: String = q(
+        &mut ca,
+        &["MIGRATE", "127.0.0.1", &port_b, "{t}c", "0", "5000"],
+    );
+    assert_eq!(r, "NOKEY");
+    assert_eq!(q::<i64>(&mut ca, &["CLUSTER", "COUNTKEYSINSLOT", &s]), 0);
+
+    // Close the migration: the slot now belongs to b everywhere.
+    let _: () = q(&mut cb, &["CLUSTER", "SETSLOT", &s, "NODE", &b_id]);
+    let _: () = q(&mut ca, &["CLUSTER", "SETSLOT", &s, "NODE", &b_id]);
+    assert_eq!(
+        q_err(&mut ca, &["GET", "{t}a"]),
+        format!("MOVED {slot} {b_addr}")
+    );
+    assert_eq!(q::<String>(&mut cb, &["GET", "{t}c"]), "3");
+    // b took a new config epoch, so a's claim cannot win it back.
+    let ci = cluster_info(&mut cb);
+    assert_eq!(
+        info_field(&ci, "cluster_my_epoch"),
+        info_field(&ci, "cluster_current_epoch")
+    );
+}
+
+#[test]
+fn bus_peers_must_share_the_secret() {
+    if against_real_redis() {
+        return; // cluster-bus-secret is ferrocache's
+    }
+    let dir = scratch_dir("secret");
+    let a = start_node(
+        &dir,
+        &[
+            "--cluster-bus-secret",
+            "s3cret",
+            "--cluster-node-timeout",
+            "500",
+        ],
+    );
+    let b = start_node(
+        &dir,
+        &[
+            "--cluster-bus-secret",
+            "other",
+            "--cluster-node-timeout",
+            "500",
+        ],
+    );
+    let c = start_node(
+        &dir,
+        &[
+            "--cluster-bus-secret",
+            "s3cret",
+            "--cluster-node-timeout",
+            "500",
+        ],
+    );
+    let mut ca = a.srv.client();
+    let mut cb = b.srv.client();
+    let mut cc = c.srv.client();
+    let _: () = q(
+        &mut ca,
+        &[
+            "CLUSTER",
+            "MEET",
+            "127.0.0.1",
+            &b.srv.port.to_string(),
+            &b.cport.to_string(),
+        ],
+    );
+    let _: () = q(
+        &mut ca,
+        &[
+            "CLUSTER",
+            "MEET",
+            "127.0.0.1",
+            &c.srv.port.to_string(),
+            &c.cport.to_string(),
+        ],
+    );
+    // c knows the secret and joins; b does not, and its handshake times out.
+    wait_until("c joins", Duration::from_secs(20), || {
+        info_field(&cluster_info(&mut cc), "cluster_known_nodes") == "2"
+    });
+    wait_until("b's handshake dropped", Duration::from_secs(20), || {
+        info_field(&cluster_info(&mut ca), "cluster_known_nodes") == "2"
+    });
+    let nodes: String = q(&mut ca, &["CLUSTER", "NODES"]);
+    assert!(!nodes.contains(&format!(":{}@", b.srv.port)), "{nodes}");
+    assert_eq!(
+        info_field(&cluster_info(&mut cb), "cluster_known_nodes"),
+        "1"
+    );
+}
+
+/// Two nodes claim the same slot: the higher config epoch wins when they
+/// meet, and the loser drops the keys it held there (Redis's "dirty
+/// slots").
+#[test]
+fn higher_config_epoch_wins_a_slot_and_the_loser_drops_its_keys() {
+    let dir = scratch_dir("epoch");
+    let a = start_node(&dir, &["--cluster-node-timeout", "1000"]);
+    let b = start_node(&dir, &["--cluster-node-timeout", "1000"]);
+    let mut ca = a.srv.client();
+    let mut cb = b.srv.client();
+    let _: () = q(&mut ca, &["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
+    let _: () = q(&mut ca, &["CLUSTER", "SET-CONFIG-EPOCH", "1"]);
+    let _: () = q(&mut cb, &["CLUSTER", "ADDSLOTS", "0"]);
+    let _: () = q(&mut cb, &["CLUSTER", "SET-CONFIG-EPOCH", "2"]);
+    // A key of slot 0 on a, and one of another slot.
+    let key0 = (0..)
+        .map(|i| format!("k{i}"))
+        .find(|k| ferrocache::store::slot::key_slot(k.as_bytes()) == 0)
+        .expect("a key of slot 0");
+    wait_until("a serves", Duration::from_secs(10), || {
+        info_field(&cluster_info(&mut ca), "cluster_state") == "ok"
+    });
+    let _: () = q(&mut ca, &["SET", &key0, "x"]);
+    let _: () = q(&mut ca, &["SET", "foo", "y"]);
+    let _: () = q(
+        &mut ca,
+        &[
+            "CLUSTER",
+            "MEET",
+            "127.0.0.1",
+            &b.srv.port.to_string(),
+            &b.cport.to_string(),
+        ],
+    );
+    let b_id = myid(&mut cb);
+    wait_until("a hands slot 0 to b", Duration::from_secs(20), || {
+        let nodes: String = q(&mut ca, &["CLUSTER", "NODES"]);
+        nodes
+            .lines()
+            .any(|l| l.starts_with(&b_id) && l.ends_with(" connected 0"))
+    });
+    wait_until("a drops slot 0's keys", Duration::from_secs(10), || {
+        q::<i64>(&mut ca, &["CLUSTER", "COUNTKEYSINSLOT", "0"]) == 0
+    });
+    assert_eq!(
+        q_err(&mut ca, &["GET", &key0]),
+        format!("MOVED 0 127.0.0.1:{}", b.srv.port)
+    );
+    assert_eq!(q::<String>(&mut ca, &["GET", "foo"]), "y");
+}
+
+#[test]
+fn announced_address_is_what_other_nodes_see() {
+    let dir = scratch_dir("announce");
+    let a = start_node(&dir, &[]);
+    let mut ca = a.srv.client();
+    let _: () = q(
+        &mut ca,
+        &["CONFIG", "SET", "cluster-announce-ip", "127.0.0.1"],
+    );
+    let _: () = q(&mut ca, &["CONFIG", "SET", "cluster-announce-port", "7777"]);
+    let id = myid(&mut ca);
+    wait_until("announced address", Duration::from_secs(10), || {
+        let nodes: String = q(&mut ca, &["CLUSTER", "NODES"]);
+        nodes.starts_with(&format!("{id} 127.0.0.1:7777@{} myself", a.cport))
+    });
+}
+
+/// The minority side of a partition stops serving: with two of three
+/// primaries frozen (SIGSTOP), the third sees no majority after
+/// node-timeout and refuses keyed commands; once they resume it serves
+/// again.
+#[test]
+fn a_primary_without_a_majority_stops_serving_until_it_heals() {
+    let dir = scratch_dir("minority");
+    let nodes = create_cluster(&dir, 3, &["--cluster-node-timeout", "1000"]);
+    let mut c0 = nodes[0].srv.client();
+    let k = (0..)
+        .map(|i| format!("m{i}"))
+        .find(|k| q_ok(&mut c0, &["SET", k, "1"]))
+        .expect("a key served by node 0");
+    nodes[1].srv.signal(libc::SIGSTOP);
+    nodes[2].srv.signal(libc::SIGSTOP);
+    let minority = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait_until("cluster_state:fail", Duration::from_secs(20), || {
+            info_field(&cluster_info(&mut c0), "cluster_state") == "fail"
+        });
+        q_err(&mut c0, &["SET", &k, "2"])
+    }));
+    nodes[1].srv.signal(libc::SIGCONT);
+    nodes[2].srv.signal(libc::SIGCONT);
+    assert_eq!(
+        minority.expect("minority side"),
+        "CLUSTERDOWN The cluster is down"
+    );
+    wait_until("healed", Duration::from_secs(20), || {
+        info_field(&cluster_info(&mut c0), "cluster_state") == "ok"
+    });
+    let _: () = q(&mut c0, &["SET", &k, "3"]);
+    assert_eq!(q::<String>(&mut c0, &["GET", &k]), "3");
+}
