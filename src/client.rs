@@ -30,6 +30,9 @@ pub struct ClientHandle {
     pub resp: AtomicU8,
     pub qbuf: AtomicUsize,
     pub killed: AtomicBool,
+    /// The connection became a replica link (PSYNC/SYNC): flags=S, type
+    /// replica.
+    pub is_replica: AtomicBool,
 }
 
 impl ClientHandle {
@@ -50,6 +53,7 @@ impl ClientHandle {
             resp: AtomicU8::new(2),
             qbuf: AtomicUsize::new(0),
             killed: AtomicBool::new(false),
+            is_replica: AtomicBool::new(false),
         }
     }
 
@@ -89,7 +93,7 @@ impl ClientHandle {
         let idle = now.saturating_sub(self.last_interaction_ms.load(Ordering::Relaxed)) / 1000;
         let qbuf = self.qbuf.load(Ordering::Relaxed);
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -97,6 +101,11 @@ impl ClientHandle {
             name,
             age,
             idle,
+            if self.is_replica.load(Ordering::Relaxed) {
+                "S"
+            } else {
+                "N"
+            },
             self.db.load(Ordering::Relaxed),
             qbuf,
             qbuf + 16384 + 1024,
@@ -141,6 +150,18 @@ pub struct ClientState {
     pub asking: bool,
     /// Cluster mode: READONLY (reads served by a replica).
     pub readonly: bool,
+    /// This is the link to our primary: its writes are applied even on a
+    /// read-only replica and are not propagated again.
+    pub is_master: bool,
+    /// REPLCONF listening-port / capa, sent by a replica before PSYNC.
+    pub repl_listening_port: u16,
+    pub repl_capa_eof: bool,
+    pub repl_capa_psync2: bool,
+    /// Work the connection loop must do after this command (PSYNC, WAIT).
+    pub pending: Option<crate::replication::Pending>,
+    /// Stream offset after this client's last propagated write: what WAIT
+    /// waits for (Redis's woff).
+    pub repl_offset: u64,
 }
 
 impl ClientState {
@@ -162,6 +183,12 @@ impl ClientState {
             watched: Vec::new(),
             asking: false,
             readonly: false,
+            is_master: false,
+            repl_listening_port: 0,
+            repl_capa_eof: false,
+            repl_capa_psync2: false,
+            pending: None,
+            repl_offset: 0,
         }
     }
 

@@ -104,6 +104,17 @@ pub static PARAMS: &[Param] = &[
     // Ours: the shared secret that authenticates cluster bus peers
     // (falls back to masterauth).
     p("cluster-bus-secret", Kind::Str, "", false),
+    p("repl-backlog-size", Kind::Memory, "1048576", true),
+    p("client-output-buffer-limit", Kind::Str, "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60", true),
+    p("masterauth", Kind::Str, "", true),
+    p("masteruser", Kind::Str, "", true),
+    p("replicaof", Kind::Str, "", false),
+    p("replica-read-only", Kind::Fixed(&["yes"]), "yes", true),
+    p("replica-serve-stale-data", Kind::Bool, "yes", true),
+    p("repl-diskless-sync", Kind::Bool, "yes", true),
+    p("repl-diskless-sync-delay", Kind::Int { min: 0, max: INT_MAX }, "5", true),
+    p("repl-ping-replica-period", Kind::Int { min: 1, max: INT_MAX }, "10", true),
+    p("repl-timeout", Kind::Int { min: 1, max: INT_MAX }, "60", true),
 ];
 
 pub fn find_param(name: &str) -> Option<&'static Param> {
@@ -248,6 +259,9 @@ impl Config {
             "lfu-log-factor" => crate::eviction::set_lfu_log_factor(int() as u32),
             "maxmemory-eviction-tenacity" => crate::eviction::set_tenacity(int() as u32),
             "lfu-decay-time" => crate::eviction::set_lfu_decay_time(int() as u32),
+            "repl-backlog-size" => crate::replication::set_backlog_size(int()),
+            "replica-serve-stale-data" => crate::replication::set_serve_stale_data(v == "yes"),
+            "client-output-buffer-limit" => crate::replication::set_obuf_limits(v),
             _ => {}
         }
     }

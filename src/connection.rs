@@ -14,6 +14,7 @@ use crate::client::{ClientHandle, ClientState};
 use crate::cmd::Args;
 use crate::cmd::dispatch::execute;
 use crate::protocol::{ArgSource, Decoded, Decoder, Reply};
+use crate::replication::Pending;
 use crate::server::Server;
 use crate::stats::{WorkerStats, bump};
 
@@ -52,25 +53,26 @@ pub async fn serve(srv: Arc<Server>, mut stream: TcpStream, stats: Arc<WorkerSta
     debug!("client {id} closed");
 }
 
-async fn run(srv: &Server, stream: &mut TcpStream, state: &mut ClientState, stats: &WorkerStats) {
+async fn run(
+    srv: &Arc<Server>,
+    stream: &mut TcpStream,
+    state: &mut ClientState,
+    stats: &WorkerStats,
+) {
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut wbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut decoder = Decoder::new(srv.config.proto_max_bulk_len.load(Relaxed));
     decoder.unauthenticated = !state.authenticated;
     let mut buffers = BufferAccount::new(rbuf.capacity() + wbuf.capacity());
+    // Set after a command that had to wait (WAIT): the commands behind it
+    // are already in the buffer.
+    let mut resume = false;
     loop {
-        let want = decoder
-            .bulk_bytes_missing(rbuf.len())
-            .clamp(READ_CHUNK, MAX_RESERVE);
-        if rbuf.capacity() - rbuf.len() < want {
-            rbuf.reserve(want);
+        if std::mem::take(&mut resume) {
+            // Fall through to decoding what is buffered.
+        } else if !read_more(stream, &mut rbuf, &decoder, stats).await {
+            return;
         }
-        let n = match stream.read_buf(&mut rbuf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        bump(&stats.net_input, n as u64);
-        bump(&stats.reads, 1);
         // The read may have grown the buffer: count it before the commands
         // it carries decide whether to evict.
         buffers.update(rbuf.capacity() + wbuf.capacity());
@@ -87,6 +89,9 @@ async fn run(srv: &Server, stream: &mut TcpStream, state: &mut ClientState, stat
                     execute(srv, state, &args, &mut wbuf, stats);
                     if state.close_after_reply {
                         close = true;
+                        break;
+                    }
+                    if state.pending.is_some() {
                         break;
                     }
                     if wbuf.len() >= FLUSH_THRESHOLD
@@ -120,6 +125,26 @@ async fn run(srv: &Server, stream: &mut TcpStream, state: &mut ClientState, stat
         if close {
             return;
         }
+        match state.pending.take() {
+            None => {}
+            Some(Pending::Sync(psync)) => {
+                // The connection becomes a replica link for good.
+                let rest = std::mem::take(&mut rbuf);
+                crate::replication::primary::serve_replica(srv, stream, state, psync, rest).await;
+                return;
+            }
+            Some(Pending::Wait {
+                numreplicas,
+                timeout_ms,
+                target,
+            }) => {
+                let acked =
+                    crate::replication::wait_for_acks(numreplicas, timeout_ms, target).await;
+                Reply::new(&mut wbuf, state.resp3).int(acked as i64);
+                resume = true;
+                continue;
+            }
+        }
         if rbuf.len() > srv.config.query_buffer_limit.load(Relaxed) {
             tracing::warn!(
                 "closing client {} that reached max query buffer length (qbuf={})",
@@ -129,6 +154,28 @@ async fn run(srv: &Server, stream: &mut TcpStream, state: &mut ClientState, stat
             return;
         }
     }
+}
+
+/// Reads what the socket has; false when the client is gone.
+async fn read_more(
+    stream: &mut TcpStream,
+    rbuf: &mut BytesMut,
+    decoder: &Decoder,
+    stats: &WorkerStats,
+) -> bool {
+    let want = decoder
+        .bulk_bytes_missing(rbuf.len())
+        .clamp(READ_CHUNK, MAX_RESERVE);
+    if rbuf.capacity() - rbuf.len() < want {
+        rbuf.reserve(want);
+    }
+    let n = match stream.read_buf(rbuf).await {
+        Ok(0) | Err(_) => return false,
+        Ok(n) => n,
+    };
+    bump(&stats.net_input, n as u64);
+    bump(&stats.reads, 1);
+    true
 }
 
 /// Reports this connection's buffer capacity to used_memory, and takes

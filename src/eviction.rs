@@ -355,7 +355,8 @@ pub type SharedPool = Mutex<Pool>;
 /// caller refuses the command with OOM.
 pub fn perform_evictions(srv: &Server) -> bool {
     let max = srv.config.maxmemory.load(Relaxed) as usize;
-    if max == 0 || used_memory() <= max {
+    // A replica's dataset is its primary's (replica-ignore-maxmemory).
+    if max == 0 || used_memory() <= max || crate::store::replica_mode() {
         return true;
     }
     let policy = policy();
@@ -392,7 +393,7 @@ pub fn perform_evictions(srv: &Server) -> bool {
 pub fn evict_until_within(srv: &Server, limit: Duration) {
     let max = srv.config.maxmemory.load(Relaxed) as usize;
     let policy = policy();
-    if max == 0 || policy == Policy::NoEviction {
+    if max == 0 || policy == Policy::NoEviction || crate::store::replica_mode() {
         return;
     }
     let start = Instant::now();

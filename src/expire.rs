@@ -26,7 +26,8 @@ pub async fn cron(srv: Arc<Server>) {
         let hz = srv.config.hz.load(Relaxed).max(1);
         let period = Duration::from_micros(1_000_000 / hz as u64);
         tokio::time::sleep(period).await;
-        if srv.active_expire_enabled.load(Relaxed) {
+        // Replicas never expire keys themselves: the primary sends DELs.
+        if srv.active_expire_enabled.load(Relaxed) && !crate::store::replica_mode() {
             let budget = period / 4;
             active_expire_cycle(&srv, budget);
         }

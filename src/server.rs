@@ -207,9 +207,27 @@ impl Server {
     }
 }
 
-fn random_hex(n: usize) -> String {
-    let mut rng =
-        crate::store::Rng::new(now_ms() ^ ((std::process::id() as u64) << 20) ^ 0x5DEECE66D);
+/// Random hex digits. Each call must differ from the others (replication
+/// IDs, the end mark of a diskless transfer that must not occur in it),
+/// even within one millisecond: a call counter and the nanosecond clock
+/// go into the seed.
+pub fn random_hex(n: usize) -> String {
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let calls = CALLS.fetch_add(1, Relaxed);
+    let mut rng = crate::store::Rng::new(
+        nanos
+            ^ ((std::process::id() as u64) << 20)
+            ^ calls.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            ^ 0x5DEECE66D,
+    );
+    // Discard the first outputs, which depend on the seed's low bits.
+    for _ in 0..4 {
+        rng.next_u64();
+    }
     (0..n)
         .map(|_| char::from_digit((rng.next_u64() % 16) as u32, 16).unwrap_or('0'))
         .collect()
@@ -298,6 +316,8 @@ pub fn run(srv: Arc<Server>) -> std::io::Result<()> {
         Some(cl) => crate::cluster::bus::bind(&srv, cl)?,
         None => Vec::new(),
     };
+    crate::replication::init(&srv);
+    crate::persistence::load_at_start(&srv).map_err(std::io::Error::other)?;
 
     // Workers.
     let mut senders = Vec::new();
@@ -392,6 +412,19 @@ pub fn run(srv: Arc<Server>) -> std::io::Result<()> {
         tokio::spawn(crate::expire::cron(srv.clone()));
         if srv.cluster.is_some() {
             tokio::spawn(crate::cluster::bus::run(srv.clone(), bus_listeners));
+        }
+        tokio::spawn(crate::replication::cron(srv.clone()));
+        if let Some(master) = srv.config.get("replicaof").filter(|m| !m.is_empty()) {
+            let mut words = master.split_whitespace();
+            match (
+                words.next(),
+                words.next().and_then(|p| p.parse::<u16>().ok()),
+            ) {
+                (Some(host), Some(port)) => {
+                    crate::replication::replica::set_master(&srv, host, port);
+                }
+                _ => warn!("ignoring invalid replicaof '{master}'"),
+            }
         }
 
         let mut term =

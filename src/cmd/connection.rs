@@ -300,6 +300,7 @@ pub fn client_kill(ctx: &mut Ctx, args: &Args) {
     let mut addr: Option<String> = None;
     let mut laddr: Option<String> = None;
     let mut skipme = true;
+    let mut replica_type: Option<bool> = None;
     let mut j = 2;
     while j + 1 < args.len() {
         let val = args.get(j + 1);
@@ -320,10 +321,18 @@ pub fn client_kill(ctx: &mut Ctx, args: &Args) {
             } else {
                 return ctx.syntax_error();
             };
-        } else if eq_ic(args.get(j), "type")
-            || eq_ic(args.get(j), "user")
-            || eq_ic(args.get(j), "maxage")
-        {
+        } else if eq_ic(args.get(j), "type") {
+            if eq_ic(val, "replica") || eq_ic(val, "slave") {
+                replica_type = Some(true);
+            } else if eq_ic(val, "normal") {
+                replica_type = Some(false);
+            } else if eq_ic(val, "master") || eq_ic(val, "pubsub") {
+                // No listed client is of these types: match none.
+                id = Some(u64::MAX);
+            } else {
+                return ctx.error(&format!("ERR Unknown client type '{}'", args.str(j + 1)));
+            }
+        } else if eq_ic(args.get(j), "user") || eq_ic(args.get(j), "maxage") {
             // Every client is of type normal and user default.
         } else {
             return ctx.syntax_error();
@@ -341,6 +350,7 @@ pub fn client_kill(ctx: &mut Ctx, args: &Args) {
         .filter(|c| addr.as_ref().is_none_or(|a| &c.addr.to_string() == a))
         .filter(|c| laddr.as_ref().is_none_or(|a| &c.laddr.to_string() == a))
         .filter(|c| !(skipme && c.id == ctx.client.id))
+        .filter(|c| replica_type.is_none_or(|r| c.is_replica.load(Relaxed) == r))
         .map(|c| c.value().clone())
         .collect();
     for h in &targets {

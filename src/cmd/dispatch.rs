@@ -124,6 +124,28 @@ fn run_command(
             }
         }
     }
+    if crate::store::replica_mode()
+        && !state.is_master
+        && spec.flags & flag::STALE == 0
+        && !crate::replication::serving_stale_ok()
+    {
+        return reject(
+            state,
+            reply,
+            stats,
+            Some(resolved.id),
+            "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
+        );
+    }
+    if spec.flags & flag::WRITE != 0 && !state.is_master && crate::store::replica_mode() {
+        return reject(
+            state,
+            reply,
+            stats,
+            Some(resolved.id),
+            "READONLY You can't write against a read only replica.",
+        );
+    }
     // Commands that may grow memory make room first (Redis's
     // performEvictions); inside MULTI any queued command counts, since
     // queuing itself takes memory, and EXEC counts if it queued one.
@@ -206,6 +228,11 @@ fn run_locked<'a>(
         // A container with no subcommand given: arity already rejected it.
         return locked;
     };
+    let mut locked = locked;
+    if spec.flags & flag::WRITE != 0 {
+        // A snapshot in progress takes this command's shards first.
+        crate::replication::snapshot::before_write(srv, spec, args, &mut locked);
+    }
     let errors_before = reply.errors;
     let mut ctx = Ctx {
         srv,
@@ -232,7 +259,12 @@ fn run_locked<'a>(
 
     if dirty > 0 {
         srv.dirty.fetch_add(dirty, Relaxed);
-        crate::replication::propagate(db, args);
+        // The primary's own stream is relayed verbatim by the link.
+        if !state.is_master
+            && let Some(offset) = crate::replication::propagate(srv, db, args, &locked)
+        {
+            state.repl_offset = offset;
+        }
     }
     state.handle.last_cmd.store(resolved.id + 1, Relaxed);
     let cstat = &stats.cmd[resolved.id];
@@ -342,7 +374,9 @@ fn exec(
     state.unwatch_all();
     let started = mono_ns();
     reply.array(queue.len());
-    crate::replication::propagate_multi();
+    if !state.is_master {
+        crate::replication::propagate_multi();
+    }
     // `per_command` holds addresses inside `queue`, which stays put.
     for ((q, r), keys) in queue.iter().zip(resolved).zip(per_command) {
         if let Some(r) = r {
@@ -360,7 +394,9 @@ fn exec(
         }
         bump(&stats.commands, 1);
     }
-    crate::replication::propagate_exec();
+    if let Some(offset) = crate::replication::propagate_exec() {
+        state.repl_offset = offset;
+    }
     drop(locked);
     let cstat = &stats.cmd[exec_cmd.id];
     bump(&cstat.calls, 1);

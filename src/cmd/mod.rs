@@ -45,6 +45,7 @@ pub mod dispatch;
 pub mod keyspace;
 pub mod list;
 pub mod multi;
+pub mod replication;
 pub mod server;
 pub mod string;
 pub mod table;
@@ -171,6 +172,23 @@ impl<'a> Locked<'a> {
             Locked::None => {}
             Locked::One(i, g) => f(*i, g),
             Locked::Many(v) => v.iter().for_each(|(i, g)| f(*i, g)),
+        }
+    }
+
+    /// A locked shard for modification (panics if not locked).
+    pub fn shard_mut(&mut self, idx: usize) -> &mut Shard {
+        self.shard(idx)
+    }
+
+    /// A locked shard, if it is one of ours.
+    pub fn get(&self, idx: usize) -> Option<&Shard> {
+        match self {
+            Locked::One(i, g) if *i == idx => Some(g),
+            Locked::Many(v) => v
+                .binary_search_by_key(&idx, |(i, _)| *i)
+                .ok()
+                .map(|pos| &*v[pos].1),
+            _ => None,
         }
     }
 

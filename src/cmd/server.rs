@@ -18,7 +18,8 @@ pub fn time(ctx: &mut Ctx, _args: &Args) {
 }
 
 pub fn lastsave(ctx: &mut Ctx, _args: &Args) {
-    ctx.reply.int((ctx.srv.started_unix_ms / 1000) as i64);
+    ctx.reply
+        .int(crate::persistence::last_save_secs(ctx.srv) as i64);
 }
 
 pub fn shutdown(ctx: &mut Ctx, args: &Args) {
@@ -36,6 +37,10 @@ pub fn shutdown(ctx: &mut Ctx, args: &Args) {
     }
     if save && nosave {
         return ctx.syntax_error();
+    }
+    if save && let Err(e) = crate::persistence::save(ctx.srv) {
+        tracing::warn!("Error trying to save the DB, can't exit: {e}");
+        return ctx.error("ERR Errors trying to SHUTDOWN. Check logs.");
     }
     // Nothing to save (a cache with `save ''`): exit gracefully. The
     // client sees the connection close, as with Redis.
@@ -163,9 +168,15 @@ fn info_section(ctx: &mut Ctx, name: &str) -> Option<String> {
             o.push_str("# Persistence\r\n");
             let _ = write!(
                 o,
-                "loading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\nrdb_last_bgsave_time_sec:-1\r\nrdb_current_bgsave_time_sec:-1\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_last_write_status:ok\r\n",
-                srv.dirty.load(Relaxed),
-                srv.started_unix_ms / 1000,
+                "loading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:-1\r\nrdb_current_bgsave_time_sec:-1\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_last_write_status:ok\r\n",
+                crate::persistence::changes_since_save(srv),
+                crate::persistence::bgsave_in_progress() as u8,
+                crate::persistence::last_save_secs(srv),
+                if crate::persistence::last_bgsave_ok() {
+                    "ok"
+                } else {
+                    "err"
+                },
             );
         }
         "stats" => {
@@ -184,14 +195,19 @@ fn info_section(ctx: &mut Ctx, name: &str) -> Option<String> {
             o.push_str("# Stats\r\n");
             let _ = write!(
                 o,
-                "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{ops}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ntotal_net_repl_input_bytes:0\r\ntotal_net_repl_output_bytes:0\r\ninstantaneous_input_kbps:{:.2}\r\ninstantaneous_output_kbps:{:.2}\r\ninstantaneous_input_repl_kbps:0.00\r\ninstantaneous_output_repl_kbps:0.00\r\nrejected_connections:{}\r\nsync_full:0\r\nsync_partial_ok:0\r\nsync_partial_err:0\r\nexpired_keys:{expired}\r\nexpired_stale_perc:{:.2}\r\nexpired_time_cap_reached_count:0\r\nexpire_cycle_cpu_milliseconds:{}\r\nevicted_keys:{}\r\nevicted_clients:0\r\ntotal_eviction_exceeded_time:0\r\ncurrent_eviction_exceeded_time:0\r\nkeyspace_hits:{hits}\r\nkeyspace_misses:{misses}\r\npubsub_channels:0\r\npubsub_patterns:0\r\npubsubshard_channels:0\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:0\r\nslave_expires_tracked_keys:0\r\nactive_defrag_hits:0\r\nactive_defrag_misses:0\r\nactive_defrag_key_hits:0\r\nactive_defrag_key_misses:0\r\ntotal_active_defrag_time:0\r\ncurrent_active_defrag_time:0\r\ntracking_total_keys:0\r\ntracking_total_items:0\r\ntracking_total_prefixes:0\r\nunexpected_error_replies:0\r\ntotal_error_replies:{}\r\ndump_payload_sanitizations:0\r\ntotal_reads_processed:{}\r\ntotal_writes_processed:{}\r\nio_threaded_reads_processed:0\r\nio_threaded_writes_processed:0\r\nreply_buffer_shrinks:0\r\nreply_buffer_expands:0\r\n",
+                "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{ops}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ntotal_net_repl_input_bytes:{}\r\ntotal_net_repl_output_bytes:{}\r\ninstantaneous_input_kbps:{:.2}\r\ninstantaneous_output_kbps:{:.2}\r\ninstantaneous_input_repl_kbps:0.00\r\ninstantaneous_output_repl_kbps:0.00\r\nrejected_connections:{}\r\nsync_full:{}\r\nsync_partial_ok:{}\r\nsync_partial_err:{}\r\nexpired_keys:{expired}\r\nexpired_stale_perc:{:.2}\r\nexpired_time_cap_reached_count:0\r\nexpire_cycle_cpu_milliseconds:{}\r\nevicted_keys:{}\r\nevicted_clients:0\r\ntotal_eviction_exceeded_time:0\r\ncurrent_eviction_exceeded_time:0\r\nkeyspace_hits:{hits}\r\nkeyspace_misses:{misses}\r\npubsub_channels:0\r\npubsub_patterns:0\r\npubsubshard_channels:0\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:0\r\nslave_expires_tracked_keys:0\r\nactive_defrag_hits:0\r\nactive_defrag_misses:0\r\nactive_defrag_key_hits:0\r\nactive_defrag_key_misses:0\r\ntotal_active_defrag_time:0\r\ncurrent_active_defrag_time:0\r\ntracking_total_keys:0\r\ntracking_total_items:0\r\ntracking_total_prefixes:0\r\nunexpected_error_replies:0\r\ntotal_error_replies:{}\r\ndump_payload_sanitizations:0\r\ntotal_reads_processed:{}\r\ntotal_writes_processed:{}\r\nio_threaded_reads_processed:0\r\nio_threaded_writes_processed:0\r\nreply_buffer_shrinks:0\r\nreply_buffer_expands:0\r\n",
                 srv.total_connections.load(Relaxed),
                 srv.sum_workers(|w| w.commands.load(Relaxed)),
                 srv.sum_workers(|w| w.net_input.load(Relaxed)),
                 srv.sum_workers(|w| w.net_output.load(Relaxed)),
+                crate::replication::NET_REPL_IN.load(Relaxed),
+                crate::replication::NET_REPL_OUT.load(Relaxed),
                 inp as f64 / 1024.0,
                 outp as f64 / 1024.0,
                 srv.rejected_connections.load(Relaxed),
+                crate::replication::SYNC_FULL.load(Relaxed),
+                crate::replication::SYNC_PARTIAL_OK.load(Relaxed),
+                crate::replication::SYNC_PARTIAL_ERR.load(Relaxed),
                 srv.expired_stale_perc.load(Relaxed) as f64,
                 srv.expire_cycle_ms.load(Relaxed),
                 crate::eviction::evicted_keys(),
@@ -200,14 +216,7 @@ fn info_section(ctx: &mut Ctx, name: &str) -> Option<String> {
                 srv.sum_workers(|w| w.writes.load(Relaxed)),
             );
         }
-        "replication" => {
-            o.push_str("# Replication\r\n");
-            let _ = write!(
-                o,
-                "role:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:0\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:0\r\nrepl_backlog_size:1048576\r\nrepl_backlog_first_byte_offset:0\r\nrepl_backlog_histlen:0\r\n",
-                srv.run_id
-            );
-        }
+        "replication" => super::replication::info_section(&mut o),
         "cpu" => {
             let (user, sys) = cpu_times();
             o.push_str("# CPU\r\n");
@@ -714,8 +723,13 @@ pub fn debug(ctx: &mut Ctx, args: &Args) {
             ),
         };
         ctx.reply.simple(&line);
-    } else if eq_ic(sub, "reload") || eq_ic(sub, "jmap") || eq_ic(sub, "quicklist-packed-threshold")
-    {
+    } else if eq_ic(sub, "reload") {
+        let now = ctx.now;
+        match crate::persistence::reload(ctx.srv, &mut ctx.locked, now) {
+            Ok(()) => ctx.reply.ok(),
+            Err(e) => ctx.error(&format!("ERR Error trying to load the RDB dump: {e}")),
+        }
+    } else if eq_ic(sub, "jmap") || eq_ic(sub, "quicklist-packed-threshold") {
         ctx.reply.ok();
     } else if eq_ic(sub, "help") {
         help_reply(

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use super::{
-    Handler, collections as coll, connection as conn, keyspace as ks, list, multi, server as srv,
-    string as st,
+    Handler, collections as coll, connection as conn, keyspace as ks, list, multi,
+    replication as repl, server as srv, string as st,
 };
 use crate::cluster::{commands as cl, dump, migrate};
 
@@ -256,6 +256,16 @@ pub static COMMANDS: &[CommandSpec] = &[
     // MIGRATE blocks like Redis's: every shard stays locked while the
     // keys travel, so none can change between DUMP and delete.
     c("migrate", -6, W, NOKEYS, All, migrate::migrate, "generic", "2.6.0", "Atomically transfers a key from one Redis instance to another."),
+    // Persistence and replication (rdb.c, replication.c)
+    c("save", 1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI, NOKEYS, NoLock, repl::save, "server", "1.0.0", "Synchronously saves the database(s) to disk."),
+    c("bgsave", -1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING, NOKEYS, NoLock, repl::bgsave, "server", "1.0.0", "Asynchronously saves the database(s) to disk."),
+    c("psync", -3, ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI, NOKEYS, NoLock, repl::psync, "server", "2.8.0", "An internal command used in replication."),
+    c("sync", 1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI, NOKEYS, NoLock, repl::sync, "server", "1.0.0", "An internal command used in replication."),
+    c("replconf", -1, ADMIN | NOSCRIPT | LOADING | STALE | ALLOW_BUSY, NOKEYS, NoLock, repl::replconf, "server", "3.0.0", "An internal command for configuring the replication stream."),
+    c("replicaof", 3, ADMIN | NOSCRIPT | STALE | NO_ASYNC_LOADING, NOKEYS, NoLock, repl::replicaof, "server", "5.0.0", "Configures a server as replica of another, or promotes it to a master."),
+    c("slaveof", 3, ADMIN | NOSCRIPT | STALE | NO_ASYNC_LOADING, NOKEYS, NoLock, repl::replicaof, "server", "1.0.0", "Sets a Redis server as a replica of another, or promotes it to being a master."),
+    c("role", 1, NOSCRIPT | LOADING | STALE | FAST | SENTINEL, NOKEYS, NoLock, repl::role, "server", "2.8.12", "Returns the replication role."),
+    c("wait", 3, NOSCRIPT, NOKEYS, NoLock, repl::wait, "generic", "3.0.0", "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed."),
 ];
 
 #[rustfmt::skip]

@@ -10,7 +10,7 @@
 //! |---|---|---|
 //! | 0 | 4 | LRU clock (`access`), native endian |
 //! | 4 | 1 | LFU / S3-FIFO counter (`freq`) |
-//! | 5 | 1 | flags: kind (bits 0-2), has-expiry (bit 3), raw (bit 4) |
+//! | 5 | 1 | flags: kind (bits 0-2), has-expiry (bit 3), raw (bit 4), snapshot tag (bit 5) |
 //! | 6 | 1-5 | key length, LEB128 |
 //! | . | 1-10 | value length, LEB128 (strings only) |
 //! | . | 8 | absolute expiry in Unix ms (only with the has-expiry flag) |
@@ -24,7 +24,7 @@
 //! 2. The allocation's size is recomputed from its header (`Header::size`)
 //!    and equals the size it was allocated with; the header is never
 //!    changed in a way that alters the size (only `access`, `freq`, the
-//!    raw flag and an existing expiry are written in place).
+//!    raw and snapshot flags and an existing expiry are written in place).
 //! 3. A collection pointer was made by `Box::into_raw` of the type its
 //!    kind names, and is freed with that type (`drop_payload`).
 //! 4. Pointers fit in the low 48 bits (x86-64 and aarch64 user space with
@@ -51,6 +51,10 @@ pub const KIND_ZSET: u8 = 4;
 const KIND_MASK: u8 = 0x07;
 const FLAG_EXPIRE: u8 = 0x08;
 const FLAG_RAW: u8 = 0x10;
+/// The snapshot tag (see `super::snapshot_tag`): one bit suffices, since
+/// every entry carries either the running snapshot's tag or the previous
+/// one's.
+const FLAG_SNAP: u8 = 0x20;
 const FIXED: usize = 6;
 const ALIGN: usize = 8;
 pub const PTR_BITS: u32 = 48;
@@ -65,6 +69,14 @@ pub struct Meta {
     pub access: u32,
     pub freq: u8,
     pub raw: bool,
+    /// Snapshot tag, 0 or 1.
+    pub snap: u8,
+}
+
+impl Meta {
+    fn flag_bits(&self) -> u8 {
+        (if self.raw { FLAG_RAW } else { 0 }) | if self.snap & 1 != 0 { FLAG_SNAP } else { 0 }
+    }
 }
 
 /// The value part of a new entry.
@@ -253,8 +265,7 @@ impl OwnedEntry {
             let b = p.as_ptr();
             b.cast::<u32>().write(meta.access);
             b.add(4).write(meta.freq);
-            b.add(5)
-                .write(h.flags | if meta.raw { FLAG_RAW } else { 0 });
+            b.add(5).write(h.flags | meta.flag_bits());
             let mut off = FIXED + write_varint(b.add(FIXED), key.len());
             if let Body::Str(s) = body {
                 write_varint(b.add(off), s.len());
@@ -535,12 +546,20 @@ impl<'a> View<'a> {
         unsafe { self.p.as_ptr().add(5).read() & FLAG_RAW != 0 }
     }
 
+    /// The snapshot tag, 0 or 1.
+    #[inline]
+    pub fn snap(&self) -> u8 {
+        // SAFETY: offset 5 of a live entry.
+        unsafe { (self.p.as_ptr().add(5).read() & FLAG_SNAP != 0) as u8 }
+    }
+
     pub fn meta(&self) -> Meta {
         Meta {
             expire_at: self.expire_at(),
             access: self.access(),
             freq: self.freq(),
             raw: self.raw(),
+            snap: self.snap(),
         }
     }
 
@@ -596,6 +615,16 @@ impl<'a> ViewMut<'a> {
         unsafe { self.p.as_ptr().add(4).write(v) }
     }
 
+    /// Sets the snapshot tag (0 or 1); the layout does not change.
+    #[inline]
+    pub fn set_snap(&mut self, tag: u8) {
+        // SAFETY: offset 5 of a live entry we may write.
+        unsafe {
+            let f = self.p.as_ptr().add(5);
+            f.write(f.read() & !FLAG_SNAP | if tag & 1 != 0 { FLAG_SNAP } else { 0 });
+        }
+    }
+
     /// Overwrites an expiry the entry already has; false (and nothing
     /// written) when it has none or `at` is 0, which need a new layout.
     pub fn replace_expire(&mut self, at: u64) -> bool {
@@ -635,7 +664,7 @@ impl<'a> ViewMut<'a> {
             b.cast::<u32>().write(meta.access);
             b.add(4).write(meta.freq);
             b.add(5)
-                .write(h.flags & !FLAG_RAW | if meta.raw { FLAG_RAW } else { 0 });
+                .write(h.flags & !(FLAG_RAW | FLAG_SNAP) | meta.flag_bits());
             if meta.expire_at != 0 {
                 b.add(h.expire_off)
                     .cast::<u64>()
@@ -682,6 +711,7 @@ mod tests {
             access: 7,
             freq: 5,
             raw: false,
+            snap: 0,
         }
     }
 
@@ -691,6 +721,9 @@ mod tests {
         assert_eq!(e.size(), 56);
         let t = OwnedEntry::new_str(&[b'k'; 16], &[b'v'; 32], &meta(123));
         assert_eq!(t.size(), 64);
+        // The snapshot tag lives in the flags byte: no size change.
+        let tagged = OwnedEntry::new_str(&[b'k'; 16], &[b'v'; 32], &Meta { snap: 1, ..meta(123) });
+        assert_eq!((tagged.size(), tagged.view().snap()), (64, 1));
         let v = t.view();
         assert_eq!(v.key(), &[b'k'; 16]);
         assert!(matches!(v.value(), ValueRef::Str(s) if s == [b'v'; 32]));
@@ -728,6 +761,9 @@ mod tests {
             let mut vm = view_mut(bits);
             vm.set_access(99);
             vm.set_freq(1);
+            vm.set_snap(1);
+            assert_eq!(vm.view().snap(), 1);
+            vm.set_snap(0);
             assert!(!vm.replace_expire(5));
         }
         // SAFETY: taken back exactly once.

@@ -145,6 +145,28 @@ pub struct Entry {
     /// The string was modified in place (APPEND, SETRANGE): Redis then
     /// reports it as `raw` whatever its length.
     pub raw: bool,
+    /// Tag of the last snapshot that serialized this entry, or that was
+    /// running (or last ran) when it was created: an entry whose tag is
+    /// the running snapshot's is not (or no longer) part of it. 0 or 1,
+    /// stored as one flag bit. See replication/snapshot.rs.
+    pub snap: u8,
+}
+
+/// Tag of the running snapshot, or of the last one (see `Entry::snap`).
+/// One bit: every entry carries either this tag or the previous one (a
+/// snapshot's walk tags all entries, and snapshots never overlap).
+static SNAP_TAG: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+#[inline]
+pub fn snapshot_tag() -> u8 {
+    SNAP_TAG.load(Ordering::Relaxed)
+}
+
+/// Starts a new snapshot's tag (with every shard locked); returns it.
+pub fn next_snapshot_tag() -> u8 {
+    let t = (snapshot_tag() + 1) & 1;
+    SNAP_TAG.store(t, Ordering::Relaxed);
+    t
 }
 
 impl Entry {
@@ -156,7 +178,13 @@ impl Entry {
             access: lru_clock(now_ms),
             freq: crate::eviction::LFU_INIT_VAL,
             raw: false,
+            snap: snapshot_tag(),
         }
+    }
+
+    #[inline]
+    pub fn is_expired(&self, now_ms: u64) -> bool {
+        expired(self.expire_at, now_ms)
     }
 
     fn meta(&self) -> Meta {
@@ -165,6 +193,7 @@ impl Entry {
             access: self.access,
             freq: self.freq,
             raw: self.raw,
+            snap: self.snap,
         }
     }
 }
@@ -178,6 +207,8 @@ pub struct EntryRef<'a> {
     pub access: u32,
     pub freq: u8,
     pub raw: bool,
+    /// Snapshot tag (see `Entry::snap`).
+    pub snap: u8,
     addr: usize,
 }
 
@@ -192,6 +223,7 @@ impl<'a> EntryRef<'a> {
             access: v.access(),
             freq: v.freq(),
             raw: v.raw(),
+            snap: v.snap(),
             addr: v.addr(),
         }
     }
@@ -212,6 +244,7 @@ impl<'a> EntryRef<'a> {
             access: self.access,
             freq: self.freq,
             raw: self.raw,
+            snap: self.snap,
         }
     }
 
@@ -374,6 +407,23 @@ pub struct Db {
     s3: Option<Box<S3State>>,
     /// (both arrays' slot counts, their bytes): see `tables_bytes`.
     tables_cache: std::cell::Cell<((usize, usize), usize)>,
+    /// This database's number, so deletions by expiry can be propagated
+    /// with it.
+    pub id: usize,
+}
+
+/// Set while this server is a replica: expired keys are then hidden from
+/// reads but never deleted, since only the primary's DEL removes them (as
+/// Redis 7 replicas behave).
+static HIDE_EXPIRED: AtomicBool = AtomicBool::new(false);
+
+pub fn set_replica_mode(on: bool) {
+    HIDE_EXPIRED.store(on, Ordering::Relaxed);
+}
+
+#[inline]
+pub fn replica_mode() -> bool {
+    HIDE_EXPIRED.load(Ordering::Relaxed)
 }
 
 impl Drop for Db {
@@ -602,9 +652,12 @@ impl Db {
     }
 
     fn expire_at_pos(&mut self, pos: usize) {
+        if replica_mode() {
+            return;
+        }
         let e = self.unlink_at(pos);
         self.stats.expired += 1;
-        crate::replication::propagate_expired(e.view().key());
+        crate::replication::propagate_expired(self.id, e.view().key());
     }
 
     // ---------------------------------------------------------------
@@ -701,6 +754,7 @@ impl Db {
             access: lru_clock(now_ms),
             freq: crate::eviction::LFU_INIT_VAL,
             raw: false,
+            snap: snapshot_tag(),
         };
         self.insert_with(key, meta, Some(value), |key, meta| {
             OwnedEntry::new_str(key, value, meta)
@@ -883,11 +937,17 @@ impl Db {
             access: meta.access,
             freq: meta.freq,
             raw: meta.raw,
+            snap: meta.snap,
         })
     }
 
     /// Deletes a key that has not expired; returns whether it existed.
+    /// On a replica (where only the primary's DEL removes expired keys)
+    /// an expired key is deleted too.
     pub fn delete(&mut self, key: &[u8], now_ms: u64) -> bool {
+        if replica_mode() {
+            return self.remove(key).is_some();
+        }
         match self.find_live(key, now_ms) {
             Some(pos) => {
                 drop(self.unlink_at(pos));
@@ -933,6 +993,9 @@ impl Db {
         for _ in 0..100 {
             let pos = self.table.random_pos(rng)?;
             if expired(self.expire_at_of(pos), now_ms) {
+                if replica_mode() {
+                    continue;
+                }
                 self.expire_at_pos(pos);
                 continue;
             }
@@ -1001,6 +1064,58 @@ impl Db {
         )
     }
 
+    /// Whether `key` has an entry (expired or not) that the snapshot
+    /// tagged `tag` has not serialized yet.
+    pub fn snapshot_pending(&self, key: &[u8], tag: u8) -> bool {
+        self.peek(key).is_some_and(|e| e.snap != tag)
+    }
+
+    /// The entry of `key` (expired or not) if the snapshot tagged `tag`
+    /// has not serialized it yet, tagging it as serialized now (the tag is
+    /// a flag bit: no accounting).
+    pub fn snapshot_take(&mut self, key: &[u8], tag: u8) -> Option<EntryRef<'_>> {
+        let pos = self.find(key)?;
+        // SAFETY: live slot, exclusively borrowed through `self`.
+        let mut vm = unsafe { entry::view_mut(self.table.get(pos)) };
+        if vm.view().snap() == tag {
+            return None;
+        }
+        vm.set_snap(tag);
+        Some(self.entry_at(pos))
+    }
+
+    /// One step of a snapshot's walk: like `scan` (the cursor is a hash
+    /// position, valid across resizes, 0 to start and 0 when done, so
+    /// every entry present at the snapshot's start is reached whatever
+    /// the table does between steps), passing `visit` each entry, expired
+    /// or not, that the snapshot tagged `tag` has not serialized yet, and
+    /// tagging it. Returns the next cursor and the slots walked.
+    pub fn snapshot_walk(
+        &mut self,
+        cursor: u64,
+        budget: usize,
+        tag: u8,
+        mut visit: impl FnMut(EntryRef<'_>),
+    ) -> (u64, usize) {
+        let hasher = &self.hasher;
+        self.table.scan_step(
+            cursor,
+            budget,
+            // SAFETY: the table holds live entries of this Db.
+            |b| unsafe { stored_hash(hasher, b) },
+            |b| {
+                // SAFETY: a live entry of this Db, which `&mut self`
+                // gives us exclusive access to; the flag write does not
+                // touch the key or value the view lends out.
+                let mut vm = unsafe { entry::view_mut(b) };
+                if vm.view().snap() != tag {
+                    vm.set_snap(tag);
+                    visit(EntryRef::of(unsafe { entry::view(b) }));
+                }
+            },
+        )
+    }
+
     /// Iterates live keys (in table order).
     pub fn iter(&self, now_ms: u64) -> impl Iterator<Item = (&[u8], EntryRef<'_>)> {
         self.table
@@ -1057,14 +1172,31 @@ pub struct Shard {
     /// Position of the active expiry cycle, so each cycle continues with
     /// the database where the previous one stopped.
     pub expire_cursor_db: usize,
+    /// The snapshot (full resync, BGSAVE) this shard was last serialized
+    /// for; see replication/snapshot.rs.
+    pub snapshot_epoch: u64,
+    /// Where the running snapshot's walk of this shard is: the database,
+    /// and the walk's cursor in its table (`Db::snapshot_walk`; 0: not
+    /// started).
+    pub snapshot_db: usize,
+    pub snapshot_cursor: u64,
 }
 
 impl Shard {
     pub fn new(databases: usize, seed: u64) -> Self {
         Shard {
-            dbs: (0..databases).map(|_| Db::default()).collect(),
+            dbs: (0..databases)
+                .map(|id| {
+                    let mut db = Db::default();
+                    db.id = id;
+                    db
+                })
+                .collect(),
             rng: Rng::new(seed),
             expire_cursor_db: 0,
+            snapshot_epoch: 0,
+            snapshot_db: 0,
+            snapshot_cursor: 0,
         }
     }
 
@@ -1114,6 +1246,8 @@ impl Shard {
     /// database number (as in Redis, clients remain in the same DB).
     pub fn swap_dbs(&mut self, a: usize, b: usize) {
         self.dbs.swap(a, b);
+        self.dbs[a].id = a;
+        self.dbs[b].id = b;
         let wa = std::mem::take(&mut self.dbs[a].watched);
         let wb = std::mem::replace(&mut self.dbs[b].watched, wa);
         self.dbs[a].watched = wb;

@@ -1,0 +1,248 @@
+//! RDB persistence: SAVE, BGSAVE, the dump loaded at start, LASTSAVE.
+//!
+//! BGSAVE forks nothing: it takes the same point-in-time snapshot as a
+//! full resync (replication/snapshot.rs) and writes the shard images to a
+//! temporary file from a background thread, then renames it over
+//! `dbfilename` in `dir` (the working directory), as Redis does.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+
+use crate::rdb;
+use crate::server::Server;
+use crate::util::now_ms;
+
+static LAST_SAVE_SECS: AtomicU64 = AtomicU64::new(0);
+static BGSAVE_RUNNING: AtomicBool = AtomicBool::new(false);
+static LAST_BGSAVE_OK: AtomicBool = AtomicBool::new(true);
+/// `dirty` at the last successful save (rdb_changes_since_last_save).
+static DIRTY_AT_SAVE: AtomicU64 = AtomicU64::new(0);
+
+pub fn last_save_secs(srv: &Server) -> u64 {
+    match LAST_SAVE_SECS.load(Relaxed) {
+        0 => srv.started_unix_ms / 1000,
+        t => t,
+    }
+}
+
+pub fn bgsave_in_progress() -> bool {
+    BGSAVE_RUNNING.load(Relaxed)
+}
+
+pub fn last_bgsave_ok() -> bool {
+    LAST_BGSAVE_OK.load(Relaxed)
+}
+
+pub fn changes_since_save(srv: &Server) -> u64 {
+    srv.dirty.load(Relaxed) - DIRTY_AT_SAVE.load(Relaxed).min(srv.dirty.load(Relaxed))
+}
+
+fn header(srv: &Server) -> Vec<u8> {
+    header_with(srv, None)
+}
+
+/// The header, with the replication ID and offset the data corresponds
+/// to when given (so a restarted replica can continue, PSYNC2).
+fn header_with(srv: &Server, repl: Option<(&str, u64)>) -> Vec<u8> {
+    let mut out = Vec::new();
+    rdb::write_header(
+        &mut out,
+        &rdb::HeaderInfo {
+            ctime_secs: now_ms() / 1000,
+            used_mem: srv.used_memory() as u64,
+            repl,
+        },
+    );
+    out
+}
+
+fn file_name(srv: &Server) -> String {
+    srv.config
+        .get("dbfilename")
+        .unwrap_or_else(|| "dump.rdb".into())
+}
+
+/// Writes `parts` to a temporary file and renames it into place.
+fn write_file(srv: &Server, parts: impl Iterator<Item = Vec<u8>>) -> std::io::Result<()> {
+    let tmp = format!("temp-{}.rdb", std::process::id());
+    let result = (|| {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+        for p in parts {
+            f.write_all(&p)?;
+        }
+        f.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        std::fs::rename(&tmp, file_name(srv))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn saved(dirty_then: u64) {
+    LAST_SAVE_SECS.store(now_ms() / 1000, Relaxed);
+    DIRTY_AT_SAVE.store(dirty_then, Relaxed);
+}
+
+/// SAVE: blocks every shard while it serializes, like Redis's SAVE
+/// blocks the server.
+pub fn save(srv: &Server) -> std::io::Result<()> {
+    let dirty = srv.dirty.load(Relaxed);
+    let now = now_ms();
+    let applying = crate::replication::apply_guard();
+    let guards: Vec<_> = (0..srv.store.len()).map(|i| srv.store.lock(i)).collect();
+    // Dataset and offset read as one pair: nothing writes meanwhile.
+    let repl = {
+        let f = crate::replication::feed();
+        f.active.then(|| (f.replid.clone(), f.offset))
+    };
+    let mut body = header_with(srv, repl.as_ref().map(|(id, off)| (id.as_str(), *off)));
+    for g in &guards {
+        rdb::write_shard(&mut body, g, now);
+    }
+    drop(guards);
+    drop(applying);
+    let mut crc = rdb::Crc64::new();
+    crc.update(&body);
+    rdb::write_trailer(&mut body, &mut crc);
+    write_file(srv, std::iter::once(body))?;
+    saved(dirty);
+    Ok(())
+}
+
+/// DEBUG RELOAD, with every shard locked: saves the dataset to the dump
+/// file, empties it and loads the file back (a round trip through the
+/// RDB format).
+pub fn reload(srv: &Server, locked: &mut crate::cmd::Locked<'_>, now: u64) -> Result<(), String> {
+    let dirty = srv.dirty.load(Relaxed);
+    let mut body = header(srv);
+    for shard in locked.shards_mut() {
+        rdb::write_shard(&mut body, shard, now);
+    }
+    let mut crc = rdb::Crc64::new();
+    crc.update(&body);
+    rdb::write_trailer(&mut body, &mut crc);
+    write_file(srv, std::iter::once(body)).map_err(|e| e.to_string())?;
+    saved(dirty);
+    let data = std::fs::read(file_name(srv)).map_err(|e| e.to_string())?;
+    for shard in locked.shards_mut() {
+        for db in shard.dbs.iter_mut() {
+            db.clear();
+        }
+    }
+    let dbs = srv.databases();
+    rdb::load(&data, now, |db, key, entry| {
+        if db < dbs {
+            locked.shard_mut(srv.store.shard_of(&key)).dbs[db].insert(&key, entry);
+        }
+    })
+    .map_err(|e| e.to_string())?;
+    locked.for_each_indexed(|idx, shard| srv.refresh_shard_mem(idx, shard));
+    Ok(())
+}
+
+/// BGSAVE: snapshot without stopping the world, written by a thread.
+pub fn bgsave(srv: &Arc<Server>) -> Result<(), String> {
+    if BGSAVE_RUNNING.swap(true, Relaxed) {
+        return Err("ERR Background save already in progress".into());
+    }
+    let dirty = srv.dirty.load(Relaxed);
+    let Some((job, mut images)) = crate::replication::snapshot::start(srv, now_ms(), || {}) else {
+        BGSAVE_RUNNING.store(false, Relaxed);
+        return Err("ERR Background save already in progress".into());
+    };
+    let srv = srv.clone();
+    std::thread::Builder::new()
+        .name("bgsave".into())
+        .spawn(move || {
+            let result = write_snapshot_file(&srv, &job, &mut images);
+            drop(images);
+            let ok = result.is_ok();
+            match result {
+                Ok(()) => {
+                    saved(dirty);
+                    tracing::info!("Background saving terminated with success");
+                }
+                Err(e) => tracing::warn!("Background saving error: {e}"),
+            }
+            LAST_BGSAVE_OK.store(ok, Relaxed);
+            BGSAVE_RUNNING.store(false, Relaxed);
+        })
+        .map_err(|e| format!("ERR {e}"))?;
+    Ok(())
+}
+
+fn write_snapshot_file(
+    srv: &Server,
+    job: &crate::replication::snapshot::Job,
+    images: &mut tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>,
+) -> std::io::Result<()> {
+    let tmp = format!("temp-bg-{}.rdb", std::process::id());
+    let result = (|| {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+        let mut crc = rdb::Crc64::new();
+        let head = header(srv);
+        crc.update(&head);
+        f.write_all(&head)?;
+        while let Some(img) = images.blocking_recv() {
+            job.consumed();
+            crc.update(&img);
+            f.write_all(&img)?;
+        }
+        let mut tail = Vec::new();
+        rdb::write_trailer(&mut tail, &mut crc);
+        f.write_all(&tail)?;
+        f.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        std::fs::rename(&tmp, file_name(srv))
+    })();
+    if result.is_err() {
+        job.abandon();
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Loads `dir/dbfilename` at start if it exists. Keys already expired
+/// are dropped, as a primary does when loading.
+pub fn load_at_start(srv: &Server) -> Result<(), String> {
+    let name = file_name(srv);
+    let data = match std::fs::read(&name) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(format!("Fatal error loading the DB: {e}. Exiting.")),
+    };
+    let started = std::time::Instant::now();
+    let now = now_ms();
+    let dbs = srv.databases();
+    // A replica keeps expired keys: its primary's DELs remove them.
+    let replica = srv.config.get("replicaof").is_some_and(|m| !m.is_empty());
+    let mut per_shard: Vec<Vec<_>> = (0..srv.store.len()).map(|_| Vec::new()).collect();
+    let info = rdb::load(&data, now, |db, key, entry| {
+        if db < dbs && (replica || !entry.is_expired(now)) {
+            per_shard[srv.store.shard_of(&key)].push((db, key, entry));
+        }
+    })
+    .map_err(|e| format!("Fatal error loading the DB: {e}. Exiting."))?;
+    for (idx, entries) in per_shard.into_iter().enumerate() {
+        let mut shard = srv.store.lock(idx);
+        for (db, key, entry) in entries {
+            shard.dbs[db].insert(&key, entry);
+        }
+        srv.refresh_shard_mem(idx, &shard);
+    }
+    if replica && let (Some(id), Some(offset)) = (&info.repl_id, info.repl_offset) {
+        // The history this data belongs to: the replica asks its primary
+        // to continue from there. (Redis also restores it on a primary;
+        // here a primary starts without a backlog, so that writes cost
+        // nothing until a replica connects.)
+        crate::replication::feed().reset_to(id, offset);
+        tracing::info!("Restored replication ID and offset from the RDB: {id} {offset}");
+    }
+    tracing::info!(
+        "DB loaded from disk: {:.3} seconds ({} keys read)",
+        started.elapsed().as_secs_f64(),
+        info.keys
+    );
+    Ok(())
+}

@@ -1,0 +1,256 @@
+//! The primary's side of a replica connection: after PSYNC (or SYNC) the
+//! connection stops being a normal client. It gets `+CONTINUE` and the
+//! stream from its offset when the backlog still holds it, otherwise
+//! `+FULLRESYNC`, a snapshot in RDB format sent diskless, then the stream
+//! from the snapshot's point. Its REPLCONF ACKs are read meanwhile.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tracing::{info, warn};
+
+use super::{ReplicaLink, SYNC_FULL, SYNC_PARTIAL_ERR, SYNC_PARTIAL_OK, feed, snapshot};
+use crate::client::ClientState;
+use crate::cmd::Args;
+use crate::protocol::{ArgSource, Decoded, Decoder};
+use crate::rdb;
+use crate::server::Server;
+use crate::util::{eq_ic, now_ms, parse_i64};
+
+/// Most stream bytes handed to the socket in one write.
+const CHUNK: usize = 256 * 1024;
+
+pub async fn serve_replica(
+    srv: &Arc<Server>,
+    stream: &mut TcpStream,
+    state: &mut ClientState,
+    psync: Option<(String, i64)>,
+    rbuf: BytesMut,
+) {
+    let ip = state.handle.addr.ip().to_string();
+    let port = if state.repl_listening_port != 0 {
+        state.repl_listening_port
+    } else {
+        state.handle.addr.port()
+    };
+    let capa_eof = state.repl_capa_eof;
+    state.handle.is_replica.store(true, Relaxed);
+    let link;
+    let mut header = Vec::new();
+    let mut full_resync = false;
+    {
+        let mut f = feed();
+        match &psync {
+            Some((id, from)) if f.can_continue(id, *from) => {
+                let cursor = *from as u64 - 1;
+                link = Arc::new(ReplicaLink::new(state.id, ip.clone(), port, cursor));
+                link.online.store(true, Relaxed);
+                f.replicas.push(link.clone());
+                SYNC_PARTIAL_OK.fetch_add(1, Relaxed);
+                header = if state.repl_capa_psync2 {
+                    format!("+CONTINUE {}\r\n", f.replid).into_bytes()
+                } else {
+                    b"+CONTINUE\r\n".to_vec()
+                };
+                info!(
+                    "Partial resynchronization request from {ip}:{port} accepted. Sending {} bytes of backlog starting from offset {from}.",
+                    f.offset + 1 - *from as u64
+                );
+            }
+            _ => {
+                if let Some((id, _)) = &psync
+                    && id != "?"
+                {
+                    SYNC_PARTIAL_ERR.fetch_add(1, Relaxed);
+                }
+                link = Arc::new(ReplicaLink::new(state.id, ip.clone(), port, 0));
+                full_resync = true;
+            }
+        }
+    }
+    if full_resync {
+        info!("Replica {ip}:{port} asks for synchronization; starting a full resync");
+        let started = snapshot::start_when_free(srv, now_ms(), || {
+            let mut f = feed();
+            f.activate();
+            link.cursor.store(f.offset, Relaxed);
+            f.replicas.push(link.clone());
+        })
+        .await;
+        let Some((job, mut images)) = started else {
+            return;
+        };
+        SYNC_FULL.fetch_add(1, Relaxed);
+        let (replid, offset) = {
+            let f = feed();
+            (f.replid.clone(), link.cursor.load(Relaxed))
+        };
+        if psync.is_some() {
+            header = format!("+FULLRESYNC {replid} {offset}\r\n").into_bytes();
+        }
+        let sent = send_snapshot(
+            stream,
+            header,
+            &job,
+            &mut images,
+            &replid,
+            offset,
+            capa_eof,
+            srv.used_memory() as u64,
+        )
+        .await;
+        if sent.is_err() {
+            job.abandon();
+            feed().remove_replica(&link);
+            return;
+        }
+        link.online.store(true, Relaxed);
+        info!("Synchronization with replica {ip}:{port} succeeded");
+    } else if stream.write_all(&header).await.is_err() {
+        feed().remove_replica(&link);
+        return;
+    }
+    link.last_ack_ms.store(now_ms(), Relaxed);
+    stream_to(stream, &link, rbuf, srv).await;
+    feed().remove_replica(&link);
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn send_snapshot(
+    stream: &mut TcpStream,
+    mut out: Vec<u8>,
+    job: &snapshot::Job,
+    images: &mut tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>,
+    replid: &str,
+    offset: u64,
+    capa_eof: bool,
+    used_mem: u64,
+) -> std::io::Result<()> {
+    let mut head = Vec::new();
+    rdb::write_header(
+        &mut head,
+        &rdb::HeaderInfo {
+            ctime_secs: now_ms() / 1000,
+            used_mem,
+            repl: Some((replid, offset)),
+        },
+    );
+    let mut crc = rdb::Crc64::new();
+    crc.update(&head);
+    if capa_eof {
+        // Diskless with an end mark: the size is not known in advance.
+        let mark = crate::server::random_hex(40);
+        out.extend_from_slice(format!("$EOF:{mark}\r\n").as_bytes());
+        out.extend_from_slice(&head);
+        stream.write_all(&out).await?;
+        super::NET_REPL_OUT.fetch_add(out.len() as u64, Relaxed);
+        while let Some(img) = images.recv().await {
+            crc.update(&img);
+            let r = stream.write_all(&img).await;
+            job.consumed();
+            r?;
+            super::NET_REPL_OUT.fetch_add(img.len() as u64, Relaxed);
+        }
+        let mut tail = Vec::new();
+        rdb::write_trailer(&mut tail, &mut crc);
+        tail.extend_from_slice(mark.as_bytes());
+        stream.write_all(&tail).await?;
+        super::NET_REPL_OUT.fetch_add(tail.len() as u64, Relaxed);
+    } else {
+        // The length comes first: build the whole file.
+        let mut body = head;
+        while let Some(img) = images.recv().await {
+            crc.update(&img);
+            body.extend_from_slice(&img);
+            job.consumed();
+        }
+        rdb::write_trailer(&mut body, &mut crc);
+        out.extend_from_slice(format!("${}\r\n", body.len()).as_bytes());
+        stream.write_all(&out).await?;
+        super::NET_REPL_OUT.fetch_add(out.len() as u64, Relaxed);
+        stream.write_all(&body).await?;
+        super::NET_REPL_OUT.fetch_add(body.len() as u64, Relaxed);
+    }
+    Ok(())
+}
+
+/// Sends the stream from the link's cursor on, and reads the replica's
+/// acknowledgements, until either side fails or the link is cut.
+async fn stream_to(
+    stream: &mut TcpStream,
+    link: &Arc<ReplicaLink>,
+    mut rbuf: BytesMut,
+    srv: &Server,
+) {
+    let (mut rd, mut wr) = stream.split();
+    let reader = async {
+        let mut decoder = Decoder::new(srv.config.proto_max_bulk_len.load(Relaxed));
+        loop {
+            loop {
+                match decoder.decode(&rbuf) {
+                    Ok(Decoded::Command { start, .. }) => {
+                        let base: &[u8] = match decoder.source() {
+                            ArgSource::Buffer => &rbuf[start..],
+                            ArgSource::Scratch => decoder.scratch(),
+                        };
+                        let args = Args::new(base, decoder.args());
+                        if args.len() >= 3
+                            && eq_ic(args.get(0), "replconf")
+                            && eq_ic(args.get(1), "ack")
+                            && let Some(off) = parse_i64(args.get(2))
+                        {
+                            link.ack.store(off.max(0) as u64, Relaxed);
+                            link.last_ack_ms.store(now_ms(), Relaxed);
+                        }
+                    }
+                    Ok(Decoded::Skip { .. }) => {}
+                    Ok(Decoded::Incomplete) => break,
+                    Err(_) => return,
+                }
+            }
+            let keep = decoder.keep_from();
+            rbuf.advance(keep);
+            decoder.consumed(keep);
+            if rbuf.len() > 1 << 20 {
+                return;
+            }
+            match rd.read_buf(&mut rbuf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    let writer = async {
+        let mut chunk = Vec::with_capacity(CHUNK);
+        loop {
+            let woken = link.wake.notified();
+            if link.dead.load(Relaxed) {
+                return;
+            }
+            chunk.clear();
+            let cursor = link.cursor.load(Relaxed);
+            if feed().read_from(cursor, CHUNK, &mut chunk).is_none() {
+                warn!("replica {} fell out of the backlog", link.client_id);
+                return;
+            }
+            if chunk.is_empty() {
+                // Wake at least once a second to notice a cut link.
+                let _ = tokio::time::timeout(Duration::from_secs(1), woken).await;
+                continue;
+            }
+            if wr.write_all(&chunk).await.is_err() {
+                return;
+            }
+            super::NET_REPL_OUT.fetch_add(chunk.len() as u64, Relaxed);
+            link.cursor.store(cursor + chunk.len() as u64, Relaxed);
+        }
+    };
+    tokio::select! {
+        _ = reader => {}
+        _ = writer => {}
+    }
+}

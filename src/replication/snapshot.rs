@@ -1,0 +1,291 @@
+//! Point-in-time snapshots without fork, without stopping the world and
+//! without copying the dataset (full resyncs and BGSAVE).
+//!
+//! A snapshot starts at a point P taken while every shard lock is held
+//! (so no command is half-way), which is also where the replication
+//! stream for it starts. From then on every entry is serialized at most
+//! once, as it was at P, by whoever reaches it first:
+//!
+//! - the background walker, which visits each shard's tables in short
+//!   slices under the shard's lock (a few thousand entries at a time),
+//!   paced by the consumer so about one slice is in memory at a time;
+//! - a write command, before its handler runs (`before_write`): the
+//!   entries of its keys (in every database of their shard) that are not
+//!   serialized yet are serialized first; a whole-keyspace write (FLUSHALL,
+//!   FLUSHDB, SWAPDB) first finishes the walk of its shards.
+//!
+//! An entry carries the tag of the snapshot that serialized it; entries
+//! created after P get the running snapshot's tag, so they are never part
+//! of it. Deletions by expiry and eviction are not write commands and may
+//! happen before an entry is reached; their stream form (DEL) is
+//! idempotent, so the replica ends in the same state. docs/replication.md
+//! has the argument in full.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::cmd::table::{CommandSpec, LockSpec};
+use crate::cmd::{Args, Locked};
+use crate::server::Server;
+use crate::store::Shard;
+
+/// Epoch of the snapshot in progress; 0 when none.
+static EPOCH: AtomicU64 = AtomicU64::new(0);
+static NEXT_EPOCH: AtomicU64 = AtomicU64::new(1);
+static CURRENT: Mutex<Option<Arc<Job>>> = Mutex::new(None);
+
+/// Entries serialized per slice of the walk (one lock hold).
+const SLICE_ENTRIES: usize = 2000;
+
+pub struct Job {
+    pub epoch: u64,
+    /// Entry tag of this snapshot (`store::Entry::snap`).
+    tag: u8,
+    /// Clock for expiry checks while serializing (keys already expired
+    /// are left out).
+    pub now_ms: u64,
+    /// Closed (dropped) when every shard is walked: the consumer's
+    /// `recv` then returns `None`.
+    images: Mutex<Option<mpsc::UnboundedSender<Vec<u8>>>>,
+    /// Pieces produced and not yet consumed: the walker waits for 0.
+    queued: AtomicUsize,
+    /// The consumer went away: stop pacing, just finish.
+    abandoned: AtomicBool,
+}
+
+impl Job {
+    fn send(&self, buf: Vec<u8>) {
+        if buf.is_empty() {
+            return;
+        }
+        self.queued.fetch_add(1, Relaxed);
+        let sent = self
+            .images
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|tx| tx.send(buf).is_ok());
+        if !sent {
+            self.abandoned.store(true, Relaxed);
+        }
+    }
+
+    /// Serializes the not-yet-serialized entries of `key` in every
+    /// database of `shard` (MOVE and COPY write across databases).
+    fn serialize_key(&self, shard: &mut Shard, key: &[u8], out: &mut Vec<u8>) {
+        for (i, db) in shard.dbs.iter_mut().enumerate() {
+            if let Some(e) = db.snapshot_take(key, self.tag)
+                && !e.is_expired(self.now_ms)
+            {
+                crate::rdb::write_select(out, i);
+                crate::rdb::write_entry(out, e.key, &e);
+            }
+        }
+    }
+
+    /// Walks up to `budget` positions of the shard; true when the walk of
+    /// the whole shard is over.
+    fn walk(&self, shard: &mut Shard, mut budget: usize) -> bool {
+        if shard.snapshot_epoch != self.epoch {
+            shard.snapshot_epoch = self.epoch;
+            shard.snapshot_db = 0;
+            shard.snapshot_cursor = 0;
+        }
+        let mut out = Vec::new();
+        while shard.snapshot_db < shard.dbs.len() && budget > 0 {
+            let dbi = shard.snapshot_db;
+            let db = &mut shard.dbs[dbi];
+            // The walk's cursor is a hash position that stays valid when
+            // the table is resized between slices (`Db::snapshot_walk`):
+            // every entry present at P is reached; entries added since P
+            // carry this snapshot's tag and are skipped.
+            let mut selected = false;
+            let (next, walked) =
+                db.snapshot_walk(shard.snapshot_cursor, budget, self.tag, |e| {
+                    if !e.is_expired(self.now_ms) {
+                        if !selected {
+                            crate::rdb::write_select(&mut out, dbi);
+                            selected = true;
+                        }
+                        crate::rdb::write_entry(&mut out, e.key, &e);
+                    }
+                });
+            budget = budget.saturating_sub(walked);
+            if next == 0 {
+                shard.snapshot_db += 1;
+            }
+            shard.snapshot_cursor = next;
+        }
+        self.send(out);
+        shard.snapshot_db >= shard.dbs.len()
+    }
+
+    /// The consumer wrote out one piece.
+    pub fn consumed(&self) {
+        self.queued.fetch_sub(1, Relaxed);
+    }
+
+    pub fn abandon(&self) {
+        self.abandoned.store(true, Relaxed);
+    }
+}
+
+/// Dispatcher hook, before a write command runs with `locked` held: what
+/// it may modify is serialized first. One relaxed load when no snapshot
+/// is running.
+#[inline]
+pub fn before_write(srv: &Server, spec: &CommandSpec, args: &Args, locked: &mut Locked<'_>) {
+    if EPOCH.load(Relaxed) == 0 {
+        return;
+    }
+    before_write_slow(srv, spec, args, locked);
+}
+
+/// The key positions of a keyed command, as the dispatcher locks them.
+fn key_positions(spec: &CommandSpec, args: &Args) -> impl Iterator<Item = usize> {
+    let (first, last, step) = spec.keys;
+    let argc = args.len() as i32;
+    let last = if last < 0 {
+        argc + last
+    } else {
+        last.min(argc - 1)
+    };
+    let first = if first <= 0 || first >= argc {
+        last + 1
+    } else {
+        first
+    };
+    (first..=last)
+        .step_by(step.max(1) as usize)
+        .map(|i| i as usize)
+}
+
+#[cold]
+fn before_write_slow(srv: &Server, spec: &CommandSpec, args: &Args, locked: &mut Locked<'_>) {
+    if spec.lock == LockSpec::Keys {
+        // Most writes during a snapshot touch entries already serialized
+        // (or new keys): check under the locks held, without the shared
+        // job, first.
+        let tag = crate::store::snapshot_tag();
+        let pending = key_positions(spec, args).any(|i| {
+            let key = args.get(i);
+            locked
+                .shard_mut(srv.store.shard_of(key))
+                .dbs
+                .iter_mut()
+                .any(|db| db.snapshot_pending(key, tag))
+        });
+        if !pending {
+            return;
+        }
+    }
+    let job = CURRENT.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let Some(job) = job else {
+        return;
+    };
+    if spec.lock != LockSpec::Keys {
+        // Whole-keyspace writes: finish the walk of every locked shard.
+        for shard in locked.shards_mut() {
+            while !job.walk(shard, usize::MAX) {}
+        }
+        return;
+    }
+    let mut out = Vec::new();
+    for i in key_positions(spec, args) {
+        let key = args.get(i);
+        let shard = locked.shard_mut(srv.store.shard_of(key));
+        job.serialize_key(shard, key, &mut out);
+    }
+    job.send(out);
+}
+
+pub fn in_progress() -> bool {
+    EPOCH.load(Relaxed) != 0
+}
+
+/// Starts a snapshot if none is running. `at_point` runs at P, with every
+/// shard locked (record the stream offset there). Returns the job and the
+/// receiver of its pieces (RDB bytes after the header, in any order),
+/// which ends when the snapshot is complete.
+pub fn start(
+    srv: &Arc<Server>,
+    now_ms: u64,
+    at_point: impl FnOnce(),
+) -> Option<(Arc<Job>, mpsc::UnboundedReceiver<Vec<u8>>)> {
+    let applying = super::apply_guard();
+    let locked = Locked::all(srv);
+    if EPOCH.load(Relaxed) != 0 {
+        return None;
+    }
+    let (tx, rx) = mpsc::unbounded_channel();
+    let job = Arc::new(Job {
+        epoch: NEXT_EPOCH.fetch_add(1, Relaxed),
+        // Every existing entry carries the previous snapshot's tag (that
+        // walk tagged all of them, later ones were created with it).
+        tag: crate::store::next_snapshot_tag(),
+        now_ms,
+        images: Mutex::new(Some(tx)),
+        queued: AtomicUsize::new(0),
+        abandoned: AtomicBool::new(false),
+    });
+    *CURRENT.lock().unwrap_or_else(|e| e.into_inner()) = Some(job.clone());
+    EPOCH.store(job.epoch, Relaxed);
+    at_point();
+    drop(locked);
+    drop(applying);
+
+    let walker_srv = srv.clone();
+    let walker_job = job.clone();
+    let walker = move || {
+        let srv = walker_srv;
+        let job = walker_job;
+        for idx in 0..srv.store.len() {
+            loop {
+                while job.queued.load(Relaxed) > 0 && !job.abandoned.load(Relaxed) {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                let mut shard = srv.store.lock(idx);
+                if job.walk(&mut shard, SLICE_ENTRIES) {
+                    break;
+                }
+            }
+        }
+        // Every entry is serialized: later writes need no hook.
+        EPOCH.store(0, Relaxed);
+        *CURRENT.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        job.images.lock().unwrap_or_else(|e| e.into_inner()).take();
+    };
+    if let Err(e) = std::thread::Builder::new()
+        .name("snapshot".into())
+        .spawn(walker)
+    {
+        // Entries tagged so far keep this tag; the next snapshot draws a
+        // new one, so nothing is mistaken for already serialized.
+        tracing::warn!("cannot start the snapshot thread: {e}");
+        EPOCH.store(0, Relaxed);
+        *CURRENT.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        return None;
+    }
+    Some((job, rx))
+}
+
+/// `start`, waiting (bounded, 10 minutes) for a running snapshot to
+/// finish first.
+pub async fn start_when_free(
+    srv: &Arc<Server>,
+    now_ms: u64,
+    mut at_point: impl FnMut(),
+) -> Option<(Arc<Job>, mpsc::UnboundedReceiver<Vec<u8>>)> {
+    for _ in 0..60_000 {
+        if !in_progress()
+            && let Some(r) = start(srv, now_ms, &mut at_point)
+        {
+            return Some(r);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    None
+}
