@@ -103,16 +103,15 @@ impl Job {
             // every entry present at P is reached; entries added since P
             // carry this snapshot's tag and are skipped.
             let mut selected = false;
-            let (next, walked) =
-                db.snapshot_walk(shard.snapshot_cursor, budget, self.tag, |e| {
-                    if !e.is_expired(self.now_ms) {
-                        if !selected {
-                            crate::rdb::write_select(&mut out, dbi);
-                            selected = true;
-                        }
-                        crate::rdb::write_entry(&mut out, e.key, &e);
+            let (next, walked) = db.snapshot_walk(shard.snapshot_cursor, budget, self.tag, |e| {
+                if !e.is_expired(self.now_ms) {
+                    if !selected {
+                        crate::rdb::write_select(&mut out, dbi);
+                        selected = true;
                     }
-                });
+                    crate::rdb::write_entry(&mut out, e.key, &e);
+                }
+            });
             budget = budget.saturating_sub(walked);
             if next == 0 {
                 shard.snapshot_db += 1;

@@ -722,7 +722,14 @@ mod tests {
         let t = OwnedEntry::new_str(&[b'k'; 16], &[b'v'; 32], &meta(123));
         assert_eq!(t.size(), 64);
         // The snapshot tag lives in the flags byte: no size change.
-        let tagged = OwnedEntry::new_str(&[b'k'; 16], &[b'v'; 32], &Meta { snap: 1, ..meta(123) });
+        let tagged = OwnedEntry::new_str(
+            &[b'k'; 16],
+            &[b'v'; 32],
+            &Meta {
+                snap: 1,
+                ..meta(123)
+            },
+        );
         assert_eq!((tagged.size(), tagged.view().snap()), (64, 1));
         let v = t.view();
         assert_eq!(v.key(), &[b'k'; 16]);

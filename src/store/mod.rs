@@ -1421,6 +1421,47 @@ mod tests {
         assert_eq!((db.len(), db.expires_len(), db.mem), (0, 0, 0));
     }
 
+    /// The snapshot walk reaches every entry present at its start exactly
+    /// once, although the table grows and shrinks between its steps, and
+    /// skips entries created with the snapshot's tag.
+    #[test]
+    fn snapshot_walk_survives_resizes() {
+        let tagged = |snap: u8| Entry { snap, ..s("v") };
+        let mut db = Db::default();
+        for i in 0..2000 {
+            db.insert(format!("old:{i}").as_bytes(), tagged(0));
+        }
+        let mut seen = HashSet::new();
+        let mut cursor = 0;
+        let mut step = 0;
+        loop {
+            let (next, _) = db.snapshot_walk(cursor, 50, 1, |e| {
+                assert!(seen.insert(e.key.to_vec()), "serialized twice");
+            });
+            step += 1;
+            if step == 3 {
+                for i in 0..20_000 {
+                    db.insert(format!("new:{i}").as_bytes(), tagged(1));
+                }
+            }
+            if step == 10 {
+                for i in 0..20_000 {
+                    db.remove(format!("new:{i}").as_bytes());
+                }
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        assert!(step > 10);
+        assert_eq!(seen.len(), 2000);
+        assert!(seen.iter().all(|k| k.starts_with(b"old:")));
+        assert!(!db.snapshot_pending(b"old:1", 1));
+        assert!(db.snapshot_take(b"old:1", 1).is_none());
+        assert!(db.snapshot_take(b"old:1", 0).is_some());
+    }
+
     #[test]
     fn collections_live_behind_a_pointer() {
         let mut db = Db::default();
