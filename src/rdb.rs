@@ -13,7 +13,7 @@
 
 use bytes::Bytes;
 
-use crate::store::{BuildHasher, Db, Entry, Shard, Value};
+use crate::store::{BuildHasher, Db, Entry, EntryRef, Shard, Value, ValueRef};
 
 pub const RDB_VERSION: u32 = 10;
 
@@ -199,18 +199,18 @@ pub fn write_header(out: &mut Vec<u8>, info: &HeaderInfo) {
 }
 
 /// One key with its expiry.
-pub fn write_entry(out: &mut Vec<u8>, key: &[u8], e: &Entry) {
+pub fn write_entry(out: &mut Vec<u8>, key: &[u8], e: &EntryRef) {
     if e.expire_at != 0 {
         out.push(OP_EXPIRETIME_MS);
         out.extend_from_slice(&e.expire_at.to_le_bytes());
     }
-    match &e.value {
-        Value::Str(s) => {
+    match e.value {
+        ValueRef::Str(s) => {
             out.push(TYPE_STRING);
             write_string(out, key);
             write_string(out, s);
         }
-        Value::List(l) => {
+        ValueRef::List(l) => {
             out.push(TYPE_LIST);
             write_string(out, key);
             write_len(out, l.len() as u64);
@@ -218,7 +218,7 @@ pub fn write_entry(out: &mut Vec<u8>, key: &[u8], e: &Entry) {
                 write_string(out, item);
             }
         }
-        Value::Set(s) => {
+        ValueRef::Set(s) => {
             out.push(TYPE_SET);
             write_string(out, key);
             write_len(out, s.len() as u64);
@@ -226,7 +226,7 @@ pub fn write_entry(out: &mut Vec<u8>, key: &[u8], e: &Entry) {
                 write_string(out, m);
             }
         }
-        Value::Hash(h) => {
+        ValueRef::Hash(h) => {
             out.push(TYPE_HASH);
             write_string(out, key);
             write_len(out, h.len() as u64);
@@ -235,7 +235,7 @@ pub fn write_entry(out: &mut Vec<u8>, key: &[u8], e: &Entry) {
                 write_string(out, v);
             }
         }
-        Value::ZSet(z) => {
+        ValueRef::ZSet(z) => {
             out.push(TYPE_ZSET_2);
             write_string(out, key);
             write_len(out, z.len() as u64);
@@ -266,7 +266,7 @@ pub fn write_db(out: &mut Vec<u8>, index: usize, db: &Db, now_ms: u64) {
     write_len(out, db.len() as u64);
     write_len(out, db.expires_len() as u64);
     for (k, e) in db.iter(now_ms) {
-        write_entry(out, k, e);
+        write_entry(out, k, &e);
     }
 }
 

@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use bytes::Bytes;
 
 use crate::cmd::{Args, Ctx};
-use crate::store::{Entry, Value, lru_clock};
+use crate::store::{Entry, Value, ValueRef, lru_clock};
 use crate::util::parse_i64;
 
 pub const RDB_VERSION: u16 = 10;
@@ -96,28 +96,28 @@ fn put_str(out: &mut Vec<u8>, s: &[u8]) {
 }
 
 /// The DUMP payload of a value.
-pub fn dump(value: &Value) -> Vec<u8> {
+pub fn dump(value: &ValueRef) -> Vec<u8> {
     let mut out = Vec::new();
     match value {
-        Value::Str(s) => {
+        ValueRef::Str(s) => {
             out.push(T_STRING);
             put_str(&mut out, s);
         }
-        Value::List(l) => {
+        ValueRef::List(l) => {
             out.push(T_LIST);
             put_len(&mut out, l.len());
             for e in l.iter() {
                 put_str(&mut out, e);
             }
         }
-        Value::Set(s) => {
+        ValueRef::Set(s) => {
             out.push(T_SET);
             put_len(&mut out, s.len());
             for e in s.iter() {
                 put_str(&mut out, e);
             }
         }
-        Value::ZSet(z) => {
+        ValueRef::ZSet(z) => {
             out.push(T_ZSET2);
             put_len(&mut out, z.len());
             for (m, score) in z.iter() {
@@ -125,7 +125,7 @@ pub fn dump(value: &Value) -> Vec<u8> {
                 out.extend_from_slice(&score.to_le_bytes());
             }
         }
-        Value::Hash(h) => {
+        ValueRef::Hash(h) => {
             out.push(T_HASH);
             put_len(&mut out, h.len());
             for (k, v) in h.iter() {
@@ -437,7 +437,7 @@ mod tests {
         let p = b"\x00\xc1\x39\x30\x0a\x00\x9d\x94\xea\x27\x93\xfc\x08\xb9";
         assert!(verify(p));
         assert!(matches!(load(p), Some(Value::Str(s)) if &s[..] == b"12345"));
-        assert_eq!(dump(&Value::Str(Bytes::from_static(b"12345"))), p.to_vec());
+        assert_eq!(dump(&ValueRef::Str(b"12345")), p.to_vec());
     }
 
     #[test]
