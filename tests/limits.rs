@@ -36,9 +36,18 @@ fn config_get1(con: &mut redis::Connection, name: &str) -> String {
 #[test]
 fn maxclients_refuses_with_redis_error_and_counts_it() {
     let srv = TestServer::start_with(&["--maxclients", "2"]);
-    let mut first = srv.client();
-    // The harness's own probe connection may not be gone yet.
-    wait_for("probe connection to close", || {
+    // The harness's probe connections may still count for a moment: the
+    // first connection may be refused until they are gone.
+    let mut first = None;
+    wait_for("a first connection", || {
+        first = redis::Client::open(srv.url())
+            .unwrap()
+            .get_connection()
+            .ok();
+        first.is_some()
+    });
+    let mut first = first.unwrap();
+    wait_for("probe connections to close", || {
         connected_clients(&mut first) == 1
     });
     let mut second = srv.raw();
