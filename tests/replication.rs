@@ -731,6 +731,56 @@ fn sync_without_eof_capability_gets_a_length_prefixed_rdb() {
     }
 }
 
+/// A transaction reaches replicas wrapped in MULTI ... EXEC, so a replica
+/// applies it as one unit (issue: atomic multi-key work, replication).
+#[test]
+fn transactions_are_streamed_as_multi_exec() {
+    let primary = start(&[]);
+    let mut p = primary.client();
+    let mut raw = primary.raw();
+    raw.s
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    raw.send(&resp_cmd(&[b"SYNC"]));
+    let header = read_line(&mut raw);
+    let len: usize = header
+        .strip_prefix('$')
+        .and_then(|l| l.parse().ok())
+        .unwrap_or_else(|| panic!("bad bulk header {header:?}"));
+    raw.read_exact_len(len);
+
+    let (a, b): (i64, i64) = redis::pipe()
+        .atomic()
+        .cmd("INCR")
+        .arg("tx:a")
+        .cmd("INCRBY")
+        .arg("tx:b")
+        .arg(5)
+        .query(&mut p)
+        .unwrap();
+    assert_eq!((a, b), (1, 5));
+    let mut stream = Vec::new();
+    while !String::from_utf8_lossy(&stream).contains("EXEC\r\n") {
+        stream.extend(raw.read_exact_len(1));
+    }
+    let text = String::from_utf8_lossy(&stream).to_string();
+    let at = |needle: &str| {
+        text.find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} not in the stream {text:?}"))
+    };
+    let expected = [
+        "*1\r\n$5\r\nMULTI\r\n",
+        "*2\r\n$4\r\nINCR\r\n$4\r\ntx:a\r\n",
+        "*3\r\n$6\r\nINCRBY\r\n$4\r\ntx:b\r\n$1\r\n5\r\n",
+        "*1\r\n$4\r\nEXEC\r\n",
+    ];
+    let positions: Vec<usize> = expected.iter().map(|e| at(e)).collect();
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "out of order in {text:?}"
+    );
+}
+
 #[test]
 fn promoted_replica_serves_partial_resync_with_its_old_id() {
     let primary = start(&[]);
