@@ -150,11 +150,16 @@ const PROTECTED_MODE_DENIED: &[u8] = b"-DENIED Redis is running in protected mod
 
 /// Protected mode (Redis's clientAcceptHandler): while it is on and the
 /// default user needs no password, only loopback clients may connect,
-/// whatever addresses the server listens on.
+/// whatever addresses the server listens on. "Loopback" is Redis's test:
+/// the peer is exactly 127.0.0.1 or ::1 (a peer at 127.0.0.2 is denied by
+/// Redis 7.0 too).
 fn protected_mode_denies(srv: &Server, ip: std::net::IpAddr) -> bool {
-    srv.config.protected_mode.load(Relaxed)
-        && !ip.to_canonical().is_loopback()
-        && crate::acl::default_user().nopass
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let local = match ip.to_canonical() {
+        IpAddr::V4(v4) => v4 == Ipv4Addr::LOCALHOST,
+        IpAddr::V6(v6) => v6 == Ipv6Addr::LOCALHOST,
+    };
+    srv.config.protected_mode.load(Relaxed) && !local && crate::acl::default_user().nopass
 }
 
 async fn run<S: ClientStream>(
