@@ -21,6 +21,9 @@ pub fn against_real_redis() -> bool {
     std::env::var_os("FERROCACHE_TEST_BIN").is_some()
 }
 
+/// Debian's redis-server 7.0, the reference implementation.
+pub const REAL_REDIS: &str = "/usr/bin/redis-server";
+
 fn server_binary() -> String {
     std::env::var("FERROCACHE_TEST_BIN")
         .unwrap_or_else(|_| env!("CARGO_BIN_EXE_ferrocache").to_string())
@@ -75,12 +78,24 @@ impl TestServer {
     /// Starts the server with extra redis-server-style flags
     /// (e.g. `&["--hz", "100"]`).
     pub fn start_with(extra: &[&str]) -> Self {
+        Self::start_binary(&server_binary(), extra)
+    }
+
+    /// A real redis-server next to the server under test (to exchange
+    /// data with it), or `None` when it is not installed.
+    pub fn start_real_redis(extra: &[&str]) -> Option<Self> {
+        std::path::Path::new(REAL_REDIS)
+            .exists()
+            .then(|| Self::start_binary(REAL_REDIS, extra))
+    }
+
+    fn start_binary(binary: &str, extra: &[&str]) -> Self {
         // A port picked this way can be taken by someone else before the
         // server binds it; retry a few times rather than flake.
         let mut last_err = String::new();
         for _ in 0..10 {
             let port = free_port();
-            let mut cmd = Command::new(server_binary());
+            let mut cmd = Command::new(binary);
             cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
                 .args(["--save", "", "--appendonly", "no"])
                 // Redis 7 refuses DEBUG unless enabled; tests use it, as
