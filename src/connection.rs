@@ -13,7 +13,7 @@ use tracing::debug;
 use crate::client::{ClientHandle, ClientState};
 use crate::cmd::Args;
 use crate::cmd::dispatch::execute;
-use crate::protocol::{ArgSource, Decoded, Decoder, Reply};
+use crate::protocol::{Decoded, Decoder, Reply};
 use crate::replication::Pending;
 use crate::server::Server;
 use crate::stats::{WorkerStats, bump};
@@ -81,11 +81,7 @@ async fn run(
         loop {
             match decoder.decode(&rbuf) {
                 Ok(Decoded::Command { start, .. }) => {
-                    let base: &[u8] = match decoder.source() {
-                        ArgSource::Buffer => &rbuf[start..],
-                        ArgSource::Scratch => decoder.scratch(),
-                    };
-                    let args = Args::new(base, decoder.args());
+                    let args = Args::new(decoder.arg_base(&rbuf, start), decoder.args());
                     execute(srv, state, &args, &mut wbuf, stats);
                     if state.close_after_reply {
                         close = true;

@@ -2,5 +2,5 @@
 pub mod decode;
 pub mod reply;
 
-pub use decode::{ArgSource, Decoded, Decoder, ProtocolError};
+pub use decode::{Decoded, Decoder, ProtocolError};
 pub use reply::Reply;

@@ -22,7 +22,7 @@ use tracing::{info, warn};
 use super::{encode, feed};
 use crate::client::{ClientHandle, ClientState};
 use crate::cmd::Args;
-use crate::protocol::{ArgSource, Decoded, Decoder};
+use crate::protocol::{Decoded, Decoder};
 use crate::server::Server;
 use crate::store::Entry;
 use crate::util::{eq_ic, now_ms};
@@ -346,11 +346,7 @@ async fn apply_stream(srv: &Arc<Server>, mut c: Conn) -> Result<(), String> {
         loop {
             match decoder.decode(&rbuf) {
                 Ok(Decoded::Command { start, len }) => {
-                    let base: &[u8] = match decoder.source() {
-                        ArgSource::Buffer => &rbuf[start..],
-                        ArgSource::Scratch => decoder.scratch(),
-                    };
-                    let args = Args::new(base, decoder.args());
+                    let args = Args::new(decoder.arg_base(&rbuf, start), decoder.args());
                     let applying = super::apply_guard();
                     if args.len() >= 2 && eq_ic(args.get(0), "replconf") {
                         // GETACK answers with the offset before itself.
