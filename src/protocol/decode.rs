@@ -441,7 +441,7 @@ mod tests {
         loop {
             match d.decode(buf).unwrap() {
                 Decoded::Command { start, .. } => {
-                    let base = d.arg_base(&buf, start);
+                    let base = d.arg_base(buf, start);
                     cmds.push(d.args().iter().map(|r| base[r.clone()].to_vec()).collect());
                 }
                 Decoded::Skip { .. } => {}
