@@ -16,7 +16,7 @@
 
 use bytes::Bytes;
 
-use crate::store::{BuildHasher, Db, Entry, Shard, Value};
+use crate::store::{BuildHasher, Db, Entry, EntryRef, Shard, Value, ValueRef};
 
 pub const RDB_VERSION: u32 = 10;
 
@@ -202,57 +202,57 @@ pub fn write_header(out: &mut Vec<u8>, info: &HeaderInfo) {
 }
 
 /// One key with its expiry.
-pub fn write_entry(out: &mut Vec<u8>, key: &[u8], e: &Entry) {
+pub fn write_entry(out: &mut Vec<u8>, key: &[u8], e: &EntryRef) {
     if e.expire_at != 0 {
         out.push(OP_EXPIRETIME_MS);
         out.extend_from_slice(&e.expire_at.to_le_bytes());
     }
-    out.push(object_type(&e.value));
+    out.push(object_type(e.value));
     write_string(out, key);
-    write_object(out, &e.value);
+    write_object(out, e.value);
 }
 
 /// A value with its type byte and no key: the body of a DUMP payload
 /// (Redis's rdbSaveObjectType + rdbSaveObject).
-pub fn write_value(out: &mut Vec<u8>, value: &Value) {
+pub fn write_value(out: &mut Vec<u8>, value: ValueRef) {
     out.push(object_type(value));
     write_object(out, value);
 }
 
 /// The RDB type `write_object` encodes a value as.
-fn object_type(value: &Value) -> u8 {
+fn object_type(value: ValueRef) -> u8 {
     match value {
-        Value::Str(_) => TYPE_STRING,
-        Value::List(_) => TYPE_LIST,
-        Value::Set(_) => TYPE_SET,
-        Value::Hash(_) => TYPE_HASH,
-        Value::ZSet(_) => TYPE_ZSET_2,
+        ValueRef::Str(_) => TYPE_STRING,
+        ValueRef::List(_) => TYPE_LIST,
+        ValueRef::Set(_) => TYPE_SET,
+        ValueRef::Hash(_) => TYPE_HASH,
+        ValueRef::ZSet(_) => TYPE_ZSET_2,
     }
 }
 
-fn write_object(out: &mut Vec<u8>, value: &Value) {
+fn write_object(out: &mut Vec<u8>, value: ValueRef) {
     match value {
-        Value::Str(s) => write_string(out, s),
-        Value::List(l) => {
+        ValueRef::Str(s) => write_string(out, s),
+        ValueRef::List(l) => {
             write_len(out, l.len() as u64);
             for item in l.iter() {
                 write_string(out, item);
             }
         }
-        Value::Set(s) => {
+        ValueRef::Set(s) => {
             write_len(out, s.len() as u64);
             for m in s.iter() {
                 write_string(out, m);
             }
         }
-        Value::Hash(h) => {
+        ValueRef::Hash(h) => {
             write_len(out, h.len() as u64);
             for (f, v) in h.iter() {
                 write_string(out, f);
                 write_string(out, v);
             }
         }
-        Value::ZSet(z) => {
+        ValueRef::ZSet(z) => {
             write_len(out, z.len() as u64);
             for (m, score) in z.iter() {
                 write_string(out, m);
@@ -281,7 +281,7 @@ pub fn write_db(out: &mut Vec<u8>, index: usize, db: &Db, now_ms: u64) {
     write_len(out, db.len() as u64);
     write_len(out, db.expires_len() as u64);
     for (k, e) in db.iter(now_ms) {
-        write_entry(out, k, e);
+        write_entry(out, k, &e);
     }
 }
 
@@ -976,12 +976,15 @@ mod tests {
     fn empty_collections_are_refused_or_skipped() {
         let empty = Value::List(Box::default());
         let mut body = Vec::new();
-        write_value(&mut body, &empty);
+        write_value(&mut body, empty.as_ref());
         assert!(read_value(&body).is_err());
         let mut one = Vec::new();
-        write_value(&mut one, &Value::Str(Bytes::from_static(b"x")));
+        write_value(&mut one, ValueRef::Str(b"x"));
         assert!(matches!(read_value(&one), Ok(Value::Str(s)) if s == "x"));
 
+        let mut shard = Shard::new(1, 1);
+        shard.dbs[0].insert(b"e", Entry::new(empty, 0, 1));
+        shard.dbs[0].insert(b"s", Entry::new(Value::Str(Bytes::from("v")), 0, 1));
         let mut out = Vec::new();
         let info = HeaderInfo {
             ctime_secs: 1,
@@ -989,13 +992,7 @@ mod tests {
             repl: None,
         };
         write_header(&mut out, &info);
-        write_select(&mut out, 0);
-        write_entry(&mut out, b"e", &Entry::new(empty, 0, 1));
-        write_entry(
-            &mut out,
-            b"s",
-            &Entry::new(Value::Str(Bytes::from("v")), 0, 1),
-        );
+        write_shard(&mut out, &shard, 1);
         let mut crc = Crc64::new();
         crc.update(&out);
         write_trailer(&mut out, &mut crc);

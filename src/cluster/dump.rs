@@ -9,16 +9,16 @@
 
 use crate::cmd::{Args, Ctx};
 use crate::rdb;
-use crate::store::{Entry, Value, lru_clock};
+use crate::store::{Entry, Value, ValueRef, lru_clock};
 use crate::util::parse_i64;
 
 /// The version a payload carries, and the newest one RESTORE accepts.
 const PAYLOAD_VERSION: u16 = rdb::RDB_VERSION as u16;
 
 /// The DUMP payload of a value.
-pub fn dump(value: &Value) -> Vec<u8> {
+pub fn dump(value: &ValueRef) -> Vec<u8> {
     let mut out = Vec::new();
-    rdb::write_value(&mut out, value);
+    rdb::write_value(&mut out, *value);
     out.extend_from_slice(&PAYLOAD_VERSION.to_le_bytes());
     let crc = rdb::crc64(&out);
     out.extend_from_slice(&crc.to_le_bytes());
@@ -138,7 +138,6 @@ pub fn restore(ctx: &mut Ctx, args: &Args) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
 
     #[test]
     fn reads_and_writes_redis_string_payloads() {
@@ -146,12 +145,12 @@ mod tests {
         let p = b"\x00\xc1\x39\x30\x0a\x00\x9d\x94\xea\x27\x93\xfc\x08\xb9";
         assert!(verify(p));
         assert!(matches!(load(p), Some(Value::Str(s)) if &s[..] == b"12345"));
-        assert_eq!(dump(&Value::Str(Bytes::from_static(b"12345"))), p.to_vec());
+        assert_eq!(dump(&ValueRef::Str(b"12345")), p.to_vec());
     }
 
     #[test]
     fn refuses_short_newer_or_corrupt_payloads() {
-        let p = dump(&Value::Str(Bytes::from_static(b"v")));
+        let p = dump(&ValueRef::Str(b"v"));
         assert!(!verify(&p[..p.len() - 1]));
         assert!(!verify(&[0u8; 9]));
         let mut newer = p[..p.len() - 8].to_vec();

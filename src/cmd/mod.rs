@@ -25,8 +25,8 @@ macro_rules! get_or_create {
         }
         let is_type = matches!(
             db.get($key, now),
-            Some($crate::store::Entry {
-                value: $crate::store::Value::$variant(_),
+            Some($crate::store::EntryRef {
+                value: $crate::store::ValueRef::$variant(_),
                 ..
             })
         );

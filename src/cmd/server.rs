@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use super::connection::help_reply;
 use super::table::{COMMANDS, CommandSpec, LockSpec, TABLE, acl_categories, flag};
 use super::{Args, Ctx};
-use crate::store::Value;
+use crate::store::ValueRef;
 use crate::util::{bytes_to_human, eq_ic, now_us, parse_i64};
 
 pub fn time(ctx: &mut Ctx, _args: &Args) {
@@ -715,7 +715,7 @@ pub fn debug(ctx: &mut Ctx, args: &Args) {
             None => return ctx.error("ERR no such key"),
             Some(e) => format!(
                 "Value at:0x{:012x} refcount:1 encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}",
-                e as *const _ as usize,
+                e.addr(),
                 e.encoding(),
                 e.value.mem_size().max(1),
                 (e.access / 1000) & 0xFF_FFFF,
@@ -795,7 +795,7 @@ pub fn object_freq(ctx: &mut Ctx, args: &Args) {
     }
     let (db, reply) = ctx.db_reply(key);
     if let Some(e) = db.lookup_read(key, now, false) {
-        reply.int(crate::eviction::lfu_decayed(e, now) as i64);
+        reply.int(crate::eviction::lfu_decayed(&e, now) as i64);
     }
 }
 
@@ -809,7 +809,7 @@ pub fn object_refcount(ctx: &mut Ctx, args: &Args) {
         // unless maxmemory is set.
         Some(e) => {
             let shared = shared_ints
-                && matches!(&e.value, Value::Str(s) if parse_i64(s).is_some_and(|n| (0..10000).contains(&n)));
+                && matches!(e.value, ValueRef::Str(s) if parse_i64(s).is_some_and(|n| (0..10000).contains(&n)));
             reply.int(if shared { i32::MAX as i64 } else { 1 });
         }
         None => reply.null(),
@@ -927,6 +927,15 @@ pub fn memory_help(ctx: &mut Ctx, _args: &Args) {
         &[
             "USAGE <key> [SAMPLES <count>]",
             "    Return memory in bytes used by <key> and its value.",
+            "PURGE",
+            "    Attempt to purge dirty pages for reclamation by the allocator.",
         ],
     );
+}
+
+/// MEMORY PURGE: returns the allocator's unused dirty pages to the system
+/// at once instead of after jemalloc's decay time (as Redis does).
+pub fn memory_purge(ctx: &mut Ctx, _args: &Args) {
+    crate::memory::purge();
+    ctx.reply.ok();
 }

@@ -378,6 +378,7 @@ static OBJECT_SUBCOMMANDS: &[CommandSpec] = &[
 static MEMORY_SUBCOMMANDS: &[CommandSpec] = &[
     c("usage", -3, R, (2, 2, 1), Keys, srv::memory_usage, "server", "4.0.0", "Estimates the memory usage of a key."),
     c("stats", 2, LOADING | STALE, NOKEYS, All, srv::memory_stats, "server", "4.0.0", "Returns details about memory usage."),
+    c("purge", 2, 0, NOKEYS, NoLock, srv::memory_purge, "server", "4.0.0", "Asks the allocator to release memory."),
     c("help", 2, LOADING | STALE, NOKEYS, NoLock, srv::memory_help, "server", "4.0.0", "Returns helpful text about the different subcommands."),
 ];
 

@@ -477,8 +477,8 @@ fn effect_of(
     }
     if eq_ic(name, "incrbyfloat") && args.len() == 3 {
         let key = args.get(1);
-        if let Some(crate::store::Entry {
-            value: crate::store::Value::Str(v),
+        if let Some(crate::store::EntryRef {
+            value: crate::store::ValueRef::Str(v),
             ..
         }) = entry(key)
         {
