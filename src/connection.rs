@@ -16,7 +16,7 @@ use crate::client::{ClientHandle, ClientState};
 use crate::cmd::Args;
 use crate::cmd::dispatch::execute;
 use crate::outbuf::{ClassLimit, ClientClass, LimitClock, Verdict};
-use crate::protocol::{ArgSource, Decoded, Decoder, Reply};
+use crate::protocol::{Decoded, Decoder, Reply};
 use crate::replication::Pending;
 use crate::server::Server;
 use crate::stats::{WorkerStats, bump};
@@ -194,11 +194,7 @@ async fn run<S: ClientStream>(
         loop {
             match decoder.decode(&rbuf) {
                 Ok(Decoded::Command { start, .. }) => {
-                    let base: &[u8] = match decoder.source() {
-                        ArgSource::Buffer => &rbuf[start..],
-                        ArgSource::Scratch => decoder.scratch(),
-                    };
-                    let args = Args::new(base, decoder.args());
+                    let args = Args::new(decoder.arg_base(&rbuf, start), decoder.args());
                     execute(srv, state, &args, &mut wbuf, stats);
                     if state.close_after_reply {
                         close = true;

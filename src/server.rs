@@ -8,7 +8,7 @@
 //! any command: it locks the shard(s) the command's keys hash to (see
 //! `cmd`). No global lock exists on the request path.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -233,9 +233,11 @@ pub fn random_hex(n: usize) -> String {
         .collect()
 }
 
-/// Binds every address of the `bind` setting. A `-` prefix marks an
-/// address as optional, as in redis.conf (`bind 127.0.0.1 -::1`).
-fn bind_all(bind: &str, port: u16, backlog: u32) -> std::io::Result<Vec<TcpListener>> {
+/// The addresses of the `bind` setting, each with whether it is optional:
+/// a `-` prefix, as in redis.conf (`bind 127.0.0.1 -::1`). An optional
+/// address that does not parse is skipped; any other is an error. The
+/// client port and the cluster bus port bind the same list.
+pub fn bind_addresses(bind: &str) -> std::io::Result<Vec<(IpAddr, bool)>> {
     let mut out = Vec::new();
     for spec in bind.split_whitespace() {
         let (optional, host) = match spec.strip_prefix('-') {
@@ -243,16 +245,24 @@ fn bind_all(bind: &str, port: u16, backlog: u32) -> std::io::Result<Vec<TcpListe
             None => (false, spec),
         };
         let host = if host == "*" { "0.0.0.0" } else { host };
-        let ip: std::net::IpAddr = match host.parse() {
-            Ok(ip) => ip,
-            Err(_) if optional => continue,
+        match host.parse() {
+            Ok(ip) => out.push((ip, optional)),
+            Err(_) if optional => {}
             Err(_) => {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::InvalidInput,
                     format!("invalid bind address '{host}'"),
                 ));
             }
-        };
+        }
+    }
+    Ok(out)
+}
+
+/// Binds every address of the `bind` setting.
+fn bind_all(bind: &str, port: u16, backlog: u32) -> std::io::Result<Vec<TcpListener>> {
+    let mut out = Vec::new();
+    for (ip, optional) in bind_addresses(bind)? {
         let addr = SocketAddr::new(ip, port);
         let result = (|| {
             let sock = if ip.is_ipv4() {

@@ -12,14 +12,12 @@ mod common;
 use common::*;
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use redis::Connection;
-
-const REDIS: &str = "/usr/bin/redis-server";
 
 /// Flags for a server under test: several shards for ferrocache so keys
 /// and transactions span shard locks.
@@ -79,68 +77,21 @@ fn scratch_dir() -> String {
     d.display().to_string()
 }
 
-/// A real redis-server, whatever binary the suite tests.
-struct RealRedis {
-    child: Child,
-    port: u16,
-    dir: String,
-}
-
-impl RealRedis {
-    fn start(extra: &[&str]) -> Option<RealRedis> {
-        if !std::path::Path::new(REDIS).exists() {
-            eprintln!("skipping: {REDIS} not installed");
-            return None;
-        }
-        for _ in 0..10 {
-            let port = pick_free_port();
-            let dir = scratch_dir();
-            let mut child = Command::new(REDIS)
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-                .args(["--repl-diskless-sync-delay", "0"])
-                .args(["--dir", &dir])
-                .args(extra)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn redis-server");
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                if let Ok(mut c) = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
-                    .and_then(|c| c.get_connection())
-                    && let Ok(info) = cmd(&["INFO", "server"]).query::<String>(&mut c)
-                    && info.contains(&format!("process_id:{}", child.id()))
-                {
-                    return Some(RealRedis { child, port, dir });
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-            let _ = std::fs::remove_dir_all(&dir);
-        }
-        panic!("could not start redis-server");
-    }
-
-    fn client(&self) -> Connection {
-        redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))
-            .unwrap()
-            .get_connection()
-            .unwrap()
-    }
-}
-
-impl Drop for RealRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// A real redis-server (whatever binary the suite tests) in a scratch
+/// directory of its own, or `None` when it is not installed.
+fn start_real_redis(extra: &[&str]) -> Option<Node> {
+    let dir = scratch_dir();
+    let mut args = vec!["--repl-diskless-sync-delay", "0", "--dir", &dir];
+    args.extend(extra);
+    let Some(server) = TestServer::start_real_redis(&args) else {
+        eprintln!("skipping: {REAL_REDIS} not installed");
+        let _ = std::fs::remove_dir_all(&dir);
+        return None;
+    };
+    Some(Node {
+        server: Some(server),
+        dir: dir.into(),
+    })
 }
 
 fn connect(port: u16) -> Connection {
@@ -915,7 +866,7 @@ fn real_redis_replica_of_ferrocache() {
     fill(&mut p, 5000, "k");
     mixed_writes(&mut p);
     let port = primary.port.to_string();
-    let Some(redis) = RealRedis::start(&["--replicaof", "127.0.0.1", &port]) else {
+    let Some(redis) = start_real_redis(&["--replicaof", "127.0.0.1", &port]) else {
         return;
     };
     let mut r = redis.client();
@@ -929,7 +880,7 @@ fn real_redis_replica_of_ferrocache() {
 
 #[test]
 fn ferrocache_replica_of_real_redis() {
-    let Some(redis) = RealRedis::start(&[]) else {
+    let Some(redis) = start_real_redis(&[]) else {
         return;
     };
     let mut p = redis.client();
@@ -1025,7 +976,7 @@ fn bgsave_writes_a_snapshot_while_serving() {
 
 #[test]
 fn rdb_files_are_exchanged_with_real_redis() {
-    if against_real_redis() || !std::path::Path::new(REDIS).exists() {
+    if against_real_redis() || !std::path::Path::new(REAL_REDIS).exists() {
         return;
     }
     // Ours → Redis.
@@ -1052,7 +1003,7 @@ fn rdb_files_are_exchanged_with_real_redis() {
         assert!(text.contains("RDB looks OK"), "{text}");
     }
     {
-        let redis = RealRedis::start(&["--dir", &d]).unwrap();
+        let redis = start_real_redis(&["--dir", &d]).unwrap();
         let mut c = redis.client();
         assert_same_data(&ours, &dump_db(&mut c));
         // Redis rewrites it in its own encodings (listpacks, LZF).

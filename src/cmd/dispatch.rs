@@ -330,22 +330,10 @@ fn run_locked<'a>(
 /// other databases (MOVE, COPY ... DB, FLUSH*, SWAPDB) touch those
 /// themselves.
 fn touch_written_keys(ctx: &mut Ctx, spec: &CommandSpec, args: &Args) {
-    let (first, last, step) = spec.keys;
-    if first == 0 {
-        return;
-    }
-    let argc = args.len() as i32;
-    let last = if last < 0 {
-        argc + last
-    } else {
-        last.min(argc - 1)
-    };
     let db = ctx.client.db;
-    let mut i = first;
-    while i <= last {
-        let key = args.get(i as usize);
+    for i in spec.key_positions(args.len()) {
+        let key = args.get(i);
         ctx.shard(key).touch_watched(db, key);
-        i += step.max(1);
     }
 }
 
@@ -468,20 +456,9 @@ fn exec(
 
 /// Shards of a keyed command's keys (unsorted, may repeat).
 fn key_shards(srv: &Server, spec: &CommandSpec, args: &Args) -> KeyShards {
-    let (first, last, step) = spec.keys;
-    let argc = args.len() as i32;
-    if first >= argc {
-        return Vec::new();
-    }
-    let last = if last < 0 {
-        argc + last
-    } else {
-        last.min(argc - 1)
-    };
-    (first..=last.max(first))
-        .step_by(step.max(1) as usize)
+    spec.key_positions(args.len())
         .map(|i| {
-            let key = args.get(i as usize);
+            let key = args.get(i);
             (key.as_ptr() as usize, srv.store.shard_of(key))
         })
         .collect()

@@ -83,6 +83,33 @@ pub struct CommandSpec {
     pub subcommands: &'static [CommandSpec],
 }
 
+impl CommandSpec {
+    /// Positions of the key arguments in a command of `argc` arguments:
+    /// `keys` with a negative last counted from the end and clamped to the
+    /// arguments there are. Empty for keyless commands. Routing, locking,
+    /// WATCH and snapshots all take a command's keys from here.
+    #[inline]
+    pub fn key_positions(&self, argc: usize) -> std::iter::StepBy<std::ops::RangeInclusive<usize>> {
+        let (first, last, step) = self.keys;
+        let argc = argc as i64;
+        let (first, last) = (first as i64, last as i64);
+        let last = if last < 0 {
+            argc + last
+        } else {
+            last.min(argc - 1)
+        };
+        let range = if first <= 0 || first >= argc || last < first {
+            #[allow(clippy::reversed_empty_ranges)]
+            {
+                1..=0
+            }
+        } else {
+            first as usize..=last as usize
+        };
+        range.step_by(step.max(1) as usize)
+    }
+}
+
 const NOKEYS: (i32, i32, i32) = (0, 0, 0);
 const KEY1: (i32, i32, i32) = (1, 1, 1);
 const KEYS_ALL: (i32, i32, i32) = (1, -1, 1);
@@ -555,5 +582,21 @@ mod tests {
             Lookup::UnknownSub(_)
         ));
         assert!(matches!(lookup(b"nope", None), Lookup::Unknown));
+    }
+
+    #[test]
+    fn key_positions_follow_first_last_step() {
+        let spec = |name: &str| match lookup(name.as_bytes(), None) {
+            Lookup::Found(r) => r.spec,
+            _ => panic!("{name}"),
+        };
+        let positions = |name: &str, argc| spec(name).key_positions(argc).collect::<Vec<_>>();
+        assert_eq!(positions("get", 2), vec![1]);
+        assert_eq!(positions("del", 4), vec![1, 2, 3]);
+        assert_eq!(positions("mset", 5), vec![1, 3]);
+        assert_eq!(positions("ping", 1), Vec::<usize>::new());
+        // Fewer arguments than the spec names: only those there are.
+        assert_eq!(positions("get", 1), Vec::<usize>::new());
+        assert_eq!(positions("del", 1), Vec::<usize>::new());
     }
 }

@@ -69,7 +69,7 @@ impl ProtocolError {
 
 /// Where the arguments of a decoded command live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ArgSource {
+enum ArgSource {
     /// Ranges index the read buffer, from the start of the command.
     Buffer,
     /// Ranges index the decoder's own scratch buffer (inline commands,
@@ -138,14 +138,15 @@ impl Decoder {
         &self.args
     }
 
+    /// What the last command's argument ranges index: `buf` (the buffer
+    /// given to `decode`) from the command's `start`, or the scratch
+    /// buffer for an inline command.
     #[inline]
-    pub fn source(&self) -> ArgSource {
-        self.source
-    }
-
-    #[inline]
-    pub fn scratch(&self) -> &[u8] {
-        &self.scratch
+    pub fn arg_base<'a>(&'a self, buf: &'a [u8], start: usize) -> &'a [u8] {
+        match self.source {
+            ArgSource::Buffer => &buf[start..],
+            ArgSource::Scratch => &self.scratch,
+        }
     }
 
     /// Offset of the first byte that must be kept: everything before it
@@ -445,10 +446,7 @@ mod tests {
         loop {
             match d.decode(buf).unwrap() {
                 Decoded::Command { start, .. } => {
-                    let base: &[u8] = match d.source() {
-                        ArgSource::Buffer => &buf[start..],
-                        ArgSource::Scratch => d.scratch(),
-                    };
+                    let base = d.arg_base(buf, start);
                     cmds.push(d.args().iter().map(|r| base[r.clone()].to_vec()).collect());
                 }
                 Decoded::Skip { .. } => {}
@@ -468,10 +466,7 @@ mod tests {
             loop {
                 match d.decode(&buf)? {
                     Decoded::Command { start, .. } => {
-                        let base: &[u8] = match d.source() {
-                            ArgSource::Buffer => &buf[start..],
-                            ArgSource::Scratch => d.scratch(),
-                        };
+                        let base = d.arg_base(&buf, start);
                         cmds.push(d.args().iter().map(|r| base[r.clone()].to_vec()).collect());
                     }
                     Decoded::Skip { .. } => {}

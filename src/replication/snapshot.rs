@@ -143,25 +143,6 @@ pub fn before_write(srv: &Server, spec: &CommandSpec, args: &Args, locked: &mut 
     before_write_slow(srv, spec, args, locked);
 }
 
-/// The key positions of a keyed command, as the dispatcher locks them.
-fn key_positions(spec: &CommandSpec, args: &Args) -> impl Iterator<Item = usize> {
-    let (first, last, step) = spec.keys;
-    let argc = args.len() as i32;
-    let last = if last < 0 {
-        argc + last
-    } else {
-        last.min(argc - 1)
-    };
-    let first = if first <= 0 || first >= argc {
-        last + 1
-    } else {
-        first
-    };
-    (first..=last)
-        .step_by(step.max(1) as usize)
-        .map(|i| i as usize)
-}
-
 #[cold]
 fn before_write_slow(srv: &Server, spec: &CommandSpec, args: &Args, locked: &mut Locked<'_>) {
     if spec.lock == LockSpec::Keys {
@@ -169,7 +150,7 @@ fn before_write_slow(srv: &Server, spec: &CommandSpec, args: &Args, locked: &mut
         // (or new keys): check under the locks held, without the shared
         // job, first.
         let tag = crate::store::snapshot_tag();
-        let pending = key_positions(spec, args).any(|i| {
+        let pending = spec.key_positions(args.len()).any(|i| {
             let key = args.get(i);
             locked
                 .shard_mut(srv.store.shard_of(key))
@@ -193,7 +174,7 @@ fn before_write_slow(srv: &Server, spec: &CommandSpec, args: &Args, locked: &mut
         return;
     }
     let mut out = Vec::new();
-    for i in key_positions(spec, args) {
+    for i in spec.key_positions(args.len()) {
         let key = args.get(i);
         let shard = locked.shard_mut(srv.store.shard_of(key));
         job.serialize_key(shard, key, &mut out);

@@ -10,7 +10,7 @@ use ferrocache::client::{ClientHandle, ClientState};
 use ferrocache::cmd::dispatch::execute;
 use ferrocache::cmd::{Args, OwnedArgs};
 use ferrocache::config::Config;
-use ferrocache::protocol::{ArgSource, Decoded, Decoder};
+use ferrocache::protocol::{Decoded, Decoder};
 use ferrocache::server::Server;
 use ferrocache::stats::WorkerStats;
 
@@ -36,10 +36,7 @@ fn decode_stream(
         loop {
             match decoder.decode(&rbuf) {
                 Ok(Decoded::Command { start, .. }) => {
-                    let base: &[u8] = match decoder.source() {
-                        ArgSource::Buffer => &rbuf[start..],
-                        ArgSource::Scratch => decoder.scratch(),
-                    };
+                    let base = decoder.arg_base(&rbuf, start);
                     let args = Args::new(base, decoder.args());
                     assert!(!args.is_empty(), "a command has a name");
                     commands.push(args.iter().map(|a| a.to_vec()).collect());
