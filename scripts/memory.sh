@@ -22,37 +22,12 @@ NS="${N:-1000000}"
 for n in $NS; do
     [[ "$n" =~ ^[1-9][0-9]*$ ]] || die "N must be positive integers, got '$n'"
 done
-if [[ -n "${FERROCACHE_BIN:-}" ]]; then
-    BIN="$FERROCACHE_BIN"
-    IS_DEFAULT=0
-else
-    BIN="$(default_bin "$ROOT")"
-    IS_DEFAULT=1
-fi
-ensure_redis_tools
-REDIS_BIN="${REDIS_BIN:-$(command -v redis-server)}"
-ensure_binary "$BIN" "$ROOT" "$IS_DEFAULT"
+resolve_binaries "$ROOT"
 FERRO_ARGS=()
 if [[ -n "${SHARDS:-}" ]]; then
     FERRO_ARGS=(--shards "$SHARDS")
 fi
 make_tmpdir WORK
-
-# gen N TTL FILE: RESP for N SETs of key:%012d (16 bytes) to a 32-byte value.
-gen() {
-    python3 - "$1" "$2" "$3" <<'PY'
-import sys
-n, ttl, path = int(sys.argv[1]), sys.argv[2] == "1", sys.argv[3]
-with open(path, "wb", buffering=1 << 20) as f:
-    for i in range(n):
-        k = b"key:%012d" % i
-        v = (b"%032d" % (i * 7919))
-        if ttl:
-            f.write(b"*5\r\n$3\r\nSET\r\n$16\r\n%s\r\n$32\r\n%s\r\n$2\r\nEX\r\n$6\r\n100000\r\n" % (k, v))
-        else:
-            f.write(b"*3\r\n$3\r\nSET\r\n$16\r\n%s\r\n$32\r\n%s\r\n" % (k, v))
-PY
-}
 
 info_field() { # PORT FIELD
     redis-cli -h 127.0.0.1 -p "$1" info memory | tr -d '\r' | awk -F: -v f="$2" '$1 == f { print $2 }'
@@ -95,7 +70,7 @@ echo "| server | keys | TTL | used_memory B/key | RSS B/key |"
 echo "|---|---|---|---|---|"
 for n in $NS; do
     for ttl in 0 1; do
-        gen "$n" "$ttl" "$WORK/load-$n-$ttl.resp"
+        gen_sets "$n" "$ttl" "$WORK/load-$n-$ttl.resp"
         measure ferrocache "$BIN" "$n" "$ttl" "${FERRO_ARGS[@]}"
         if [[ "${SKIP_REDIS:-0}" != 1 ]]; then
             measure redis "$REDIS_BIN" "$n" "$ttl"
