@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
-use ferrocache::protocol::{ArgSource, Decoded, Decoder};
+use ferrocache::protocol::{Decoded, Decoder};
 use redis_protocol::resp2::decode::{decode_bytes_mut, decode_range};
 use redis_protocol::resp2::types::{BytesFrame, RangeFrame};
 
@@ -40,10 +40,7 @@ fn ours_drain(dec: &mut Decoder, buf: &[u8]) -> (usize, usize) {
     loop {
         match dec.decode(buf).expect("valid input") {
             Decoded::Command { start, .. } => {
-                let base: &[u8] = match dec.source() {
-                    ArgSource::Buffer => &buf[start..],
-                    ArgSource::Scratch => dec.scratch(),
-                };
+                let base = dec.arg_base(buf, start);
                 cmds += 1;
                 bytes += dec
                     .args()

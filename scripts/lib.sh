@@ -208,3 +208,19 @@ print_run_facts() {
         echo "- ferrocache commit: $(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet HEAD 2>/dev/null || echo ' (dirty tree)')"
     fi
 }
+
+# gen_sets N TTL FILE: writes RESP for N SETs of key:%012d (16 bytes) to a 32-byte value.
+gen_sets() {
+    python3 - "$1" "$2" "$3" <<'PY'
+import sys
+n, ttl, path = int(sys.argv[1]), sys.argv[2] == "1", sys.argv[3]
+with open(path, "wb", buffering=1 << 20) as f:
+    for i in range(n):
+        k = b"key:%012d" % i
+        v = (b"%032d" % (i * 7919))
+        if ttl:
+            f.write(b"*5\r\n$3\r\nSET\r\n$16\r\n%s\r\n$32\r\n%s\r\n$2\r\nEX\r\n$6\r\n100000\r\n" % (k, v))
+        else:
+            f.write(b"*3\r\n$3\r\nSET\r\n$16\r\n%s\r\n$32\r\n%s\r\n" % (k, v))
+PY
+}

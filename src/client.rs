@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 
+use crate::acl::{self, User};
 use crate::cmd::OwnedArgs;
 use crate::util::now_ms;
 
@@ -30,6 +31,9 @@ pub struct ClientHandle {
     pub resp: AtomicU8,
     pub qbuf: AtomicUsize,
     pub killed: AtomicBool,
+    /// The ACL user the connection is authenticated as (CLIENT LIST,
+    /// ACL DELUSER closing its connections).
+    pub user: Mutex<String>,
     /// The connection became a replica link (PSYNC/SYNC): flags=S, type
     /// replica.
     pub is_replica: AtomicBool,
@@ -53,8 +57,13 @@ impl ClientHandle {
             resp: AtomicU8::new(2),
             qbuf: AtomicUsize::new(0),
             killed: AtomicBool::new(false),
+            user: Mutex::new("default".to_string()),
             is_replica: AtomicBool::new(false),
         }
+    }
+
+    pub fn user_name(&self) -> String {
+        self.user.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub fn name(&self) -> Option<Bytes> {
@@ -93,7 +102,7 @@ impl ClientHandle {
         let idle = now.saturating_sub(self.last_interaction_ms.load(Ordering::Relaxed)) / 1000;
         let qbuf = self.qbuf.load(Ordering::Relaxed);
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -110,6 +119,7 @@ impl ClientHandle {
             qbuf,
             qbuf + 16384 + 1024,
             cmd_name,
+            self.user_name(),
             self.resp.load(Ordering::Relaxed),
             self.lib_name.lock().unwrap_or_else(|e| e.into_inner()),
             self.lib_ver.lock().unwrap_or_else(|e| e.into_inner()),
@@ -146,6 +156,14 @@ pub struct ClientState {
     /// WATCHed keys with their db and their expiry when watched (a key
     /// that expires after WATCH fails the EXEC, as in Redis 7).
     pub watched: Vec<(usize, Bytes, u64)>,
+    /// The ACL user (a snapshot, re-read when the ACL epoch moves).
+    pub user: Arc<User>,
+    /// ACL epoch of the `user` snapshot.
+    pub user_epoch: u64,
+    /// The ACL epoch at which `user` was found unrestricted, or
+    /// `u64::MAX`: while it equals the current epoch the dispatcher skips
+    /// every permission check (one load, one comparison).
+    pub acl_fast: u64,
     /// Cluster mode: ASKING was sent (good for the next command).
     pub asking: bool,
     /// Cluster mode: READONLY (reads served by a replica).
@@ -181,6 +199,9 @@ impl ClientState {
             multi_error: false,
             watch_dirty: Arc::new(AtomicBool::new(false)),
             watched: Vec::new(),
+            user: acl::default_user(),
+            user_epoch: 0,
+            acl_fast: u64::MAX,
             asking: false,
             readonly: false,
             is_master: false,
@@ -190,6 +211,37 @@ impl ClientState {
             pending: None,
             repl_offset: 0,
         }
+    }
+
+    /// Re-reads the user after an ACL change and decides whether its
+    /// commands need checking.
+    pub fn refresh_user(&mut self) {
+        let epoch = acl::epoch();
+        if self.user_epoch != epoch {
+            match acl::get_user(&self.user.name) {
+                Some(u) => self.user = u,
+                // Deleted (ACL DELUSER closes such connections; this is the
+                // window before): back to an unauthenticated default.
+                None => self.set_user(acl::default_user(), false),
+            }
+            self.user_epoch = epoch;
+        }
+        // The link to our primary is not a user: Redis runs its commands
+        // unchecked.
+        self.acl_fast = if self.is_master || self.user.unrestricted() {
+            epoch
+        } else {
+            u64::MAX
+        };
+    }
+
+    /// Switches the connection's user (AUTH, HELLO AUTH, RESET).
+    pub fn set_user(&mut self, user: Arc<User>, authenticated: bool) {
+        *self.handle.user.lock().unwrap_or_else(|e| e.into_inner()) = user.name.clone();
+        self.user = user;
+        self.authenticated = authenticated;
+        self.user_epoch = 0;
+        self.acl_fast = u64::MAX;
     }
 
     pub fn unwatch_all(&mut self) {

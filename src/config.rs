@@ -25,6 +25,9 @@ pub enum Kind {
     /// Accepted (and shown by CONFIG GET) for compatibility; only the
     /// listed values are allowed because we implement no other behaviour.
     Fixed(&'static [&'static str]),
+    /// `client-output-buffer-limit`: a new value merges into the current
+    /// one class by class (see `outbuf::canonicalize`).
+    OutputLimits,
 }
 
 pub struct Param {
@@ -64,6 +67,7 @@ pub static PARAMS: &[Param] = &[
     p("port", Kind::Int { min: 0, max: 65535 }, "6379", false),
     p("bind", Kind::Str, "127.0.0.1 -::1", false),
     p("requirepass", Kind::Str, "", true),
+    p("aclfile", Kind::Str, "", false),
     p("databases", Kind::Int { min: 1, max: INT_MAX }, "16", false),
     p("hz", Kind::Int { min: 0, max: INT_MAX }, "10", true),
     p("maxmemory", Kind::Memory, "0", true),
@@ -82,6 +86,7 @@ pub static PARAMS: &[Param] = &[
     p("maxclients", Kind::Int { min: 1, max: INT_MAX }, "10000", true),
     p("proto-max-bulk-len", Kind::Memory, "536870912", true),
     p("client-query-buffer-limit", Kind::Memory, "1073741824", true),
+    p("client-output-buffer-limit", Kind::OutputLimits, crate::outbuf::DEFAULT, true),
     p("protected-mode", Kind::Bool, "yes", true),
     p("enable-debug-command", Kind::Enum(&["no", "yes", "local"]), "no", false),
     p("lfu-log-factor", Kind::Int { min: 0, max: INT_MAX }, "10", true),
@@ -107,7 +112,6 @@ pub static PARAMS: &[Param] = &[
     // (falls back to masterauth).
     p("cluster-bus-secret", Kind::Str, "", false),
     p("repl-backlog-size", Kind::Memory, "1048576", true),
-    p("client-output-buffer-limit", Kind::Str, "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60", true),
     p("masterauth", Kind::Str, "", true),
     p("masteruser", Kind::Str, "", true),
     p("replicaof", Kind::Str, "", false),
@@ -117,6 +121,13 @@ pub static PARAMS: &[Param] = &[
     p("repl-diskless-sync-delay", Kind::Int { min: 0, max: INT_MAX }, "5", true),
     p("repl-ping-replica-period", Kind::Int { min: 1, max: INT_MAX }, "10", true),
     p("repl-timeout", Kind::Int { min: 1, max: INT_MAX }, "60", true),
+    p("tls-port", Kind::Int { min: 0, max: 65535 }, "0", false),
+    p("tls-cert-file", Kind::Str, "", false),
+    p("tls-key-file", Kind::Str, "", false),
+    p("tls-ca-cert-file", Kind::Str, "", false),
+    p("tls-auth-clients", Kind::Enum(&["no", "yes", "optional"]), "yes", false),
+    p("tls-replication", Kind::Bool, "no", false),
+    p("tls-cluster", Kind::Bool, "no", false),
 ];
 
 pub fn find_param(name: &str) -> Option<&'static Param> {
@@ -140,9 +151,11 @@ fn pick(values: &[&str], extra: &[&str], value: &str) -> Result<String, String> 
 }
 
 /// Checks `value` against the parameter's kind and returns the canonical
-/// form CONFIG GET shows, or the reason Redis would give.
-pub fn canonicalize(param: &Param, value: &str) -> Result<String, String> {
+/// form CONFIG GET shows, or the reason Redis would give. `current` is the
+/// value being replaced (some parameters merge into it).
+pub fn canonicalize(param: &Param, value: &str, current: &str) -> Result<String, String> {
     match param.kind {
+        Kind::OutputLimits => crate::outbuf::canonicalize(value, current),
         Kind::Int { min, max } => {
             let v: i64 = value
                 .parse()
@@ -198,6 +211,9 @@ pub struct Config {
     pub maxclients: AtomicUsize,
     pub timeout_secs: AtomicU64,
     pub maxmemory_samples: AtomicU32,
+    pub tcp_keepalive: AtomicU32,
+    pub protected_mode: AtomicBool,
+    pub output_limits: crate::outbuf::OutputLimits,
 }
 
 impl Config {
@@ -210,7 +226,8 @@ impl Config {
         }
         for (name, value) in overrides {
             let param = find_param(name).ok_or_else(|| format!("unknown option '{name}'"))?;
-            let v = canonicalize(param, value)
+            let current = values.get(param.name).map(String::as_str).unwrap_or("");
+            let v = canonicalize(param, value, current)
                 .map_err(|e| format!("invalid value for '{name}' ('{value}'): {e}"))?;
             values.insert(param.name, v);
         }
@@ -224,6 +241,9 @@ impl Config {
             maxclients: AtomicUsize::new(0),
             timeout_secs: AtomicU64::new(0),
             maxmemory_samples: AtomicU32::new(5),
+            tcp_keepalive: AtomicU32::new(0),
+            protected_mode: AtomicBool::new(true),
+            output_limits: Default::default(),
         };
         for p in PARAMS {
             let v = cfg.get(p.name).unwrap_or_default();
@@ -247,9 +267,20 @@ impl Config {
             "client-query-buffer-limit" => self
                 .query_buffer_limit
                 .store(int() as usize, Ordering::Relaxed),
-            "requirepass" => self.requirepass_set.store(!v.is_empty(), Ordering::Relaxed),
+            "requirepass" => {
+                self.requirepass_set.store(!v.is_empty(), Ordering::Relaxed);
+                crate::acl::set_requirepass(v);
+            }
             "maxclients" => self.maxclients.store(int() as usize, Ordering::Relaxed),
             "timeout" => self.timeout_secs.store(int(), Ordering::Relaxed),
+            "tcp-keepalive" => self
+                .tcp_keepalive
+                .store(int().min(u32::MAX as u64) as u32, Ordering::Relaxed),
+            "client-output-buffer-limit" => {
+                self.output_limits.apply(v);
+                crate::replication::set_obuf_limits(v);
+            }
+            "protected-mode" => self.protected_mode.store(v == "yes", Ordering::Relaxed),
             "maxmemory-samples" => self
                 .maxmemory_samples
                 .store(int() as u32, Ordering::Relaxed),
@@ -263,7 +294,6 @@ impl Config {
             "lfu-decay-time" => crate::eviction::set_lfu_decay_time(int() as u32),
             "repl-backlog-size" => crate::replication::set_backlog_size(int()),
             "replica-serve-stale-data" => crate::replication::set_serve_stale_data(v == "yes"),
-            "client-output-buffer-limit" => crate::replication::set_obuf_limits(v),
             _ => {}
         }
     }
@@ -308,6 +338,15 @@ impl Config {
             .collect()
     }
 
+    /// Sets a value the server itself derived (already canonical).
+    pub fn set_internal(&self, name: &'static str, value: &str) {
+        self.mirror(name, value);
+        self.values
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name, value.to_string());
+    }
+
     /// Applies several settings atomically: all are validated before any
     /// is applied, as Redis 7's multi-parameter CONFIG SET.
     pub fn set_many(&self, pairs: &[(String, String)]) -> Result<(), String> {
@@ -328,7 +367,11 @@ impl Config {
             if !param.mutable {
                 return Err(fail("can't set immutable config"));
             }
-            let v = canonicalize(param, value).map_err(|e| fail(&e))?;
+            let current = self.get(param.name).unwrap_or_default();
+            let v = canonicalize(param, value, &current).map_err(|e| fail(&e))?;
+            if param.name == "maxclients" {
+                check_maxclients(&v).map_err(|e| fail(&e))?;
+            }
             checked.push((param, v));
         }
         // CONFIG SET dir changes the working directory, as in Redis.
@@ -349,6 +392,19 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Redis refuses a maxclients the process's descriptor limit cannot
+/// serve (after trying to raise the limit), naming what it could serve.
+fn check_maxclients(value: &str) -> Result<(), String> {
+    let wanted: usize = value.parse().unwrap_or(0);
+    let possible = crate::limits::adjust_open_files_limit(wanted);
+    if possible < wanted {
+        return Err(format!(
+            "The operating system is not able to handle the specified number of clients, try with {possible}"
+        ));
+    }
+    Ok(())
 }
 
 /// Splits a redis.conf line into arguments (same quoting rules as inline

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::server::Server;
-use crate::store::{Db, Entry, idle_ms, lru_clock};
+use crate::store::{Db, EntryRef, idle_ms, lru_clock};
 
 /// New keys start with this LFU counter so they are not evicted before
 /// they had a chance to be read (Redis's LFU_INIT_VAL).
@@ -165,13 +165,13 @@ pub fn local_victim(db: &mut Db, now_ms: u64) -> Option<Bytes> {
     let mut rng = crate::store::Rng::new(random_u64());
     let mut best: Option<(u64, &[u8])> = None;
     for _ in 0..5 {
-        let (k, e) = db.sample(&mut rng, volatile)?;
+        let e = db.sample(&mut rng, volatile)?;
         let s = match policy {
             Policy::AllKeysRandom | Policy::VolatileRandom => 0,
-            p => score(p, e, now_ms),
+            p => score(p, &e, now_ms),
         };
         if best.is_none_or(|(b, _)| s > b) {
-            best = Some((s, k));
+            best = Some((s, e.key));
         }
     }
     best.map(|(_, k)| Bytes::copy_from_slice(k))
@@ -216,18 +216,19 @@ pub fn set_lfu_decay_time(v: u32) {
     LFU_DECAY_TIME.store(v, Relaxed);
 }
 
-/// A key was read or written: refresh what the policy ranks by.
+/// A key was read or written: refresh what the policy ranks by (the
+/// entry's LRU clock `access` and counter `freq`).
 #[inline]
-pub fn on_access(e: &mut Entry, now_ms: u64) {
+pub fn on_access(access: &mut u32, freq: &mut u8, now_ms: u64) {
     match policy() {
         Policy::AllKeysLfu | Policy::VolatileLfu => {
-            e.freq = lfu_log_incr(lfu_decayed(e, now_ms));
-            e.access = lru_clock(now_ms);
+            *freq = lfu_log_incr(lfu_decayed_counter(*freq, *access, now_ms));
+            *access = lru_clock(now_ms);
         }
         // FIFO queues: a hit only counts (two bits, up to 3); `access`
         // keeps the time the key entered its queue.
-        Policy::AllKeysS3Fifo => e.freq = (e.freq & S3_MAIN) | ((e.freq & 3) + 1).min(3),
-        _ => e.access = lru_clock(now_ms),
+        Policy::AllKeysS3Fifo => *freq = (*freq & S3_MAIN) | ((*freq & 3) + 1).min(3),
+        _ => *access = lru_clock(now_ms),
     }
 }
 
@@ -245,13 +246,17 @@ pub fn keeps_history() -> bool {
 
 /// The LFU counter after decay: one step down per `lfu-decay-time`
 /// minutes since the key was last accessed (Redis's LFUDecrAndReturn).
-pub fn lfu_decayed(e: &Entry, now_ms: u64) -> u8 {
+pub fn lfu_decayed(e: &EntryRef, now_ms: u64) -> u8 {
+    lfu_decayed_counter(e.freq, e.access, now_ms)
+}
+
+fn lfu_decayed_counter(freq: u8, access: u32, now_ms: u64) -> u8 {
     let decay = LFU_DECAY_TIME.load(Relaxed) as u64;
     if decay == 0 {
-        return e.freq;
+        return freq;
     }
-    let periods = idle_ms(e.access, now_ms) / 60_000 / decay;
-    e.freq.saturating_sub(periods.min(255) as u8)
+    let periods = idle_ms(access, now_ms) / 60_000 / decay;
+    freq.saturating_sub(periods.min(255) as u8)
 }
 
 /// Redis's LFULogIncr: increment with probability 1/((c-5)*factor+1), so
@@ -292,7 +297,7 @@ fn random_unit() -> f64 {
 }
 
 /// How much a key deserves eviction under `policy`: higher goes first.
-fn score(policy: Policy, e: &Entry, now_ms: u64) -> u64 {
+fn score(policy: Policy, e: &EntryRef, now_ms: u64) -> u64 {
     match policy {
         Policy::AllKeysLfu | Policy::VolatileLfu => 255 - lfu_decayed(e, now_ms) as u64,
         Policy::VolatileTtl => u64::MAX - e.expire_at,
@@ -481,11 +486,12 @@ fn evict_one(srv: &Server, policy: Policy, max: usize, wait: bool) -> Evicted {
                     continue;
                 }
                 for _ in 0..samples {
-                    let Some((key, e)) = db.sample(&mut shard.rng, volatile) else {
+                    let Some(e) = db.sample(&mut shard.rng, volatile) else {
                         break;
                     };
+                    let key = e.key;
                     sampled_any = true;
-                    let score = score(policy, e, now);
+                    let score = score(policy, &e, now);
                     if pool.wants(score) {
                         pool.offer(Candidate {
                             score,

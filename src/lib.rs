@@ -3,6 +3,7 @@
 //! See docs/architecture.md for the path of a command through these
 //! modules.
 
+pub mod acl;
 pub mod client;
 pub mod cluster;
 pub mod cmd;
@@ -10,7 +11,9 @@ pub mod config;
 pub mod connection;
 pub mod eviction;
 pub mod expire;
+pub mod limits;
 pub mod memory;
+pub mod outbuf;
 pub mod persistence;
 pub mod protocol;
 pub mod rdb;
@@ -18,6 +21,7 @@ pub mod replication;
 pub mod server;
 pub mod stats;
 pub mod store;
+pub mod tls;
 pub mod util;
 
 /// The Redis version whose behaviour we implement, reported as

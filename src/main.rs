@@ -175,6 +175,22 @@ fn main() -> ExitCode {
         eprintln!("{e}");
         return ExitCode::FAILURE;
     }
+    let maxclients = config.get_int("maxclients").max(1) as usize;
+    let possible = ferrocache::limits::adjust_open_files_limit(maxclients);
+    if possible < maxclients {
+        tracing::warn!(
+            "You requested maxclients of {maxclients} requiring at least {} max file descriptors. maxclients has been reduced to {possible} to compensate for low ulimit. If you need higher maxclients increase 'ulimit -n'.",
+            maxclients + ferrocache::limits::RESERVED_FDS
+        );
+        config.set_internal("maxclients", &possible.to_string());
+    }
+    if let Some(path) = config.get("aclfile").filter(|p| !p.is_empty())
+        && let Err(e) = ferrocache::acl::load_file(&path)
+    {
+        tracing::error!("{e}");
+        eprintln!("Aborting Redis startup because of ACL errors: {e}");
+        return ExitCode::FAILURE;
+    }
     let cluster = if config.get("cluster-enabled").as_deref() == Some("yes") {
         match ferrocache::cluster::Cluster::open(&config) {
             Ok(c) => Some(Arc::new(c)),

@@ -19,27 +19,6 @@ pub fn alloc_size(n: usize) -> usize {
     unsafe { tikv_jemalloc_sys::nallocx(n, 0) }
 }
 
-/// Bytes a vector-like table with `capacity` slots of `slot` bytes takes.
-#[inline]
-pub fn array_size(capacity: usize, slot: usize) -> usize {
-    alloc_size(capacity * slot)
-}
-
-/// Bytes of a SwissTable index (hashbrown, used inside IndexMap) sized for
-/// `capacity` entries of `slot` bytes: power-of-two buckets at 7/8 load,
-/// one control byte per bucket plus a group of trailing control bytes.
-pub fn swiss_table_size(capacity: usize, slot: usize) -> usize {
-    if capacity == 0 {
-        return 0;
-    }
-    let buckets = if capacity < 8 {
-        if capacity < 4 { 4 } else { 8 }
-    } else {
-        (capacity * 8 / 7).next_power_of_two()
-    };
-    alloc_size(buckets * slot + buckets + 16)
-}
-
 #[derive(Debug, Default, Clone, Copy)]
 pub struct AllocatorStats {
     pub allocated: usize,
@@ -60,6 +39,23 @@ pub fn allocator_stats() -> AllocatorStats {
         resident: stats::resident::read().unwrap_or(0),
         mapped: stats::mapped::read().unwrap_or(0),
         retained: stats::retained::read().unwrap_or(0),
+    }
+}
+
+/// Returns every arena's unused dirty pages to the system now (Redis's
+/// jemalloc_purge: mallctl `arena.<MALLCTL_ARENAS_ALL>.purge`).
+pub fn purge() {
+    const NAME: &[u8] = b"arena.4096.purge\0";
+    // SAFETY: a NUL-terminated mallctl name that takes no input and
+    // returns nothing; null pointers are what such a call expects.
+    unsafe {
+        tikv_jemalloc_sys::mallctl(
+            NAME.as_ptr().cast(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            0,
+        );
     }
 }
 
@@ -94,6 +90,5 @@ mod tests {
         assert_eq!(alloc_size(1), 8);
         assert_eq!(alloc_size(100), 112);
         assert_eq!(alloc_size(4096), 4096);
-        assert!(swiss_table_size(1000, 8) >= 1000 * 9);
     }
 }

@@ -7,13 +7,16 @@
 //! loads. The reader also takes what Redis 7.0 writes for small values:
 //! LZF-compressed strings, intsets, listpacks and quicklist 2.
 //!
+//! The value codec also serves DUMP/RESTORE (`write_value`, `read_value`;
+//! the payload framing is in src/cluster/dump.rs).
+//!
 //! A file is written in pieces (header, one piece per shard, trailer) so a
 //! snapshot can be produced shard by shard; the CRC64 is carried along by
 //! whoever concatenates the pieces (`Crc64`).
 
 use bytes::Bytes;
 
-use crate::store::{BuildHasher, Db, Entry, Shard, Value};
+use crate::store::{BuildHasher, Db, Entry, EntryRef, Shard, Value, ValueRef};
 
 pub const RDB_VERSION: u32 = 10;
 
@@ -199,45 +202,57 @@ pub fn write_header(out: &mut Vec<u8>, info: &HeaderInfo) {
 }
 
 /// One key with its expiry.
-pub fn write_entry(out: &mut Vec<u8>, key: &[u8], e: &Entry) {
+pub fn write_entry(out: &mut Vec<u8>, key: &[u8], e: &EntryRef) {
     if e.expire_at != 0 {
         out.push(OP_EXPIRETIME_MS);
         out.extend_from_slice(&e.expire_at.to_le_bytes());
     }
-    match &e.value {
-        Value::Str(s) => {
-            out.push(TYPE_STRING);
-            write_string(out, key);
-            write_string(out, s);
-        }
-        Value::List(l) => {
-            out.push(TYPE_LIST);
-            write_string(out, key);
+    out.push(object_type(e.value));
+    write_string(out, key);
+    write_object(out, e.value);
+}
+
+/// A value with its type byte and no key: the body of a DUMP payload
+/// (Redis's rdbSaveObjectType + rdbSaveObject).
+pub fn write_value(out: &mut Vec<u8>, value: ValueRef) {
+    out.push(object_type(value));
+    write_object(out, value);
+}
+
+/// The RDB type `write_object` encodes a value as.
+fn object_type(value: ValueRef) -> u8 {
+    match value {
+        ValueRef::Str(_) => TYPE_STRING,
+        ValueRef::List(_) => TYPE_LIST,
+        ValueRef::Set(_) => TYPE_SET,
+        ValueRef::Hash(_) => TYPE_HASH,
+        ValueRef::ZSet(_) => TYPE_ZSET_2,
+    }
+}
+
+fn write_object(out: &mut Vec<u8>, value: ValueRef) {
+    match value {
+        ValueRef::Str(s) => write_string(out, s),
+        ValueRef::List(l) => {
             write_len(out, l.len() as u64);
             for item in l.iter() {
                 write_string(out, item);
             }
         }
-        Value::Set(s) => {
-            out.push(TYPE_SET);
-            write_string(out, key);
+        ValueRef::Set(s) => {
             write_len(out, s.len() as u64);
             for m in s.iter() {
                 write_string(out, m);
             }
         }
-        Value::Hash(h) => {
-            out.push(TYPE_HASH);
-            write_string(out, key);
+        ValueRef::Hash(h) => {
             write_len(out, h.len() as u64);
             for (f, v) in h.iter() {
                 write_string(out, f);
                 write_string(out, v);
             }
         }
-        Value::ZSet(z) => {
-            out.push(TYPE_ZSET_2);
-            write_string(out, key);
+        ValueRef::ZSet(z) => {
             write_len(out, z.len() as u64);
             for (m, score) in z.iter() {
                 write_string(out, m);
@@ -266,7 +281,7 @@ pub fn write_db(out: &mut Vec<u8>, index: usize, db: &Db, now_ms: u64) {
     write_len(out, db.len() as u64);
     write_len(out, db.expires_len() as u64);
     for (k, e) in db.iter(now_ms) {
-        write_entry(out, k, e);
+        write_entry(out, k, &e);
     }
 }
 
@@ -453,7 +468,7 @@ fn int_bytes(v: i64) -> Bytes {
 }
 
 /// LZF as liblzf's lzf_decompress, with every reference bounds-checked.
-pub fn lzf_decompress(input: &[u8], ulen: usize) -> Result<Vec<u8>> {
+fn lzf_decompress(input: &[u8], ulen: usize) -> Result<Vec<u8>> {
     // The announced length is only trusted as far as the input can
     // plausibly expand (a back reference yields at most 264 bytes from 2
     // or 3): the buffer grows as bytes are produced.
@@ -615,13 +630,18 @@ fn pairs_to_hash(items: Vec<Bytes>) -> Result<Value> {
     Ok(Value::Hash(Box::new(h)))
 }
 
-fn read_value(r: &mut Reader, ty: u8) -> Result<Value> {
+/// Collections are sized up front only this far: a length is bounded by
+/// the bytes left, but an element takes one byte there and dozens in
+/// memory, so a hostile length would still reserve far more than it sent.
+const PREALLOC_CAP: usize = 1024;
+
+fn read_object(r: &mut Reader, ty: u8) -> Result<Value> {
     use std::collections::{HashMap, HashSet, VecDeque};
     Ok(match ty {
         TYPE_STRING => Value::Str(r.string()?),
         TYPE_LIST => {
             let n = r.count()?;
-            let mut l = VecDeque::with_capacity(n);
+            let mut l = VecDeque::with_capacity(n.min(PREALLOC_CAP));
             for _ in 0..n {
                 l.push_back(r.string()?);
             }
@@ -629,7 +649,8 @@ fn read_value(r: &mut Reader, ty: u8) -> Result<Value> {
         }
         TYPE_SET => {
             let n = r.count()?;
-            let mut s = HashSet::with_capacity_and_hasher(n, BuildHasher::default());
+            let mut s =
+                HashSet::with_capacity_and_hasher(n.min(PREALLOC_CAP), BuildHasher::default());
             for _ in 0..n {
                 s.insert(r.string()?);
             }
@@ -637,7 +658,8 @@ fn read_value(r: &mut Reader, ty: u8) -> Result<Value> {
         }
         TYPE_ZSET | TYPE_ZSET_2 => {
             let n = r.count()?;
-            let mut z = HashMap::with_capacity_and_hasher(n, BuildHasher::default());
+            let mut z =
+                HashMap::with_capacity_and_hasher(n.min(PREALLOC_CAP), BuildHasher::default());
             for _ in 0..n {
                 let m = r.string()?;
                 let score = if ty == TYPE_ZSET {
@@ -651,7 +673,8 @@ fn read_value(r: &mut Reader, ty: u8) -> Result<Value> {
         }
         TYPE_HASH => {
             let n = r.count()?;
-            let mut h = HashMap::with_capacity_and_hasher(n, BuildHasher::default());
+            let mut h =
+                HashMap::with_capacity_and_hasher(n.min(PREALLOC_CAP), BuildHasher::default());
             for _ in 0..n {
                 let f = r.string()?;
                 let v = r.string()?;
@@ -696,6 +719,35 @@ fn read_value(r: &mut Reader, ty: u8) -> Result<Value> {
         }
         other => return err(format!("Unsupported RDB object type {other}")),
     })
+}
+
+/// A value as `write_value` writes it (type byte, then the value) that
+/// must fill `data` exactly: the body of a DUMP payload. Every encoding
+/// the file reader takes is accepted, so RESTORE loads what Redis 7.0's
+/// DUMP produces (listpacks, intsets, quicklists, LZF strings).
+pub fn read_value(data: &[u8]) -> Result<Value> {
+    let mut r = Reader { buf: data, pos: 0 };
+    let ty = r.u8()?;
+    let value = read_object(&mut r, ty)?;
+    if r.pos != data.len() {
+        return err("trailing bytes after the value");
+    }
+    if is_empty_collection(&value) {
+        return err("empty key");
+    }
+    Ok(value)
+}
+
+/// Redis never stores an empty collection: RESTORE refuses one (as Redis's
+/// rdbLoadObject does) and a file load skips it.
+fn is_empty_collection(value: &Value) -> bool {
+    match value {
+        Value::Str(_) => false,
+        Value::List(l) => l.is_empty(),
+        Value::Hash(h) => h.is_empty(),
+        Value::Set(s) => s.is_empty(),
+        Value::ZSet(z) => z.is_empty(),
+    }
 }
 
 /// Parses a whole RDB image and hands each key to `sink(db, key, entry)`.
@@ -763,9 +815,13 @@ pub fn load(
             }
             ty => {
                 let key = r.string()?;
-                let value = read_value(&mut r, ty)?;
+                let value = read_object(&mut r, ty)?;
+                let expire_at = std::mem::take(&mut expire_at);
+                if is_empty_collection(&value) {
+                    continue;
+                }
                 let mut e = Entry::new(value, 0, now_ms);
-                e.expire_at = std::mem::take(&mut expire_at);
+                e.expire_at = expire_at;
                 info.keys += 1;
                 sink(db, key, e);
             }
@@ -917,6 +973,35 @@ mod tests {
     }
 
     #[test]
+    fn empty_collections_are_refused_or_skipped() {
+        let empty = Value::List(Box::default());
+        let mut body = Vec::new();
+        write_value(&mut body, empty.as_ref());
+        assert!(read_value(&body).is_err());
+        let mut one = Vec::new();
+        write_value(&mut one, ValueRef::Str(b"x"));
+        assert!(matches!(read_value(&one), Ok(Value::Str(s)) if s == "x"));
+
+        let mut shard = Shard::new(1, 1);
+        shard.dbs[0].insert(b"e", Entry::new(empty, 0, 1));
+        shard.dbs[0].insert(b"s", Entry::new(Value::Str(Bytes::from("v")), 0, 1));
+        let mut out = Vec::new();
+        let info = HeaderInfo {
+            ctime_secs: 1,
+            used_mem: 2,
+            repl: None,
+        };
+        write_header(&mut out, &info);
+        write_shard(&mut out, &shard, 1);
+        let mut crc = Crc64::new();
+        crc.update(&out);
+        write_trailer(&mut out, &mut crc);
+        let mut keys = Vec::new();
+        load(&out, 1, |_, k, _| keys.push(k)).unwrap();
+        assert_eq!(keys, vec![Bytes::from("s")]);
+    }
+
+    #[test]
     fn lzf_backreferences() {
         // "abcabcabcabc": 3 literals then a back reference of length 9.
         let input = [2u8, b'a', b'b', b'c', (7 << 5), 0, 2];
@@ -924,6 +1009,11 @@ mod tests {
         assert_eq!(lzf_decompress(&input, 12).unwrap(), b"abcabcabcabc");
         assert!(lzf_decompress(&input, 11).is_err());
         assert!(lzf_decompress(&[(1 << 5), 9], 4).is_err());
+        // "aaaaaaaaaa": literal 'a', then a back reference of length 9 that
+        // overlaps the bytes it produces.
+        let input = [0x00, b'a', 0xe0, 0x00, 0x00];
+        assert_eq!(lzf_decompress(&input, 10).unwrap(), b"aaaaaaaaaa");
+        assert!(lzf_decompress(&input, 11).is_err());
     }
 
     #[test]

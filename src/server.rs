@@ -8,7 +8,7 @@
 //! any command: it locks the shard(s) the command's keys hash to (see
 //! `cmd`). No global lock exists on the request path.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -233,9 +233,11 @@ pub fn random_hex(n: usize) -> String {
         .collect()
 }
 
-/// Binds every address of the `bind` setting. A `-` prefix marks an
-/// address as optional, as in redis.conf (`bind 127.0.0.1 -::1`).
-fn bind_all(bind: &str, port: u16, backlog: u32) -> std::io::Result<Vec<TcpListener>> {
+/// The addresses of the `bind` setting, each with whether it is optional:
+/// a `-` prefix, as in redis.conf (`bind 127.0.0.1 -::1`). An optional
+/// address that does not parse is skipped; any other is an error. The
+/// client port and the cluster bus port bind the same list.
+pub fn bind_addresses(bind: &str) -> std::io::Result<Vec<(IpAddr, bool)>> {
     let mut out = Vec::new();
     for spec in bind.split_whitespace() {
         let (optional, host) = match spec.strip_prefix('-') {
@@ -243,16 +245,24 @@ fn bind_all(bind: &str, port: u16, backlog: u32) -> std::io::Result<Vec<TcpListe
             None => (false, spec),
         };
         let host = if host == "*" { "0.0.0.0" } else { host };
-        let ip: std::net::IpAddr = match host.parse() {
-            Ok(ip) => ip,
-            Err(_) if optional => continue,
+        match host.parse() {
+            Ok(ip) => out.push((ip, optional)),
+            Err(_) if optional => {}
             Err(_) => {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::InvalidInput,
                     format!("invalid bind address '{host}'"),
                 ));
             }
-        };
+        }
+    }
+    Ok(out)
+}
+
+/// Binds every address of the `bind` setting.
+fn bind_all(bind: &str, port: u16, backlog: u32) -> std::io::Result<Vec<TcpListener>> {
+    let mut out = Vec::new();
+    for (ip, optional) in bind_addresses(bind)? {
         let addr = SocketAddr::new(ip, port);
         let result = (|| {
             let sock = if ip.is_ipv4() {
@@ -311,7 +321,18 @@ pub fn run(srv: Arc<Server>) -> std::io::Result<()> {
         .build()?;
     let backlog = srv.config.get_int("tcp-backlog").clamp(1, u32::MAX as i64) as u32;
     let bind = srv.config.get("bind").unwrap_or_default();
-    let listeners = main_rt.block_on(async { bind_all(&bind, srv.port, backlog) })?;
+    let mut listeners: Vec<(TcpListener, bool)> = main_rt
+        .block_on(async { bind_all(&bind, srv.port, backlog) })?
+        .into_iter()
+        .map(|l| (l, false))
+        .collect();
+    let tls = crate::tls::acceptor(&srv.config)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    if tls.is_some() {
+        let tls_port = srv.config.get_int("tls-port") as u16;
+        let tls_listeners = main_rt.block_on(async { bind_all(&bind, tls_port, backlog) })?;
+        listeners.extend(tls_listeners.into_iter().map(|l| (l, true)));
+    }
     let bus_listeners = match &srv.cluster {
         Some(cl) => crate::cluster::bus::bind(&srv, cl)?,
         None => Vec::new(),
@@ -323,10 +344,12 @@ pub fn run(srv: Arc<Server>) -> std::io::Result<()> {
     let mut senders = Vec::new();
     let mut threads = Vec::new();
     for (i, stats) in srv.workers.iter().enumerate() {
-        let (tx, mut rx) = mpsc::unbounded_channel::<std::net::TcpStream>();
+        // Each new connection, and whether it came in on the TLS port.
+        let (tx, mut rx) = mpsc::unbounded_channel::<(std::net::TcpStream, bool)>();
         senders.push(tx);
         let srv = srv.clone();
         let stats = stats.clone();
+        let tls = tls.clone();
         let t = std::thread::Builder::new()
             .name(format!("worker-{i}"))
             .spawn(move || {
@@ -341,15 +364,25 @@ pub fn run(srv: Arc<Server>) -> std::io::Result<()> {
                     }
                 };
                 rt.block_on(async move {
-                    while let Some(std_stream) = rx.recv().await {
+                    while let Some((std_stream, is_tls)) = rx.recv().await {
                         match tokio::net::TcpStream::from_std(std_stream) {
-                            Ok(stream) => {
-                                tokio::spawn(crate::connection::serve(
-                                    srv.clone(),
-                                    stream,
-                                    stats.clone(),
-                                ));
-                            }
+                            Ok(stream) => match (&tls, is_tls) {
+                                (Some(acceptor), true) => {
+                                    tokio::spawn(crate::connection::serve_tls(
+                                        srv.clone(),
+                                        stream,
+                                        acceptor.clone(),
+                                        stats.clone(),
+                                    ));
+                                }
+                                _ => {
+                                    tokio::spawn(crate::connection::serve(
+                                        srv.clone(),
+                                        stream,
+                                        stats.clone(),
+                                    ));
+                                }
+                            },
                             Err(e) => warn!("cannot register connection: {e}"),
                         }
                     }
@@ -367,9 +400,10 @@ pub fn run(srv: Arc<Server>) -> std::io::Result<()> {
     // Everything allocated so far (tables, runtimes, buffers of the
     // listeners) is the fixed part of used_memory.
     crate::eviction::set_baseline(crate::memory::allocator_stats().allocated);
-    for l in &listeners {
+    for (l, is_tls) in &listeners {
         if let Ok(addr) = l.local_addr() {
-            info!("Ready to accept connections tcp on {addr}");
+            let kind = if *is_tls { "tls" } else { "tcp" };
+            info!("Ready to accept connections {kind} on {addr}");
         }
     }
     info!(
@@ -382,7 +416,7 @@ pub fn run(srv: Arc<Server>) -> std::io::Result<()> {
     main_rt.block_on(async {
         let next = Arc::new(AtomicUsize::new(0));
         let senders = Arc::new(senders);
-        for listener in listeners {
+        for (listener, is_tls) in listeners {
             let srv = srv.clone();
             let next = next.clone();
             let senders = senders.clone();
@@ -401,11 +435,18 @@ pub fn run(srv: Arc<Server>) -> std::io::Result<()> {
                         continue;
                     }
                     let _ = stream.set_nodelay(true);
+                    {
+                        use std::os::fd::AsRawFd;
+                        crate::limits::set_keepalive(
+                            stream.as_raw_fd(),
+                            srv.config.tcp_keepalive.load(Relaxed),
+                        );
+                    }
                     let Ok(std_stream) = stream.into_std() else {
                         continue;
                     };
                     let w = next.fetch_add(1, Relaxed) % senders.len();
-                    let _ = senders[w].send(std_stream);
+                    let _ = senders[w].send((std_stream, is_tls));
                 }
             });
         }

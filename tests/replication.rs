@@ -12,14 +12,12 @@ mod common;
 use common::*;
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use redis::Connection;
-
-const REDIS: &str = "/usr/bin/redis-server";
 
 /// Flags for a server under test: several shards for ferrocache so keys
 /// and transactions span shard locks.
@@ -79,68 +77,21 @@ fn scratch_dir() -> String {
     d.display().to_string()
 }
 
-/// A real redis-server, whatever binary the suite tests.
-struct RealRedis {
-    child: Child,
-    port: u16,
-    dir: String,
-}
-
-impl RealRedis {
-    fn start(extra: &[&str]) -> Option<RealRedis> {
-        if !std::path::Path::new(REDIS).exists() {
-            eprintln!("skipping: {REDIS} not installed");
-            return None;
-        }
-        for _ in 0..10 {
-            let port = pick_free_port();
-            let dir = scratch_dir();
-            let mut child = Command::new(REDIS)
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-                .args(["--repl-diskless-sync-delay", "0"])
-                .args(["--dir", &dir])
-                .args(extra)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn redis-server");
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                if let Ok(mut c) = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
-                    .and_then(|c| c.get_connection())
-                    && let Ok(info) = cmd(&["INFO", "server"]).query::<String>(&mut c)
-                    && info.contains(&format!("process_id:{}", child.id()))
-                {
-                    return Some(RealRedis { child, port, dir });
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-            let _ = std::fs::remove_dir_all(&dir);
-        }
-        panic!("could not start redis-server");
-    }
-
-    fn client(&self) -> Connection {
-        redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))
-            .unwrap()
-            .get_connection()
-            .unwrap()
-    }
-}
-
-impl Drop for RealRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// A real redis-server (whatever binary the suite tests) in a scratch
+/// directory of its own, or `None` when it is not installed.
+fn start_real_redis(extra: &[&str]) -> Option<Node> {
+    let dir = scratch_dir();
+    let mut args = vec!["--repl-diskless-sync-delay", "0", "--dir", &dir];
+    args.extend(extra);
+    let Some(server) = TestServer::start_real_redis(&args) else {
+        eprintln!("skipping: {REAL_REDIS} not installed");
+        let _ = std::fs::remove_dir_all(&dir);
+        return None;
+    };
+    Some(Node {
+        server: Some(server),
+        dir: dir.into(),
+    })
 }
 
 fn connect(port: u16) -> Connection {
@@ -731,6 +682,56 @@ fn sync_without_eof_capability_gets_a_length_prefixed_rdb() {
     }
 }
 
+/// A transaction reaches replicas wrapped in MULTI ... EXEC, so a replica
+/// applies it as one unit (issue: atomic multi-key work, replication).
+#[test]
+fn transactions_are_streamed_as_multi_exec() {
+    let primary = start(&[]);
+    let mut p = primary.client();
+    let mut raw = primary.raw();
+    raw.s
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    raw.send(&resp_cmd(&[b"SYNC"]));
+    let header = read_line(&mut raw);
+    let len: usize = header
+        .strip_prefix('$')
+        .and_then(|l| l.parse().ok())
+        .unwrap_or_else(|| panic!("bad bulk header {header:?}"));
+    raw.read_exact_len(len);
+
+    let (a, b): (i64, i64) = redis::pipe()
+        .atomic()
+        .cmd("INCR")
+        .arg("tx:a")
+        .cmd("INCRBY")
+        .arg("tx:b")
+        .arg(5)
+        .query(&mut p)
+        .unwrap();
+    assert_eq!((a, b), (1, 5));
+    let mut stream = Vec::new();
+    while !String::from_utf8_lossy(&stream).contains("EXEC\r\n") {
+        stream.extend(raw.read_exact_len(1));
+    }
+    let text = String::from_utf8_lossy(&stream).to_string();
+    let at = |needle: &str| {
+        text.find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} not in the stream {text:?}"))
+    };
+    let expected = [
+        "*1\r\n$5\r\nMULTI\r\n",
+        "*2\r\n$4\r\nINCR\r\n$4\r\ntx:a\r\n",
+        "*3\r\n$6\r\nINCRBY\r\n$4\r\ntx:b\r\n$1\r\n5\r\n",
+        "*1\r\n$4\r\nEXEC\r\n",
+    ];
+    let positions: Vec<usize> = expected.iter().map(|e| at(e)).collect();
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "out of order in {text:?}"
+    );
+}
+
 #[test]
 fn promoted_replica_serves_partial_resync_with_its_old_id() {
     let primary = start(&[]);
@@ -865,7 +866,7 @@ fn real_redis_replica_of_ferrocache() {
     fill(&mut p, 5000, "k");
     mixed_writes(&mut p);
     let port = primary.port.to_string();
-    let Some(redis) = RealRedis::start(&["--replicaof", "127.0.0.1", &port]) else {
+    let Some(redis) = start_real_redis(&["--replicaof", "127.0.0.1", &port]) else {
         return;
     };
     let mut r = redis.client();
@@ -879,7 +880,7 @@ fn real_redis_replica_of_ferrocache() {
 
 #[test]
 fn ferrocache_replica_of_real_redis() {
-    let Some(redis) = RealRedis::start(&[]) else {
+    let Some(redis) = start_real_redis(&[]) else {
         return;
     };
     let mut p = redis.client();
@@ -975,7 +976,7 @@ fn bgsave_writes_a_snapshot_while_serving() {
 
 #[test]
 fn rdb_files_are_exchanged_with_real_redis() {
-    if against_real_redis() || !std::path::Path::new(REDIS).exists() {
+    if against_real_redis() || !std::path::Path::new(REAL_REDIS).exists() {
         return;
     }
     // Ours → Redis.
@@ -1002,7 +1003,7 @@ fn rdb_files_are_exchanged_with_real_redis() {
         assert!(text.contains("RDB looks OK"), "{text}");
     }
     {
-        let redis = RealRedis::start(&["--dir", &d]).unwrap();
+        let redis = start_real_redis(&["--dir", &d]).unwrap();
         let mut c = redis.client();
         assert_same_data(&ours, &dump_db(&mut c));
         // Redis rewrites it in its own encodings (listpacks, LZF).

@@ -1682,6 +1682,13 @@ fn memory_usage() {
         b"MEMORY FOO\r\n",
         b"-ERR unknown subcommand 'FOO'. Try MEMORY HELP.\r\n",
     );
+    // MEMORY PURGE hands the allocator's dirty pages back (scripts/memory.sh
+    // uses it before reading RSS, on both servers).
+    c.roundtrip(b"MEMORY PURGE\r\n", b"+OK\r\n");
+    c.roundtrip(
+        b"MEMORY PURGE now\r\n",
+        b"-ERR wrong number of arguments for 'memory|purge' command\r\n",
+    );
 }
 
 // ------------------------------------------------------------ SHUTDOWN

@@ -433,15 +433,7 @@ fn node_timeout(srv: &Server) -> u64 {
 pub fn bind(srv: &Server, cl: &Cluster) -> std::io::Result<Vec<std::net::TcpListener>> {
     let bind = srv.config.get("bind").unwrap_or_default();
     let mut out = Vec::new();
-    for spec in bind.split_whitespace() {
-        let (optional, host) = match spec.strip_prefix('-') {
-            Some(h) => (true, h),
-            None => (false, spec),
-        };
-        let host = if host == "*" { "0.0.0.0" } else { host };
-        let Ok(ip) = host.parse::<IpAddr>() else {
-            continue;
-        };
+    for (ip, optional) in crate::server::bind_addresses(&bind)? {
         match std::net::TcpListener::bind((ip, cl.cport)) {
             Ok(l) => {
                 l.set_nonblocking(true)?;

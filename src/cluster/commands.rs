@@ -43,7 +43,7 @@ pub fn keys_in_slot(srv: &Server, slot: u16, max: usize) -> Vec<Bytes> {
         .iter(now)
         .filter(|(k, _)| key_slot(k) == slot)
         .take(max)
-        .map(|(k, _)| k.clone())
+        .map(|(k, _)| Bytes::copy_from_slice(k))
         .collect()
 }
 
@@ -63,7 +63,7 @@ pub fn delete_keys_in_slot(srv: &Server, slot: u16) -> usize {
     let keys: Vec<Bytes> = shard.dbs[0]
         .iter(0)
         .filter(|(k, _)| key_slot(k) == slot)
-        .map(|(k, _)| k.clone())
+        .map(|(k, _)| Bytes::copy_from_slice(k))
         .collect();
     for k in &keys {
         shard.dbs[0].remove(k);

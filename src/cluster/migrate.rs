@@ -12,16 +12,8 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use crate::cmd::{Args, Ctx};
+use crate::protocol::encode_command;
 use crate::util::parse_i64;
-
-fn push_cmd(buf: &mut Vec<u8>, parts: &[&[u8]]) {
-    buf.extend_from_slice(format!("*{}\r\n", parts.len()).as_bytes());
-    for p in parts {
-        buf.extend_from_slice(format!("${}\r\n", p.len()).as_bytes());
-        buf.extend_from_slice(p);
-        buf.extend_from_slice(b"\r\n");
-    }
-}
 
 pub fn migrate(ctx: &mut Ctx, args: &Args) {
     let (mut copy, mut replace) = (false, false);
@@ -96,11 +88,11 @@ pub fn migrate(ctx: &mut Ctx, args: &Args) {
     let mut req = Vec::new();
     if let Some(pw) = password {
         match user {
-            Some(u) => push_cmd(&mut req, &[b"AUTH", u, pw]),
-            None => push_cmd(&mut req, &[b"AUTH", pw]),
+            Some(u) => encode_command(&mut req, &[b"AUTH", u, pw]),
+            None => encode_command(&mut req, &[b"AUTH", pw]),
         }
     }
-    push_cmd(&mut req, &[b"SELECT", dbid.to_string().as_bytes()]);
+    encode_command(&mut req, &[b"SELECT", dbid.to_string().as_bytes()]);
     let restore: &[u8] = if ctx.srv.cluster.is_some() {
         b"RESTORE-ASKING"
     } else {
@@ -112,7 +104,7 @@ pub fn migrate(ctx: &mut Ctx, args: &Args) {
         if replace {
             parts.push(b"REPLACE");
         }
-        push_cmd(&mut req, &parts);
+        encode_command(&mut req, &parts);
     }
     if stream.write_all(&req).is_err() {
         return ctx.error("IOERR error or timeout writing to target instance");

@@ -20,25 +20,8 @@ pub const DOWN_RO: &str = "CLUSTERDOWN The cluster is down and only accepts read
 
 /// The key arguments of a command, from the table's key positions.
 pub fn keys_of<'a>(spec: &CommandSpec, args: &Args<'a>) -> impl Iterator<Item = &'a [u8]> {
-    let (first, last, step) = spec.keys;
-    let argc = args.len() as i32;
-    let last = if last < 0 {
-        argc + last
-    } else {
-        last.min(argc - 1)
-    };
-    let range = if first > 0 && first < argc {
-        first..=last.max(first)
-    } else {
-        #[allow(clippy::reversed_empty_ranges)]
-        {
-            1..=0
-        }
-    };
     let args = *args;
-    range
-        .step_by(step.max(1) as usize)
-        .map(move |i| args.get(i as usize))
+    spec.key_positions(args.len()).map(move |i| args.get(i))
 }
 
 /// ASKING is good for the next command only (inside MULTI, until EXEC).

@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use super::{Args, Ctx};
 use crate::memory::alloc_size;
-use crate::store::{Entry, Value};
+use crate::store::{EntryRef, ValueMut, ValueRef};
 use crate::util::parse_f64;
 
 /// Approximate bytes an element adds to a collection.
@@ -19,7 +19,7 @@ pub fn sadd(ctx: &mut Ctx, args: &Args) {
     let Some(mut e) = get_or_create!(ctx, key, Set) else {
         return;
     };
-    let Value::Set(set) = e.value_mut() else {
+    let ValueMut::Set(set) = e.value_mut() else {
         return;
     };
     let mut bytes = 0;
@@ -31,7 +31,7 @@ pub fn sadd(ctx: &mut Ctx, args: &Args) {
         }
     }
     e.grew(bytes);
-    drop(e);
+
     ctx.dirty += added as u64;
     ctx.reply.int(added as i64);
 }
@@ -42,8 +42,8 @@ pub fn smembers(ctx: &mut Ctx, args: &Args) {
     let (db, reply) = ctx.db_reply(key);
     match db.get_read(key, now) {
         None => reply.set(0),
-        Some(Entry {
-            value: Value::Set(s),
+        Some(EntryRef {
+            value: ValueRef::Set(s),
             ..
         }) => {
             reply.set(s.len());
@@ -61,8 +61,8 @@ pub fn scard(ctx: &mut Ctx, args: &Args) {
     let (db, reply) = ctx.db_reply(key);
     match db.get_read(key, now) {
         None => reply.int(0),
-        Some(Entry {
-            value: Value::Set(s),
+        Some(EntryRef {
+            value: ValueRef::Set(s),
             ..
         }) => reply.int(s.len() as i64),
         Some(_) => ctx.wrong_type(),
@@ -80,7 +80,7 @@ pub fn hset(ctx: &mut Ctx, args: &Args) {
     let Some(mut e) = get_or_create!(ctx, key, Hash) else {
         return;
     };
-    let Value::Hash(hash) = e.value_mut() else {
+    let ValueMut::Hash(hash) = e.value_mut() else {
         return;
     };
     let mut created = 0;
@@ -96,7 +96,7 @@ pub fn hset(ctx: &mut Ctx, args: &Args) {
         }
     }
     e.grew(bytes);
-    drop(e);
+
     ctx.dirty += 1;
     ctx.reply.int(created);
 }
@@ -107,8 +107,8 @@ pub fn hget(ctx: &mut Ctx, args: &Args) {
     let (db, reply) = ctx.db_reply(key);
     match db.get_read(key, now) {
         None => reply.null(),
-        Some(Entry {
-            value: Value::Hash(h),
+        Some(EntryRef {
+            value: ValueRef::Hash(h),
             ..
         }) => match h.get(args.get(2)) {
             Some(v) => reply.bulk(v),
@@ -124,8 +124,8 @@ pub fn hgetall(ctx: &mut Ctx, args: &Args) {
     let (db, reply) = ctx.db_reply(key);
     match db.get_read(key, now) {
         None => reply.map(0),
-        Some(Entry {
-            value: Value::Hash(h),
+        Some(EntryRef {
+            value: ValueRef::Hash(h),
             ..
         }) => {
             reply.map(h.len());
@@ -153,7 +153,7 @@ pub fn zadd(ctx: &mut Ctx, args: &Args) {
     let Some(mut e) = get_or_create!(ctx, key, ZSet) else {
         return;
     };
-    let Value::ZSet(zset) = e.value_mut() else {
+    let ValueMut::ZSet(zset) = e.value_mut() else {
         return;
     };
     let mut added = 0;
@@ -165,7 +165,7 @@ pub fn zadd(ctx: &mut Ctx, args: &Args) {
         }
     }
     e.grew(bytes);
-    drop(e);
+
     ctx.dirty += 1;
     ctx.reply.int(added);
 }
@@ -176,8 +176,8 @@ pub fn zscore(ctx: &mut Ctx, args: &Args) {
     let (db, reply) = ctx.db_reply(key);
     match db.get_read(key, now) {
         None => reply.null(),
-        Some(Entry {
-            value: Value::ZSet(z),
+        Some(EntryRef {
+            value: ValueRef::ZSet(z),
             ..
         }) => match z.get(args.get(2)) {
             Some(s) => reply.double(*s),

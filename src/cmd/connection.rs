@@ -35,41 +35,36 @@ pub fn select(ctx: &mut Ctx, args: &Args) {
     ctx.reply.ok();
 }
 
-/// Checks a password against requirepass. Redis compares in constant
-/// time (time_independent_strcmp) so a client cannot probe it by timing.
-fn password_ok(ctx: &Ctx, user: &[u8], pass: &[u8]) -> bool {
-    if user != b"default" {
-        return false;
-    }
-    let expected = ctx.srv.config.get("requirepass").unwrap_or_default();
-    let expected = expected.as_bytes();
-    let mut diff = (expected.len() != pass.len()) as u8;
-    for i in 0..pass.len().max(expected.len()) {
-        let a = expected.get(i).copied().unwrap_or(0);
-        let b = pass.get(i).copied().unwrap_or(0);
-        diff |= a ^ b;
-    }
-    diff == 0
-}
-
-/// Authenticates; on failure writes Redis's error and returns false.
-fn authenticate(ctx: &mut Ctx, user: &[u8], pass: &[u8], legacy: bool) -> bool {
-    if legacy && !ctx.srv.config.requirepass_set.load(Relaxed) {
+/// Authenticates as `user`; on failure writes Redis's error, logs the
+/// attempt in ACL LOG, and returns false.
+fn authenticate(ctx: &mut Ctx, cmd: &[u8], user: &[u8], pass: &[u8], legacy: bool) -> bool {
+    if legacy && crate::acl::default_user().nopass {
         ctx.error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?");
         return false;
     }
-    let ok = if ctx.srv.config.requirepass_set.load(Relaxed) {
-        password_ok(ctx, user, pass)
-    } else {
-        // No password: the default user is "nopass" and accepts anything.
-        user == b"default"
-    };
-    if !ok {
-        ctx.error("WRONGPASS invalid username-password pair or user is disabled.");
-        return false;
+    match crate::acl::authenticate(user, pass) {
+        Some(u) => {
+            ctx.client.set_user(u, true);
+            true
+        }
+        None => {
+            let context = if ctx.client.multi.is_some() {
+                "multi"
+            } else {
+                "toplevel"
+            };
+            crate::acl::log_event(
+                "auth",
+                context,
+                // Redis logs the command name as the client sent it.
+                String::from_utf8_lossy(cmd).into_owned(),
+                String::from_utf8_lossy(user).into_owned(),
+                ctx.client.handle.info_line(now_ms(), "auth"),
+            );
+            ctx.error("WRONGPASS invalid username-password pair or user is disabled.");
+            false
+        }
     }
-    ctx.client.authenticated = true;
-    true
 }
 
 pub fn auth(ctx: &mut Ctx, args: &Args) {
@@ -78,7 +73,7 @@ pub fn auth(ctx: &mut Ctx, args: &Args) {
         3 => (args.get(1), args.get(2), false),
         _ => return ctx.syntax_error(),
     };
-    if authenticate(ctx, user, pass, legacy) {
+    if authenticate(ctx, args.get(0), user, pass, legacy) {
         ctx.reply.ok();
     }
 }
@@ -104,7 +99,7 @@ pub fn hello(ctx: &mut Ctx, args: &Args) {
     while j < args.len() {
         let more = args.len() - j - 1;
         if eq_ic(args.get(j), "auth") && more >= 2 {
-            if !authenticate(ctx, args.get(j + 1), args.get(j + 2), false) {
+            if !authenticate(ctx, args.get(0), args.get(j + 1), args.get(j + 2), false) {
                 return;
             }
             j += 3;
@@ -168,7 +163,8 @@ pub fn reset(ctx: &mut Ctx, _args: &Args) {
         .name
         .lock()
         .unwrap_or_else(|e| e.into_inner()) = None;
-    ctx.client.authenticated = !ctx.srv.config.requirepass_set.load(Relaxed);
+    ctx.client
+        .set_user(crate::acl::default_user(), crate::acl::default_is_open());
     ctx.reply.raw(b"+RESET\r\n");
 }
 
@@ -299,6 +295,7 @@ pub fn client_kill(ctx: &mut Ctx, args: &Args) {
     let mut id: Option<u64> = None;
     let mut addr: Option<String> = None;
     let mut laddr: Option<String> = None;
+    let mut user: Option<String> = None;
     let mut skipme = true;
     let mut replica_type: Option<bool> = None;
     let mut j = 2;
@@ -321,6 +318,12 @@ pub fn client_kill(ctx: &mut Ctx, args: &Args) {
             } else {
                 return ctx.syntax_error();
             };
+        } else if eq_ic(args.get(j), "user") {
+            let name = args.str(j + 1).into_owned();
+            if crate::acl::get_user(&name).is_none() {
+                return ctx.error(&format!("ERR No such user '{name}'"));
+            }
+            user = Some(name);
         } else if eq_ic(args.get(j), "type") {
             if eq_ic(val, "replica") || eq_ic(val, "slave") {
                 replica_type = Some(true);
@@ -332,8 +335,8 @@ pub fn client_kill(ctx: &mut Ctx, args: &Args) {
             } else {
                 return ctx.error(&format!("ERR Unknown client type '{}'", args.str(j + 1)));
             }
-        } else if eq_ic(args.get(j), "user") || eq_ic(args.get(j), "maxage") {
-            // Every client is of type normal and user default.
+        } else if eq_ic(args.get(j), "maxage") {
+            // Accepted; connections are not filtered by age.
         } else {
             return ctx.syntax_error();
         }
@@ -349,6 +352,7 @@ pub fn client_kill(ctx: &mut Ctx, args: &Args) {
         .filter(|c| id.is_none_or(|i| c.id == i))
         .filter(|c| addr.as_ref().is_none_or(|a| &c.addr.to_string() == a))
         .filter(|c| laddr.as_ref().is_none_or(|a| &c.laddr.to_string() == a))
+        .filter(|c| user.as_ref().is_none_or(|u| &c.user_name() == u))
         .filter(|c| !(skipme && c.id == ctx.client.id))
         .filter(|c| replica_type.is_none_or(|r| c.is_replica.load(Relaxed) == r))
         .map(|c| c.value().clone())

@@ -48,9 +48,9 @@ fn reject(
     reply: &mut Reply,
     stats: &WorkerStats,
     id: Option<usize>,
-    msg: &str,
+    msg: impl AsRef<[u8]>,
 ) {
-    reply.error(msg);
+    reply.error_bytes(msg.as_ref());
     if let Some(id) = id {
         bump(&stats.cmd[id].rejected, 1);
     }
@@ -71,13 +71,13 @@ fn run_command(
     let resolved = match lookup(args.get(0), (args.len() > 1).then(|| args.get(1))) {
         Lookup::Found(r) => r,
         Lookup::Unknown => {
-            return reject(state, reply, stats, None, &unknown_command_message(args));
+            return reject(state, reply, stats, None, unknown_command_message(args));
         }
         Lookup::UnknownSub(container) => {
-            let msg = format!(
-                "ERR unknown subcommand '{}'. Try {} HELP.",
-                truncate_chars(&args.str(1), 128),
-                container.spec.name.to_ascii_uppercase()
+            let mut msg = b"ERR unknown subcommand '".to_vec();
+            msg.extend_from_slice(c_str_prefix(args.get(1), 128));
+            msg.extend_from_slice(
+                format!("'. Try {} HELP.", container.spec.name.to_ascii_uppercase()).as_bytes(),
             );
             return reject(state, reply, stats, None, &msg);
         }
@@ -107,6 +107,14 @@ fn run_command(
             Some(resolved.id),
             "NOAUTH Authentication required.",
         );
+    }
+    // The default user may do anything: while nothing changed in the
+    // ACLs, this comparison is its whole permission check.
+    if state.acl_fast != crate::acl::epoch()
+        && let Err(denied) = acl_check(state, resolved, args, "toplevel")
+    {
+        let msg = crate::acl::denied_message(denied, resolved);
+        return reject(state, reply, stats, Some(resolved.id), &msg);
     }
     // Cluster mode off: this one branch is all routing costs. Our
     // primary's stream is applied whatever the slot table says.
@@ -204,6 +212,45 @@ fn run_command(
     );
 }
 
+/// The slow path of the permission check: re-reads the user if the
+/// ACLs changed, then checks the command and its keys, logging a refusal
+/// as Redis does. Returns the reason for a refusal.
+fn acl_check(
+    state: &mut ClientState,
+    resolved: &Resolved,
+    args: &Args,
+    context: &'static str,
+) -> Result<(), crate::acl::Denied> {
+    state.refresh_user();
+    if state.acl_fast == crate::acl::epoch() {
+        return Ok(());
+    }
+    let denied = match crate::acl::check(&state.user, resolved, args) {
+        Ok(()) => return Ok(()),
+        Err(d) => d,
+    };
+    let context = if state.multi.is_some() {
+        "multi"
+    } else {
+        context
+    };
+    let object = match denied {
+        crate::acl::Denied::Command => resolved.full_name.clone(),
+        crate::acl::Denied::Key(i) => args.str(i).into_owned(),
+    };
+    crate::acl::log_event(
+        match denied {
+            crate::acl::Denied::Command => "command",
+            crate::acl::Denied::Key(_) => "key",
+        },
+        context,
+        object,
+        state.user.name.clone(),
+        state.handle.info_line(now_ms(), &resolved.full_name),
+    );
+    Err(denied)
+}
+
 fn queued_denyoom(q: &OwnedArgs) -> bool {
     let args = q.args();
     match lookup(args.get(0), (args.len() > 1).then(|| args.get(1))) {
@@ -286,22 +333,10 @@ fn run_locked<'a>(
 /// other databases (MOVE, COPY ... DB, FLUSH*, SWAPDB) touch those
 /// themselves.
 fn touch_written_keys(ctx: &mut Ctx, spec: &CommandSpec, args: &Args) {
-    let (first, last, step) = spec.keys;
-    if first == 0 {
-        return;
-    }
-    let argc = args.len() as i32;
-    let last = if last < 0 {
-        argc + last
-    } else {
-        last.min(argc - 1)
-    };
     let db = ctx.client.db;
-    let mut i = first;
-    while i <= last {
-        let key = args.get(i as usize);
+    for i in spec.key_positions(args.len()) {
+        let key = args.get(i);
         ctx.shard(key).touch_watched(db, key);
-        i += step.max(1);
     }
 }
 
@@ -383,6 +418,21 @@ fn exec(
     // `per_command` holds addresses inside `queue`, which stays put.
     for ((q, r), keys) in queue.iter().zip(resolved).zip(per_command) {
         if let Some(r) = r {
+            // Permissions may have changed since the command was queued.
+            if state.acl_fast != crate::acl::epoch()
+                && let Err(denied) = acl_check(state, r, &q.args(), "multi")
+            {
+                reply.error(&format!(
+                    "NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: {}",
+                    match denied {
+                        crate::acl::Denied::Command =>
+                            "no permission to execute the command or subcommand",
+                        crate::acl::Denied::Key(_) => "no permission to touch the specified keys",
+                    }
+                ));
+                bump(&stats.commands, 1);
+                continue;
+            }
             locked = run_locked(
                 srv,
                 state,
@@ -409,20 +459,9 @@ fn exec(
 
 /// Shards of a keyed command's keys (unsorted, may repeat).
 fn key_shards(srv: &Server, spec: &CommandSpec, args: &Args) -> KeyShards {
-    let (first, last, step) = spec.keys;
-    let argc = args.len() as i32;
-    if first >= argc {
-        return Vec::new();
-    }
-    let last = if last < 0 {
-        argc + last
-    } else {
-        last.min(argc - 1)
-    };
-    (first..=last.max(first))
-        .step_by(step.max(1) as usize)
+    spec.key_positions(args.len())
         .map(|i| {
-            let key = args.get(i as usize);
+            let key = args.get(i);
             (key.as_ptr() as usize, srv.store.shard_of(key))
         })
         .collect()
@@ -465,29 +504,29 @@ pub fn lock_for<'a>(srv: &'a Server, resolved: &Resolved, args: &Args) -> (Locke
     }
 }
 
-fn truncate_chars(s: &str, max: usize) -> &str {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => &s[..i],
-        None => s,
-    }
+/// An argument as Redis's `%.<max>s` prints it: up to the first NUL, at
+/// most `max` bytes.
+fn c_str_prefix(arg: &[u8], max: usize) -> &[u8] {
+    let end = arg.iter().position(|&c| c == 0).unwrap_or(arg.len());
+    &arg[..end.min(max)]
 }
 
 /// Redis's text: the name and the first arguments, quoted, up to 128
-/// characters of arguments.
-fn unknown_command_message(args: &Args) -> String {
-    let mut list = String::new();
+/// bytes of arguments (raw bytes, as Redis sends them).
+fn unknown_command_message(args: &Args) -> Vec<u8> {
+    let mut list = Vec::new();
     for i in 1..args.len() {
         if list.len() >= 128 {
             break;
         }
         let room = 128 - list.len();
-        list.push('\'');
-        list.push_str(truncate_chars(&args.str(i), room));
-        list.push_str("' ");
+        list.push(b'\'');
+        list.extend_from_slice(c_str_prefix(args.get(i), room));
+        list.extend_from_slice(b"' ");
     }
-    format!(
-        "ERR unknown command '{}', with args beginning with: {}",
-        truncate_chars(&args.str(0), 128),
-        list
-    )
+    let mut msg = b"ERR unknown command '".to_vec();
+    msg.extend_from_slice(c_str_prefix(args.get(0), 128));
+    msg.extend_from_slice(b"', with args beginning with: ");
+    msg.extend_from_slice(&list);
+    msg
 }

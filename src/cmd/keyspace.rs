@@ -68,8 +68,8 @@ pub fn keys(ctx: &mut Ctx, args: &Args) {
     }
 }
 
-/// SCAN cursors pack the shard index in the low bits and the position
-/// within that shard's table (see `Db::scan`) above them.
+/// SCAN cursors pack the shard index in the low bits and the 54-bit hash
+/// position within that shard's table (see `Db::scan`) above them.
 const SHARD_BITS: u32 = 10;
 
 pub fn scan(ctx: &mut Ctx, args: &Args) {
@@ -105,7 +105,7 @@ pub fn scan(ctx: &mut Ctx, args: &Args) {
     }
     let nshards = ctx.srv.store.len() as u64;
     let mut shard = cursor & ((1 << SHARD_BITS) - 1);
-    let mut pos = (cursor >> SHARD_BITS) as usize;
+    let mut pos = cursor >> SHARD_BITS;
     let now = ctx.now;
     let db = ctx.client.db;
     let mut found: Vec<Bytes> = Vec::new();
@@ -116,13 +116,9 @@ pub fn scan(ctx: &mut Ctx, args: &Args) {
             break 0;
         }
         let table = &mut shards[shard as usize].dbs[db];
-        let before = if pos == 0 {
-            table.len()
-        } else {
-            pos.min(table.len())
-        };
-        pos = table.scan(pos, budget, now, |k, e| {
-            if pattern.is_some_and(|p| !glob_match(p, k, false)) {
+        let walked;
+        (pos, walked) = table.scan(pos, budget, now, |e| {
+            if pattern.is_some_and(|p| !glob_match(p, e.key, false)) {
                 return;
             }
             if type_filter
@@ -131,9 +127,9 @@ pub fn scan(ctx: &mut Ctx, args: &Args) {
             {
                 return;
             }
-            found.push(Bytes::copy_from_slice(k));
+            found.push(Bytes::copy_from_slice(e.key));
         });
-        budget = budget.saturating_sub(before - pos);
+        budget = budget.saturating_sub(walked);
         if pos == 0 {
             shard += 1;
             if shard >= nshards {
@@ -141,7 +137,7 @@ pub fn scan(ctx: &mut Ctx, args: &Args) {
             }
         }
         if budget == 0 {
-            break ((pos as u64) << SHARD_BITS) | shard;
+            break (pos << SHARD_BITS) | shard;
         }
     };
     ctx.reply.array(2);

@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use super::{Args, Ctx};
 use crate::memory::alloc_size;
-use crate::store::{Entry, Value};
+use crate::store::{EntryRef, ValueMut, ValueRef};
 use crate::util::parse_i64;
 
 fn push(ctx: &mut Ctx, args: &Args, left: bool) {
@@ -14,7 +14,7 @@ fn push(ctx: &mut Ctx, args: &Args, left: bool) {
     let Some(mut e) = get_or_create!(ctx, key, List) else {
         return;
     };
-    let Value::List(list) = e.value_mut() else {
+    let ValueMut::List(list) = e.value_mut() else {
         return;
     };
     let mut added = 0;
@@ -29,7 +29,7 @@ fn push(ctx: &mut Ctx, args: &Args, left: bool) {
     }
     let len = list.len();
     e.grew(added);
-    drop(e);
+
     ctx.reply.int(len as i64);
     ctx.dirty += (args.len() - 2) as u64;
 }
@@ -48,8 +48,8 @@ pub fn llen(ctx: &mut Ctx, args: &Args) {
     let (db, reply) = ctx.db_reply(key);
     match db.get_read(key, now) {
         None => reply.int(0),
-        Some(Entry {
-            value: Value::List(l),
+        Some(EntryRef {
+            value: ValueRef::List(l),
             ..
         }) => reply.int(l.len() as i64),
         Some(_) => ctx.wrong_type(),
@@ -65,8 +65,8 @@ pub fn lrange(ctx: &mut Ctx, args: &Args) {
     let (db, reply) = ctx.db_reply(key);
     let list = match db.get_read(key, now) {
         None => return reply.array(0),
-        Some(Entry {
-            value: Value::List(l),
+        Some(EntryRef {
+            value: ValueRef::List(l),
             ..
         }) => l,
         Some(_) => return ctx.wrong_type(),

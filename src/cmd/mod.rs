@@ -25,8 +25,8 @@ macro_rules! get_or_create {
         }
         let is_type = matches!(
             db.get($key, now),
-            Some($crate::store::Entry {
-                value: $crate::store::Value::$variant(_),
+            Some($crate::store::EntryRef {
+                value: $crate::store::ValueRef::$variant(_),
                 ..
             })
         );
@@ -39,6 +39,7 @@ macro_rules! get_or_create {
     }};
 }
 
+pub mod acl;
 pub mod collections;
 pub mod connection;
 pub mod dispatch;
@@ -87,6 +88,14 @@ impl<'a> Args<'a> {
     #[inline]
     pub fn get(&self, i: usize) -> &'a [u8] {
         &self.base[self.ranges[i].clone()]
+    }
+
+    /// The arguments from `i` on (ACL DRYRUN's inner command).
+    pub fn slice_from(&self, i: usize) -> Args<'a> {
+        Args {
+            base: self.base,
+            ranges: &self.ranges[i.min(self.ranges.len())..],
+        }
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &'a [u8]> + '_ {

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use super::connection::help_reply;
 use super::table::{COMMANDS, CommandSpec, LockSpec, TABLE, acl_categories, flag};
 use super::{Args, Ctx};
-use crate::store::Value;
+use crate::store::ValueRef;
 use crate::util::{bytes_to_human, eq_ic, now_us, parse_i64};
 
 pub fn time(ctx: &mut Ctx, _args: &Args) {
@@ -448,6 +448,17 @@ pub fn config_help(ctx: &mut Ctx, _args: &Args) {
 
 // ------------------------------------------------------------- COMMAND
 
+/// Whether a command reads and whether it writes its keys, from its key
+/// spec flags (RO: read; RW: both; OW, RM: write), as ACL key patterns
+/// see it.
+pub fn key_access(spec: &CommandSpec) -> (bool, bool) {
+    match key_spec_flags(spec).first().copied() {
+        Some("RO") => (true, false),
+        Some("RW") => (true, true),
+        _ => (false, true),
+    }
+}
+
 fn key_spec_flags(spec: &CommandSpec) -> &'static [&'static str] {
     if spec.flags & flag::WRITE != 0 {
         if matches!(spec.name, "set" | "mset" | "msetnx" | "setex" | "psetex") {
@@ -480,10 +491,15 @@ fn write_command_info(ctx: &mut Ctx, spec: &CommandSpec, full_name: &str) {
     r.int(first as i64);
     r.int(last as i64);
     r.int(step as i64);
-    let cats = acl_categories(spec, spec.group);
+    let cats = TABLE
+        .entries
+        .iter()
+        .find(|e| e.full_name == full_name)
+        .map(acl_categories)
+        .unwrap_or_default();
     r.set(cats.len());
     for c in cats {
-        r.simple(c);
+        r.simple(&c);
     }
     r.set(0); // tips
     if spec.lock == LockSpec::Keys && first > 0 {
@@ -631,10 +647,11 @@ pub fn command_list(ctx: &mut Ctx, args: &Args) {
         } else if eq_ic(args.get(3), "aclcat") {
             let cat = format!("@{value}");
             names.retain(|n| {
-                COMMANDS
+                TABLE
+                    .entries
                     .iter()
-                    .find(|s| s.name == *n)
-                    .is_some_and(|s| acl_categories(s, s.group).contains(&cat.as_str()))
+                    .find(|e| e.full_name == *n)
+                    .is_some_and(|e| acl_categories(e).contains(&cat))
             });
         } else if eq_ic(args.get(3), "module") {
             names.clear();
@@ -715,7 +732,7 @@ pub fn debug(ctx: &mut Ctx, args: &Args) {
             None => return ctx.error("ERR no such key"),
             Some(e) => format!(
                 "Value at:0x{:012x} refcount:1 encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}",
-                e as *const _ as usize,
+                e.addr(),
                 e.encoding(),
                 e.value.mem_size().max(1),
                 (e.access / 1000) & 0xFF_FFFF,
@@ -795,7 +812,7 @@ pub fn object_freq(ctx: &mut Ctx, args: &Args) {
     }
     let (db, reply) = ctx.db_reply(key);
     if let Some(e) = db.lookup_read(key, now, false) {
-        reply.int(crate::eviction::lfu_decayed(e, now) as i64);
+        reply.int(crate::eviction::lfu_decayed(&e, now) as i64);
     }
 }
 
@@ -809,7 +826,7 @@ pub fn object_refcount(ctx: &mut Ctx, args: &Args) {
         // unless maxmemory is set.
         Some(e) => {
             let shared = shared_ints
-                && matches!(&e.value, Value::Str(s) if parse_i64(s).is_some_and(|n| (0..10000).contains(&n)));
+                && matches!(e.value, ValueRef::Str(s) if parse_i64(s).is_some_and(|n| (0..10000).contains(&n)));
             reply.int(if shared { i32::MAX as i64 } else { 1 });
         }
         None => reply.null(),
@@ -927,6 +944,15 @@ pub fn memory_help(ctx: &mut Ctx, _args: &Args) {
         &[
             "USAGE <key> [SAMPLES <count>]",
             "    Return memory in bytes used by <key> and its value.",
+            "PURGE",
+            "    Attempt to purge dirty pages for reclamation by the allocator.",
         ],
     );
+}
+
+/// MEMORY PURGE: returns the allocator's unused dirty pages to the system
+/// at once instead of after jemalloc's decay time (as Redis does).
+pub fn memory_purge(ctx: &mut Ctx, _args: &Args) {
+    crate::memory::purge();
+    ctx.reply.ok();
 }

@@ -1,9 +1,7 @@
 //! String commands (Redis's t_string.c).
 
-use bytes::Bytes;
-
 use super::{Args, Ctx};
-use crate::store::{Entry, Value};
+use crate::store::{EntryRef, ValueMut, ValueRef};
 use crate::util::{eq_ic, parse_f64, parse_i64};
 
 const NX: u32 = 1;
@@ -100,11 +98,6 @@ fn expire_ms(ctx: &mut Ctx, arg: &[u8], flags: u32, cmd: &str) -> Option<u64> {
     Some(ms as u64)
 }
 
-#[inline]
-fn string_entry(value: &[u8], expire_at: u64, now: u64) -> Entry {
-    Entry::new(Value::Str(Bytes::copy_from_slice(value)), expire_at, now)
-}
-
 /// Writes the GET-style reply for `key`: the value, null, or WRONGTYPE.
 /// Returns false after a WRONGTYPE error.
 fn reply_get(ctx: &mut Ctx, key: &[u8]) -> bool {
@@ -112,8 +105,8 @@ fn reply_get(ctx: &mut Ctx, key: &[u8]) -> bool {
     let (db, reply) = ctx.db_reply(key);
     match db.get_read(key, now) {
         None => reply.null(),
-        Some(Entry {
-            value: Value::Str(v),
+        Some(EntryRef {
+            value: ValueRef::Str(v),
             ..
         }) => reply.bulk(v),
         Some(_) => {
@@ -161,7 +154,7 @@ fn set_generic(
     } else {
         0
     };
-    db.insert(key, string_entry(value, ttl, now));
+    db.insert_str(key, value, ttl, now);
     ctx.dirty += 1;
     if flags & GET == 0 {
         ctx.reply.raw(ok);
@@ -215,7 +208,7 @@ pub fn getset(ctx: &mut Ctx, args: &Args) {
         return;
     }
     let now = ctx.now;
-    ctx.db(key).insert(key, string_entry(args.get(2), 0, now));
+    ctx.db(key).insert_str(key, args.get(2), 0, now);
     ctx.dirty += 1;
 }
 
@@ -239,8 +232,8 @@ pub fn getex(ctx: &mut Ctx, args: &Args) {
     let now = ctx.now;
     match ctx.db(key).get_read(key, now) {
         None => return ctx.reply.null(),
-        Some(Entry {
-            value: Value::Str(_),
+        Some(EntryRef {
+            value: ValueRef::Str(_),
             ..
         }) => {}
         Some(_) => return ctx.wrong_type(),
@@ -253,8 +246,8 @@ pub fn getex(ctx: &mut Ctx, args: &Args) {
         }
     }
     let (db, reply) = ctx.db_reply(key);
-    if let Some(Entry {
-        value: Value::Str(v),
+    if let Some(EntryRef {
+        value: ValueRef::Str(v),
         ..
     }) = db.get(key, now)
     {
@@ -278,8 +271,8 @@ pub fn mget(ctx: &mut Ctx, args: &Args) {
     for key in args.iter().skip(1) {
         let (db, reply) = ctx.db_reply(key);
         match db.get_read(key, now) {
-            Some(Entry {
-                value: Value::Str(v),
+            Some(EntryRef {
+                value: ValueRef::Str(v),
                 ..
             }) => reply.bulk(v),
             _ => reply.null(),
@@ -300,8 +293,7 @@ pub fn mset(ctx: &mut Ctx, args: &Args) {
     let now = ctx.now;
     for i in (1..args.len()).step_by(2) {
         let key = args.get(i);
-        ctx.db(key)
-            .insert(key, string_entry(args.get(i + 1), 0, now));
+        ctx.db(key).insert_str(key, args.get(i + 1), 0, now);
     }
     ctx.dirty += (args.len() / 2) as u64;
     ctx.reply.ok();
@@ -320,8 +312,7 @@ pub fn msetnx(ctx: &mut Ctx, args: &Args) {
     }
     for i in (1..args.len()).step_by(2) {
         let key = args.get(i);
-        ctx.db(key)
-            .insert(key, string_entry(args.get(i + 1), 0, now));
+        ctx.db(key).insert_str(key, args.get(i + 1), 0, now);
     }
     ctx.dirty += (args.len() / 2) as u64;
     ctx.reply.int(1);
@@ -347,15 +338,15 @@ pub fn append(ctx: &mut Ctx, args: &Args) {
     let now = ctx.now;
     let current_len = match ctx.db(key).get(key, now) {
         None => None,
-        Some(Entry {
-            value: Value::Str(v),
+        Some(EntryRef {
+            value: ValueRef::Str(v),
             ..
         }) => Some(v.len()),
         Some(_) => return ctx.wrong_type(),
     };
     let new_len = match current_len {
         None => {
-            ctx.db(key).insert(key, string_entry(add, 0, now));
+            ctx.db(key).insert_str(key, add, 0, now);
             add.len()
         }
         Some(len) => {
@@ -363,13 +354,12 @@ pub fn append(ctx: &mut Ctx, args: &Args) {
                 return;
             }
             if let Some(mut e) = ctx.db(key).get_mut(key, now)
-                && let Value::Str(v) = e.value_mut()
+                && let ValueMut::Str(v) = e.value_mut()
             {
                 let mut buf = Vec::with_capacity(len + add.len());
                 buf.extend_from_slice(v);
                 buf.extend_from_slice(add);
-                *v = Bytes::from(buf);
-                e.set_raw();
+                e.set_str(&buf, true);
             }
             len + add.len()
         }
@@ -384,8 +374,8 @@ pub fn strlen(ctx: &mut Ctx, args: &Args) {
     let (db, reply) = ctx.db_reply(key);
     match db.get_read(key, now) {
         None => reply.int(0),
-        Some(Entry {
-            value: Value::Str(v),
+        Some(EntryRef {
+            value: ValueRef::Str(v),
             ..
         }) => reply.int(v.len() as i64),
         Some(_) => ctx.wrong_type(),
@@ -401,8 +391,8 @@ pub fn getrange(ctx: &mut Ctx, args: &Args) {
     let (db, reply) = ctx.db_reply(key);
     let v = match db.get_read(key, now) {
         None => return reply.bulk(b""),
-        Some(Entry {
-            value: Value::Str(v),
+        Some(EntryRef {
+            value: ValueRef::Str(v),
             ..
         }) => v,
         Some(_) => return ctx.wrong_type(),
@@ -442,8 +432,8 @@ pub fn setrange(ctx: &mut Ctx, args: &Args) {
     let now = ctx.now;
     let current_len = match ctx.db(key).get(key, now) {
         None => None,
-        Some(Entry {
-            value: Value::Str(v),
+        Some(EntryRef {
+            value: ValueRef::Str(v),
             ..
         }) => Some(v.len()),
         Some(_) => return ctx.wrong_type(),
@@ -457,24 +447,21 @@ pub fn setrange(ctx: &mut Ctx, args: &Args) {
     let offset = offset as usize;
     let new_len;
     if let Some(mut e) = ctx.db(key).get_mut(key, now) {
-        let Value::Str(v) = e.value_mut() else {
+        let ValueMut::Str(v) = e.value_mut() else {
             return;
         };
         let len = v.len().max(offset + value.len());
-        // Exactly sized, so the allocation is what accounting assumes.
         let mut buf = Vec::with_capacity(len);
         buf.extend_from_slice(v);
         buf.resize(len, 0);
         buf[offset..offset + value.len()].copy_from_slice(value);
         new_len = buf.len();
-        *v = Bytes::from(buf);
-        e.set_raw();
+        e.set_str(&buf, true);
     } else {
         let mut buf = vec![0u8; offset + value.len()];
         buf[offset..].copy_from_slice(value);
         new_len = buf.len();
-        ctx.db(key)
-            .insert(key, Entry::new(Value::Str(Bytes::from(buf)), 0, now));
+        ctx.db(key).insert_str(key, &buf, 0, now);
     }
     ctx.dirty += 1;
     ctx.reply.int(new_len as i64);
@@ -486,8 +473,8 @@ fn incr_by(ctx: &mut Ctx, key: &[u8], by: i64) {
     let (db, reply) = ctx.db_reply(key);
     let current = match db.get(key, now) {
         None => None,
-        Some(Entry {
-            value: Value::Str(v),
+        Some(EntryRef {
+            value: ValueRef::Str(v),
             ..
         }) => match parse_i64(v) {
             Some(n) => Some(n),
@@ -500,11 +487,11 @@ fn incr_by(ctx: &mut Ctx, key: &[u8], by: i64) {
         return ctx.error("ERR increment or decrement would overflow");
     };
     let mut buf = itoa::Buffer::new();
-    let text = Bytes::copy_from_slice(buf.format(new).as_bytes());
+    let text = buf.format(new).as_bytes();
     if let Some(mut e) = db.get_mut(key, now) {
-        e.set_value(Value::Str(text));
+        e.set_str(text, false);
     } else {
-        db.insert(key, Entry::new(Value::Str(text), 0, now));
+        db.insert_str(key, text, 0, now);
     }
     reply.int(new);
     ctx.dirty += 1;
@@ -567,8 +554,8 @@ pub fn incrbyfloat(ctx: &mut Ctx, args: &Args) {
     let now = ctx.now;
     let current = match ctx.db(key).get(key, now) {
         None => Some(0.0),
-        Some(Entry {
-            value: Value::Str(v),
+        Some(EntryRef {
+            value: ValueRef::Str(v),
             ..
         }) => parse_f64(v),
         Some(_) => return ctx.wrong_type(),
@@ -580,13 +567,13 @@ pub fn incrbyfloat(ctx: &mut Ctx, args: &Args) {
     if new.is_nan() || new.is_infinite() {
         return ctx.error("ERR increment would produce NaN or Infinity");
     }
-    let text = Bytes::from(format_human_float(new));
+    let text = format_human_float(new);
     let (db, reply) = ctx.db_reply(key);
-    reply.bulk(&text);
+    reply.bulk(text.as_bytes());
     if let Some(mut e) = db.get_mut(key, now) {
-        e.set_value(Value::Str(text));
+        e.set_str(text.as_bytes(), false);
     } else {
-        db.insert(key, Entry::new(Value::Str(text), 0, now));
+        db.insert_str(key, text.as_bytes(), 0, now);
     }
     ctx.dirty += 1;
 }

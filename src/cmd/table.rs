@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use super::{
-    Handler, collections as coll, connection as conn, keyspace as ks, list, multi,
+    Handler, acl, collections as coll, connection as conn, keyspace as ks, list, multi,
     replication as repl, server as srv, string as st,
 };
 use crate::cluster::{commands as cl, dump, migrate};
@@ -81,6 +81,33 @@ pub struct CommandSpec {
     pub summary: &'static str,
     pub since: &'static str,
     pub subcommands: &'static [CommandSpec],
+}
+
+impl CommandSpec {
+    /// Positions of the key arguments in a command of `argc` arguments:
+    /// `keys` with a negative last counted from the end and clamped to the
+    /// arguments there are. Empty for keyless commands. Routing, locking,
+    /// WATCH and snapshots all take a command's keys from here.
+    #[inline]
+    pub fn key_positions(&self, argc: usize) -> std::iter::StepBy<std::ops::RangeInclusive<usize>> {
+        let (first, last, step) = self.keys;
+        let argc = argc as i64;
+        let (first, last) = (first as i64, last as i64);
+        let last = if last < 0 {
+            argc + last
+        } else {
+            last.min(argc - 1)
+        };
+        let range = if first <= 0 || first >= argc || last < first {
+            #[allow(clippy::reversed_empty_ranges)]
+            {
+                1..=0
+            }
+        } else {
+            first as usize..=last as usize
+        };
+        range.step_by(step.max(1) as usize)
+    }
 }
 
 const NOKEYS: (i32, i32, i32) = (0, 0, 0);
@@ -224,6 +251,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     c("watch", -2, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY | NOT_QUEUED, KEYS_ALL, Keys, multi::watch, "transactions", "2.2.0", "Monitors changes to keys to determine the execution of a transaction."),
     c("unwatch", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, NOKEYS, NoLock, multi::unwatch, "transactions", "2.2.0", "Forgets about watched keys of a transaction."),
     container("client", SENTINEL, "connection", "2.4.0", "A container for client connection commands.", CLIENT_SUBCOMMANDS),
+    container("acl", 0, "server", "6.0.0", "A container for Access List Control commands.", ACL_SUBCOMMANDS),
     // Server
     c("info", -1, LOADING | STALE | SENTINEL, NOKEYS, All, srv::info, "server", "1.0.0", "Returns information and statistics about the server."),
     container("config", 0, "server", "2.0.0", "A container for server configuration commands.", CONFIG_SUBCOMMANDS),
@@ -320,6 +348,23 @@ static CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
 ];
 
 #[rustfmt::skip]
+static ACL_SUBCOMMANDS: &[CommandSpec] = &[
+    c("cat", -2, CONN, NOKEYS, NoLock, acl::cat, "server", "6.0.0", "Lists the ACL categories, or the commands inside a category."),
+    c("deluser", -3, ADM, NOKEYS, NoLock, acl::deluser, "server", "6.0.0", "Deletes ACL users, and terminates their connections."),
+    c("dryrun", -4, ADM, NOKEYS, NoLock, acl::dryrun, "server", "7.0.0", "Simulates the execution of a command by a user, without executing the command."),
+    c("genpass", -2, CONN, NOKEYS, NoLock, acl::genpass, "server", "6.0.0", "Generates a pseudorandom, secure password that can be used to identify ACL users."),
+    c("getuser", 3, ADM, NOKEYS, NoLock, acl::getuser, "server", "6.0.0", "Lists the ACL rules of a user."),
+    c("list", 2, ADM, NOKEYS, NoLock, acl::list, "server", "6.0.0", "Dumps the effective rules in ACL file format."),
+    c("load", 2, ADM, NOKEYS, NoLock, acl::load, "server", "6.0.0", "Reloads the rules from the configured ACL file."),
+    c("log", -2, ADM, NOKEYS, NoLock, acl::log, "server", "6.0.0", "Lists recent security events generated due to commands rejected by ACL rules."),
+    c("save", 2, ADM, NOKEYS, NoLock, acl::save, "server", "6.0.0", "Saves the effective ACL rules in the configured ACL file."),
+    c("setuser", -3, ADM, NOKEYS, NoLock, acl::setuser, "server", "6.0.0", "Creates and modifies an ACL user and its rules."),
+    c("users", 2, ADM, NOKEYS, NoLock, acl::users, "server", "6.0.0", "Lists all ACL users."),
+    c("whoami", 2, CONN, NOKEYS, NoLock, acl::whoami, "server", "6.0.0", "Returns the authenticated username of the current connection."),
+    c("help", 2, LOADING | STALE, NOKEYS, NoLock, acl::help, "server", "6.0.0", "Returns helpful text about the different subcommands."),
+];
+
+#[rustfmt::skip]
 static CONFIG_SUBCOMMANDS: &[CommandSpec] = &[
     c("get", -3, ADM, NOKEYS, NoLock, srv::config_get, "server", "2.0.0", "Returns the effective values of configuration parameters."),
     c("set", -4, ADM, NOKEYS, NoLock, srv::config_set, "server", "2.0.0", "Sets configuration parameters in-flight."),
@@ -351,6 +396,7 @@ static OBJECT_SUBCOMMANDS: &[CommandSpec] = &[
 static MEMORY_SUBCOMMANDS: &[CommandSpec] = &[
     c("usage", -3, R, (2, 2, 1), Keys, srv::memory_usage, "server", "4.0.0", "Estimates the memory usage of a key."),
     c("stats", 2, LOADING | STALE, NOKEYS, All, srv::memory_stats, "server", "4.0.0", "Returns details about memory usage."),
+    c("purge", 2, 0, NOKEYS, NoLock, srv::memory_purge, "server", "4.0.0", "Asks the allocator to release memory."),
     c("help", 2, LOADING | STALE, NOKEYS, NoLock, srv::memory_help, "server", "4.0.0", "Returns helpful text about the different subcommands."),
 ];
 
@@ -360,6 +406,8 @@ pub struct Resolved {
     pub spec: &'static CommandSpec,
     pub id: usize,
     pub full_name: String,
+    /// ACL categories (`acl::categories` bits).
+    pub categories: u32,
 }
 
 /// Names are looked up as bytes with a fixed-seed fast hash: the lookup
@@ -386,14 +434,17 @@ pub static TABLE: LazyLock<Table> = LazyLock::new(|| {
             spec,
             id,
             full_name: spec.name.to_string(),
+            categories: categories_of(spec, spec.name),
         });
         t.by_name.insert(spec.name.as_bytes(), id);
         for sub in spec.subcommands {
             let sid = t.entries.len();
+            let full_name = format!("{}|{}", spec.name, sub.name);
             t.entries.push(Resolved {
                 spec: sub,
                 id: sid,
-                full_name: format!("{}|{}", spec.name, sub.name),
+                categories: categories_of(sub, &full_name),
+                full_name,
             });
             t.subs.insert((id, sub.name.as_bytes()), sid);
         }
@@ -448,41 +499,50 @@ pub fn lookup(argv0: &[u8], argv1: Option<&[u8]>) -> Lookup {
     }
 }
 
-/// ACL categories as COMMAND INFO reports them, derived from the flags
-/// and group.
-pub fn acl_categories(spec: &CommandSpec, group: &str) -> Vec<&'static str> {
-    let mut cats = Vec::new();
+/// A command's ACL categories: Redis's own for its commands, otherwise
+/// derived from the flags and group.
+fn categories_of(spec: &CommandSpec, full_name: &str) -> u32 {
+    use crate::acl::categories as cat;
+    if let Some(bits) = cat::of_command(full_name) {
+        return bits;
+    }
+    let mut bits = 0;
     if spec.flags & WRITE != 0 {
-        cats.push("@write");
+        bits |= cat::WRITE;
     }
     if spec.flags & READONLY != 0 {
-        cats.push("@read");
+        bits |= cat::READ;
     }
     if spec.flags & ADMIN != 0 {
-        cats.push("@admin");
-        cats.push("@dangerous");
+        bits |= cat::ADMIN | cat::DANGEROUS;
     }
-    match group {
-        "string" => cats.push("@string"),
-        "generic" => cats.push("@keyspace"),
-        "connection" => cats.push("@connection"),
-        "list" => cats.push("@list"),
-        "transactions" => cats.push("@transaction"),
-        "hash" => cats.push("@hash"),
-        "set" => cats.push("@set"),
-        "sorted-set" => cats.push("@sortedset"),
-        _ => {}
-    }
-    if matches!(spec.name, "keys" | "flushdb" | "flushall" | "swapdb") {
-        cats.push("@dangerous");
-    }
-    cats.push(if spec.flags & FAST != 0 {
-        "@fast"
+    bits |= match spec.group {
+        "string" => cat::STRING,
+        "generic" => cat::KEYSPACE,
+        "connection" => cat::CONNECTION,
+        "list" => cat::LIST,
+        "transactions" => cat::TRANSACTION,
+        "hash" => cat::HASH,
+        "set" => cat::SET,
+        "sorted-set" => cat::SORTEDSET,
+        _ => 0,
+    };
+    bits | if spec.flags & FAST != 0 {
+        cat::FAST
     } else {
-        "@slow"
-    });
-    cats.dedup();
-    cats
+        cat::SLOW
+    }
+}
+
+/// ACL categories as COMMAND INFO reports them (`@read`...), in Redis's
+/// order.
+pub fn acl_categories(resolved: &Resolved) -> Vec<String> {
+    crate::acl::categories::NAMES
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| resolved.categories & (1 << i) != 0)
+        .map(|(_, n)| format!("@{n}"))
+        .collect()
 }
 
 #[cfg(test)]
@@ -522,5 +582,21 @@ mod tests {
             Lookup::UnknownSub(_)
         ));
         assert!(matches!(lookup(b"nope", None), Lookup::Unknown));
+    }
+
+    #[test]
+    fn key_positions_follow_first_last_step() {
+        let spec = |name: &str| match lookup(name.as_bytes(), None) {
+            Lookup::Found(r) => r.spec,
+            _ => panic!("{name}"),
+        };
+        let positions = |name: &str, argc| spec(name).key_positions(argc).collect::<Vec<_>>();
+        assert_eq!(positions("get", 2), vec![1]);
+        assert_eq!(positions("del", 4), vec![1, 2, 3]);
+        assert_eq!(positions("mset", 5), vec![1, 3]);
+        assert_eq!(positions("ping", 1), Vec::<usize>::new());
+        // Fewer arguments than the spec names: only those there are.
+        assert_eq!(positions("get", 1), Vec::<usize>::new());
+        assert_eq!(positions("del", 1), Vec::<usize>::new());
     }
 }

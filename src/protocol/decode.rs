@@ -69,7 +69,7 @@ impl ProtocolError {
 
 /// Where the arguments of a decoded command live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ArgSource {
+enum ArgSource {
     /// Ranges index the read buffer, from the start of the command.
     Buffer,
     /// Ranges index the decoder's own scratch buffer (inline commands,
@@ -138,14 +138,15 @@ impl Decoder {
         &self.args
     }
 
+    /// What the last command's argument ranges index: `buf` (the buffer
+    /// given to `decode`) from the command's `start`, or the scratch
+    /// buffer for an inline command.
     #[inline]
-    pub fn source(&self) -> ArgSource {
-        self.source
-    }
-
-    #[inline]
-    pub fn scratch(&self) -> &[u8] {
-        &self.scratch
+    pub fn arg_base<'a>(&'a self, buf: &'a [u8], start: usize) -> &'a [u8] {
+        match self.source {
+            ArgSource::Buffer => &buf[start..],
+            ArgSource::Scratch => &self.scratch,
+        }
     }
 
     /// Offset of the first byte that must be kept: everything before it
@@ -292,9 +293,14 @@ impl Decoder {
     }
 }
 
+/// Finds a line terminator the way Redis does, with `strchr` on its
+/// NUL-terminated query buffer: a NUL before the terminator hides it, so
+/// such a line is never complete (until it outgrows the line limit).
 #[inline]
 fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
-    hay.iter().position(|&b| b == needle)
+    hay.iter()
+        .position(|&b| b == needle || b == 0)
+        .filter(|&i| hay[i] == needle)
 }
 
 /// Strict integer parsing as Redis's `string2ll`: optional leading '-',
@@ -440,10 +446,7 @@ mod tests {
         loop {
             match d.decode(buf).unwrap() {
                 Decoded::Command { start, .. } => {
-                    let base: &[u8] = match d.source() {
-                        ArgSource::Buffer => &buf[start..],
-                        ArgSource::Scratch => d.scratch(),
-                    };
+                    let base = d.arg_base(buf, start);
                     cmds.push(d.args().iter().map(|r| base[r.clone()].to_vec()).collect());
                 }
                 Decoded::Skip { .. } => {}
@@ -463,10 +466,7 @@ mod tests {
             loop {
                 match d.decode(&buf)? {
                     Decoded::Command { start, .. } => {
-                        let base: &[u8] = match d.source() {
-                            ArgSource::Buffer => &buf[start..],
-                            ArgSource::Scratch => d.scratch(),
-                        };
+                        let base = d.arg_base(&buf, start);
                         cmds.push(d.args().iter().map(|r| base[r.clone()].to_vec()).collect());
                     }
                     Decoded::Skip { .. } => {}
@@ -615,5 +615,17 @@ mod tests {
         ] {
             assert_eq!(parse_i64(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
+    }
+
+    #[test]
+    fn nul_hides_the_line_end_as_in_redis() {
+        let mut d = Decoder::new(DEFAULT_PROTO_MAX_BULK_LEN);
+        assert_eq!(d.decode(b"PI\0NG\r\n").unwrap(), Decoded::Incomplete);
+        let mut d = Decoder::new(DEFAULT_PROTO_MAX_BULK_LEN);
+        assert_eq!(d.decode(b"*1\0\r\n").unwrap(), Decoded::Incomplete);
+        let mut long = b"P\0\r\n".to_vec();
+        long.extend(std::iter::repeat_n(b'x', PROTO_INLINE_MAX_SIZE));
+        let mut d = Decoder::new(DEFAULT_PROTO_MAX_BULK_LEN);
+        assert_eq!(d.decode(&long), Err(ProtocolError::TooBigInline));
     }
 }

@@ -45,10 +45,16 @@ impl<'a> Reply<'a> {
     /// `WRONGTYPE ...`). Newlines would break the protocol, so they are
     /// replaced with spaces as Redis does.
     pub fn error(&mut self, msg: &str) {
+        self.error_bytes(msg.as_bytes());
+    }
+
+    /// `error` for a message carrying client bytes that need not be UTF-8
+    /// (Redis echoes them raw).
+    pub fn error_bytes(&mut self, msg: &[u8]) {
         self.errors += 1;
         self.out.reserve(msg.len() + 3);
         self.out.put_u8(b'-');
-        for &b in msg.as_bytes() {
+        for &b in msg {
             self.out
                 .put_u8(if b == b'\r' || b == b'\n' { b' ' } else { b });
         }

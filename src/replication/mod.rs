@@ -29,6 +29,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, OnceLock, Weak};
 
 use crate::cmd::{Args, Locked, OwnedArgs};
+use crate::protocol::encode_command;
 use crate::server::Server;
 use crate::util::{eq_ic, now_ms};
 
@@ -248,10 +249,10 @@ impl Feed {
             && self.stream_db != Some(db)
         {
             let mut n = itoa::Buffer::new();
-            encode(&mut enc, &[b"SELECT", n.format(db).as_bytes()]);
+            encode_command(&mut enc, &[b"SELECT", n.format(db).as_bytes()]);
             self.stream_db = Some(db);
         }
-        encode(&mut enc, parts);
+        encode_command(&mut enc, parts);
         self.append_raw(&enc);
     }
 
@@ -350,21 +351,6 @@ impl Feed {
 
     pub fn remove_replica(&mut self, link: &Arc<ReplicaLink>) {
         self.replicas.retain(|r| !Arc::ptr_eq(r, link));
-    }
-}
-
-/// RESP array of bulk strings.
-pub fn encode(out: &mut Vec<u8>, parts: &[&[u8]]) {
-    let mut n = itoa::Buffer::new();
-    out.push(b'*');
-    out.extend_from_slice(n.format(parts.len()).as_bytes());
-    out.extend_from_slice(b"\r\n");
-    for p in parts {
-        out.push(b'$');
-        out.extend_from_slice(n.format(p.len()).as_bytes());
-        out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(p);
-        out.extend_from_slice(b"\r\n");
     }
 }
 
@@ -491,8 +477,8 @@ fn effect_of(
     }
     if eq_ic(name, "incrbyfloat") && args.len() == 3 {
         let key = args.get(1);
-        if let Some(crate::store::Entry {
-            value: crate::store::Value::Str(v),
+        if let Some(crate::store::EntryRef {
+            value: crate::store::ValueRef::Str(v),
             ..
         }) = entry(key)
         {

@@ -16,7 +16,7 @@ use tracing::{info, warn};
 use super::{ReplicaLink, SYNC_FULL, SYNC_PARTIAL_ERR, SYNC_PARTIAL_OK, feed, snapshot};
 use crate::client::ClientState;
 use crate::cmd::Args;
-use crate::protocol::{ArgSource, Decoded, Decoder};
+use crate::protocol::{Decoded, Decoder};
 use crate::rdb;
 use crate::server::Server;
 use crate::util::{eq_ic, now_ms, parse_i64};
@@ -193,11 +193,7 @@ async fn stream_to(
             loop {
                 match decoder.decode(&rbuf) {
                     Ok(Decoded::Command { start, .. }) => {
-                        let base: &[u8] = match decoder.source() {
-                            ArgSource::Buffer => &rbuf[start..],
-                            ArgSource::Scratch => decoder.scratch(),
-                        };
-                        let args = Args::new(base, decoder.args());
+                        let args = Args::new(decoder.arg_base(&rbuf, start), decoder.args());
                         if args.len() >= 3
                             && eq_ic(args.get(0), "replconf")
                             && eq_ic(args.get(1), "ack")

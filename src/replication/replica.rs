@@ -19,10 +19,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::{info, warn};
 
-use super::{encode, feed};
+use super::feed;
 use crate::client::{ClientHandle, ClientState};
 use crate::cmd::Args;
-use crate::protocol::{ArgSource, Decoded, Decoder};
+use crate::protocol::{Decoded, Decoder, encode_command};
 use crate::server::Server;
 use crate::store::Entry;
 use crate::util::{eq_ic, now_ms};
@@ -152,7 +152,7 @@ impl Conn {
 
     async fn command(&mut self, parts: &[&[u8]]) -> Result<String, String> {
         let mut out = Vec::new();
-        encode(&mut out, parts);
+        encode_command(&mut out, parts);
         self.stream
             .write_all(&out)
             .await
@@ -346,11 +346,7 @@ async fn apply_stream(srv: &Arc<Server>, mut c: Conn) -> Result<(), String> {
         loop {
             match decoder.decode(&rbuf) {
                 Ok(Decoded::Command { start, len }) => {
-                    let base: &[u8] = match decoder.source() {
-                        ArgSource::Buffer => &rbuf[start..],
-                        ArgSource::Scratch => decoder.scratch(),
-                    };
-                    let args = Args::new(base, decoder.args());
+                    let args = Args::new(decoder.arg_base(&rbuf, start), decoder.args());
                     let applying = super::apply_guard();
                     if args.len() >= 2 && eq_ic(args.get(0), "replconf") {
                         // GETACK answers with the offset before itself.
@@ -402,6 +398,6 @@ async fn apply_stream(srv: &Arc<Server>, mut c: Conn) -> Result<(), String> {
 async fn send_ack(stream: &mut TcpStream) -> Result<(), String> {
     let off = feed().offset.to_string();
     let mut out = Vec::new();
-    encode(&mut out, &[b"REPLCONF", b"ACK", off.as_bytes()]);
+    encode_command(&mut out, &[b"REPLCONF", b"ACK", off.as_bytes()]);
     stream.write_all(&out).await.map_err(|e| e.to_string())
 }

@@ -77,14 +77,11 @@ impl Job {
     /// database of `shard` (MOVE and COPY write across databases).
     fn serialize_key(&self, shard: &mut Shard, key: &[u8], out: &mut Vec<u8>) {
         for (i, db) in shard.dbs.iter_mut().enumerate() {
-            if let Some((k, e)) = db.snapshot_entry(key)
-                && e.snap != self.tag
+            if let Some(e) = db.snapshot_take(key, self.tag)
+                && !e.is_expired(self.now_ms)
             {
-                e.snap = self.tag;
-                if !e.is_expired(self.now_ms) {
-                    crate::rdb::write_select(out, i);
-                    crate::rdb::write_entry(out, k, e);
-                }
+                crate::rdb::write_select(out, i);
+                crate::rdb::write_entry(out, e.key, &e);
             }
         }
     }
@@ -95,38 +92,31 @@ impl Job {
         if shard.snapshot_epoch != self.epoch {
             shard.snapshot_epoch = self.epoch;
             shard.snapshot_db = 0;
-            shard.snapshot_cursor = usize::MAX;
+            shard.snapshot_cursor = 0;
         }
         let mut out = Vec::new();
         while shard.snapshot_db < shard.dbs.len() && budget > 0 {
             let dbi = shard.snapshot_db;
             let db = &mut shard.dbs[dbi];
-            // Positions at or above the cursor were visited; entries
-            // added since P sit there or carry this snapshot's tag.
-            let mut pos = shard.snapshot_cursor.min(db.len());
+            // The walk's cursor is a hash position that stays valid when
+            // the table is resized between slices (`Db::snapshot_walk`):
+            // every entry present at P is reached; entries added since P
+            // carry this snapshot's tag and are skipped.
             let mut selected = false;
-            while pos > 0 && budget > 0 {
-                pos -= 1;
-                budget -= 1;
-                if let Some((k, e)) = db.snapshot_entry_at(pos)
-                    && e.snap != self.tag
-                {
-                    e.snap = self.tag;
-                    if !e.is_expired(self.now_ms) {
-                        if !selected {
-                            crate::rdb::write_select(&mut out, dbi);
-                            selected = true;
-                        }
-                        crate::rdb::write_entry(&mut out, k, e);
+            let (next, walked) = db.snapshot_walk(shard.snapshot_cursor, budget, self.tag, |e| {
+                if !e.is_expired(self.now_ms) {
+                    if !selected {
+                        crate::rdb::write_select(&mut out, dbi);
+                        selected = true;
                     }
+                    crate::rdb::write_entry(&mut out, e.key, &e);
                 }
-            }
-            if pos == 0 {
+            });
+            budget = budget.saturating_sub(walked);
+            if next == 0 {
                 shard.snapshot_db += 1;
-                shard.snapshot_cursor = usize::MAX;
-            } else {
-                shard.snapshot_cursor = pos;
             }
+            shard.snapshot_cursor = next;
         }
         self.send(out);
         shard.snapshot_db >= shard.dbs.len()
@@ -153,25 +143,6 @@ pub fn before_write(srv: &Server, spec: &CommandSpec, args: &Args, locked: &mut 
     before_write_slow(srv, spec, args, locked);
 }
 
-/// The key positions of a keyed command, as the dispatcher locks them.
-fn key_positions(spec: &CommandSpec, args: &Args) -> impl Iterator<Item = usize> {
-    let (first, last, step) = spec.keys;
-    let argc = args.len() as i32;
-    let last = if last < 0 {
-        argc + last
-    } else {
-        last.min(argc - 1)
-    };
-    let first = if first <= 0 || first >= argc {
-        last + 1
-    } else {
-        first
-    };
-    (first..=last)
-        .step_by(step.max(1) as usize)
-        .map(|i| i as usize)
-}
-
 #[cold]
 fn before_write_slow(srv: &Server, spec: &CommandSpec, args: &Args, locked: &mut Locked<'_>) {
     if spec.lock == LockSpec::Keys {
@@ -179,13 +150,13 @@ fn before_write_slow(srv: &Server, spec: &CommandSpec, args: &Args, locked: &mut
         // (or new keys): check under the locks held, without the shared
         // job, first.
         let tag = crate::store::snapshot_tag();
-        let pending = key_positions(spec, args).any(|i| {
+        let pending = spec.key_positions(args.len()).any(|i| {
             let key = args.get(i);
             locked
                 .shard_mut(srv.store.shard_of(key))
                 .dbs
                 .iter_mut()
-                .any(|db| db.snapshot_entry(key).is_some_and(|(_, e)| e.snap != tag))
+                .any(|db| db.snapshot_pending(key, tag))
         });
         if !pending {
             return;
@@ -203,7 +174,7 @@ fn before_write_slow(srv: &Server, spec: &CommandSpec, args: &Args, locked: &mut
         return;
     }
     let mut out = Vec::new();
-    for i in key_positions(spec, args) {
+    for i in spec.key_positions(args.len()) {
         let key = args.get(i);
         let shard = locked.shard_mut(srv.store.shard_of(key));
         job.serialize_key(shard, key, &mut out);

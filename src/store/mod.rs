@@ -5,24 +5,31 @@
 //! own mutex (see `crate::server::Store`); nothing here is shared between
 //! threads otherwise.
 //!
-//! Tables are `IndexMap`s: besides hashed lookup they give dense indices,
-//! which make random sampling O(1) (eviction and active expiry sample) and
-//! let SCAN walk a table by position (see `Db::scan`).
+//! Each database is an open-addressing table (`table.rs`) of 8-byte
+//! tagged pointers to compact entries (`entry.rs`: one allocation holding
+//! metadata, key and string value), plus a second such table holding the
+//! pointers of the entries that have an expiry (for active expiry and the
+//! volatile eviction policies). Every insertion and removal goes through
+//! `link`, `rebuild_at` and `unlink_at`, which keep both tables and the
+//! byte count right.
 
+mod entry;
 pub mod slot;
+mod table;
 
 use bytes::Bytes;
-use indexmap::{IndexMap, IndexSet};
 
-use crate::memory::{alloc_size, array_size, swiss_table_size};
+use crate::memory::alloc_size;
+use entry::{Meta, OwnedEntry, View};
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::BuildHasher as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
+use table::Table;
 
 pub type BuildHasher = foldhash::fast::RandomState;
 
-/// A stored value. Only strings have commands yet; the other variants
-/// exist so type checks (WRONGTYPE, TYPE) are right from the start.
+/// An owned value, as commands build it and as `Db::remove` returns it.
 #[derive(Debug, Clone)]
 pub enum Value {
     Str(Bytes),
@@ -32,21 +39,66 @@ pub enum Value {
     ZSet(Box<HashMap<Bytes, f64, BuildHasher>>),
 }
 
+/// A stored value, borrowed from its entry.
+#[derive(Debug, Clone, Copy)]
+pub enum ValueRef<'a> {
+    Str(&'a [u8]),
+    List(&'a VecDeque<Bytes>),
+    Hash(&'a HashMap<Bytes, Bytes, BuildHasher>),
+    Set(&'a HashSet<Bytes, BuildHasher>),
+    ZSet(&'a HashMap<Bytes, f64, BuildHasher>),
+}
+
+/// A stored value for modification in place: collections change in place;
+/// strings are inline in their entry and change through
+/// `EntryMut::set_str`, so they are only readable here.
+pub enum ValueMut<'a> {
+    Str(&'a [u8]),
+    List(&'a mut VecDeque<Bytes>),
+    Hash(&'a mut HashMap<Bytes, Bytes, BuildHasher>),
+    Set(&'a mut HashSet<Bytes, BuildHasher>),
+    ZSet(&'a mut HashMap<Bytes, f64, BuildHasher>),
+}
+
 impl Value {
+    pub fn as_ref(&self) -> ValueRef<'_> {
+        match self {
+            Value::Str(s) => ValueRef::Str(s),
+            Value::List(l) => ValueRef::List(l),
+            Value::Hash(h) => ValueRef::Hash(h),
+            Value::Set(s) => ValueRef::Set(s),
+            Value::ZSet(z) => ValueRef::ZSet(z),
+        }
+    }
+
+    pub fn type_name(&self) -> &'static str {
+        self.as_ref().type_name()
+    }
+
+    pub fn encoding(&self) -> &'static str {
+        self.as_ref().encoding()
+    }
+
+    pub fn mem_size(&self) -> usize {
+        self.as_ref().mem_size()
+    }
+}
+
+impl ValueRef<'_> {
     pub fn type_name(&self) -> &'static str {
         match self {
-            Value::Str(_) => "string",
-            Value::List(_) => "list",
-            Value::Hash(_) => "hash",
-            Value::Set(_) => "set",
-            Value::ZSet(_) => "zset",
+            ValueRef::Str(_) => "string",
+            ValueRef::List(_) => "list",
+            ValueRef::Hash(_) => "hash",
+            ValueRef::Set(_) => "set",
+            ValueRef::ZSet(_) => "zset",
         }
     }
 
     /// OBJECT ENCODING as Redis would report it for this value.
     pub fn encoding(&self) -> &'static str {
         match self {
-            Value::Str(s) => {
+            ValueRef::Str(s) => {
                 if s.len() <= 20 && crate::util::parse_i64(s).is_some() {
                     "int"
                 } else if s.len() <= 44 {
@@ -55,37 +107,29 @@ impl Value {
                     "raw"
                 }
             }
-            Value::List(_) => "quicklist",
-            Value::Hash(_) => "hashtable",
-            Value::Set(_) => "hashtable",
-            Value::ZSet(_) => "skiplist",
+            ValueRef::List(_) => "quicklist",
+            ValueRef::Hash(_) => "hashtable",
+            ValueRef::Set(_) => "hashtable",
+            ValueRef::ZSet(_) => "skiplist",
         }
     }
 
-    /// Heap bytes the value holds, as the allocator counts them. Exact
-    /// for strings (their bytes are one allocation of exactly their
-    /// length); an estimate for collections, which track their growth
-    /// through `EntryMut::grew`.
-    pub fn heap_size(&self) -> usize {
-        match self {
-            Value::Str(s) => alloc_size(s.len()),
-            other => other.mem_size(),
-        }
-    }
-
-    /// Approximate bytes held by the value, for MEMORY USAGE.
+    /// Approximate bytes held by the value, for MEMORY USAGE and for the
+    /// accounting of collections (which report their growth through
+    /// `EntryMut::grew`).
     pub fn mem_size(&self) -> usize {
         match self {
-            Value::Str(s) => s.len(),
-            Value::List(l) => l.iter().map(|b| b.len() + 16).sum::<usize>() + 32,
-            Value::Hash(h) => h.iter().map(|(k, v)| k.len() + v.len() + 48).sum::<usize>() + 32,
-            Value::Set(s) => s.iter().map(|b| b.len() + 24).sum::<usize>() + 32,
-            Value::ZSet(z) => z.keys().map(|b| b.len() + 32).sum::<usize>() + 32,
+            ValueRef::Str(s) => s.len(),
+            ValueRef::List(l) => l.iter().map(|b| b.len() + 16).sum::<usize>() + 32,
+            ValueRef::Hash(h) => h.iter().map(|(k, v)| k.len() + v.len() + 48).sum::<usize>() + 32,
+            ValueRef::Set(s) => s.iter().map(|b| b.len() + 24).sum::<usize>() + 32,
+            ValueRef::ZSet(z) => z.keys().map(|b| b.len() + 32).sum::<usize>() + 32,
         }
     }
 }
 
-/// One key's value and metadata.
+/// One key's value and metadata, owned: what commands insert and what
+/// `Db::remove` gives back. Stored compactly (see entry.rs), never as is.
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub value: Value,
@@ -96,19 +140,21 @@ pub struct Entry {
     /// are right for any key touched within that window.
     pub access: u32,
     /// LFU counter (Redis's logarithmic Morris counter), decayed by time
-    /// since `access`.
+    /// since `access`; or S3-FIFO's counter and queue bit.
     pub freq: u8,
     /// The string was modified in place (APPEND, SETRANGE): Redis then
-    /// reports it as `raw` whatever its length. Fits in padding.
+    /// reports it as `raw` whatever its length.
     pub raw: bool,
     /// Tag of the last snapshot that serialized this entry, or that was
     /// running (or last ran) when it was created: an entry whose tag is
-    /// the running snapshot's is not (or no longer) part of it. Fits in
-    /// padding. See replication/snapshot.rs.
+    /// the running snapshot's is not (or no longer) part of it. 0 or 1,
+    /// stored as one flag bit. See replication/snapshot.rs.
     pub snap: u8,
 }
 
 /// Tag of the running snapshot, or of the last one (see `Entry::snap`).
+/// One bit: every entry carries either this tag or the previous one (a
+/// snapshot's walk tags all entries, and snapshots never overlap).
 static SNAP_TAG: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
 
 #[inline]
@@ -118,7 +164,7 @@ pub fn snapshot_tag() -> u8 {
 
 /// Starts a new snapshot's tag (with every shard locked); returns it.
 pub fn next_snapshot_tag() -> u8 {
-    let t = snapshot_tag().wrapping_add(1);
+    let t = (snapshot_tag() + 1) & 1;
     SNAP_TAG.store(t, Ordering::Relaxed);
     t
 }
@@ -136,29 +182,94 @@ impl Entry {
         }
     }
 
-    /// A copy that shares no buffer with the original (a `Bytes` clone
-    /// would make both entries point at one shared buffer, which the
-    /// memory accounting does not model).
+    #[inline]
+    pub fn is_expired(&self, now_ms: u64) -> bool {
+        expired(self.expire_at, now_ms)
+    }
+
+    fn meta(&self) -> Meta {
+        Meta {
+            expire_at: self.expire_at,
+            access: self.access,
+            freq: self.freq,
+            raw: self.raw,
+            snap: self.snap,
+        }
+    }
+}
+
+/// A stored entry, borrowed: its key, value and metadata.
+#[derive(Clone, Copy)]
+pub struct EntryRef<'a> {
+    pub key: &'a [u8],
+    pub value: ValueRef<'a>,
+    pub expire_at: u64,
+    pub access: u32,
+    pub freq: u8,
+    pub raw: bool,
+    /// Snapshot tag (see `Entry::snap`).
+    pub snap: u8,
+    addr: usize,
+}
+
+impl<'a> EntryRef<'a> {
+    #[inline]
+    fn of(v: View<'a>) -> Self {
+        let (key, value, expire_at) = v.parts();
+        EntryRef {
+            key,
+            value,
+            expire_at,
+            access: v.access(),
+            freq: v.freq(),
+            raw: v.raw(),
+            snap: v.snap(),
+            addr: v.addr(),
+        }
+    }
+
+    /// An owned copy (COPY): strings get their own buffer, collections are
+    /// cloned.
     pub fn deep_copy(&self) -> Entry {
-        let value = match &self.value {
-            Value::Str(s) => Value::Str(Bytes::copy_from_slice(s)),
-            other => other.clone(),
+        let value = match self.value {
+            ValueRef::Str(s) => Value::Str(Bytes::copy_from_slice(s)),
+            ValueRef::List(l) => Value::List(Box::new(l.clone())),
+            ValueRef::Hash(h) => Value::Hash(Box::new(h.clone())),
+            ValueRef::Set(s) => Value::Set(Box::new(s.clone())),
+            ValueRef::ZSet(z) => Value::ZSet(Box::new(z.clone())),
         };
-        Entry { value, ..*self }
+        Entry {
+            value,
+            expire_at: self.expire_at,
+            access: self.access,
+            freq: self.freq,
+            raw: self.raw,
+            snap: self.snap,
+        }
     }
 
     /// OBJECT ENCODING of this entry.
     pub fn encoding(&self) -> &'static str {
         match self.value {
-            Value::Str(_) if self.raw => "raw",
+            ValueRef::Str(_) if self.raw => "raw",
             ref v => v.encoding(),
         }
     }
 
     #[inline]
     pub fn is_expired(&self, now_ms: u64) -> bool {
-        self.expire_at != 0 && self.expire_at < now_ms
+        expired(self.expire_at, now_ms)
     }
+
+    /// The entry's address (DEBUG OBJECT).
+    pub fn addr(&self) -> usize {
+        self.addr
+    }
+}
+
+#[inline]
+fn expired(expire_at: u64, now_ms: u64) -> bool {
+    expire_at != 0 && expire_at < now_ms
 }
 
 #[inline]
@@ -172,61 +283,96 @@ pub fn idle_ms(access: u32, now_ms: u64) -> u64 {
     lru_clock(now_ms).wrapping_sub(access) as u64
 }
 
-/// Bytes an entry's key and value hold outside the table: the key's
-/// allocation, the value's, and the key's copy in the expiry index when
-/// it has a TTL.
+/// Bytes one entry holds: its allocation's size class, plus, for a
+/// collection, its estimated heap (kept in step by `EntryMut::grew`).
 #[inline]
-fn entry_heap(key_len: usize, e: &Entry) -> usize {
-    let key = alloc_size(key_len);
-    key + e.value.heap_size() + if e.expire_at != 0 { key } else { 0 }
+fn entry_cost(v: View) -> usize {
+    let own = alloc_size(v.size());
+    if v.is_str() {
+        own
+    } else {
+        own + v.value().mem_size()
+    }
 }
 
-/// Mutable access to an entry that keeps the database's byte count
-/// right: string values are re-measured when the guard drops; collections
-/// report their growth with `grew`/`shrank`. The key and expiry cannot
-/// change through it (they live in indexes too).
+/// The expiry index hashes entry pointers (splitmix64's finalizer: the
+/// table needs good high bits for homes and low bits for tags).
+#[inline]
+fn ptr_hash(p: u64) -> u64 {
+    let mut z = p;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+#[inline]
+fn key_hash(hasher: &BuildHasher, key: &[u8]) -> u64 {
+    hasher.hash_one(key)
+}
+
+/// The hash of the stored entry `bits` (for the table's resizes).
+///
+/// # Safety
+/// `bits` must be a live entry of the table being resized.
+#[inline]
+unsafe fn stored_hash(hasher: &BuildHasher, bits: u64) -> u64 {
+    key_hash(hasher, unsafe { entry::view(bits) }.key())
+}
+
+/// Mutable access to a stored entry. Collections change in place and
+/// report their growth with `grew`; strings are replaced with `set_str` /
+/// `set_value`, which re-encode the entry (and keep the byte count and
+/// both tables right). The key and expiry cannot change through it.
 pub struct EntryMut<'a> {
-    entry: &'a mut Entry,
-    mem: &'a mut usize,
-    before: usize,
+    db: &'a mut Db,
+    pos: usize,
 }
 
 impl EntryMut<'_> {
-    #[inline]
-    pub fn value_mut(&mut self) -> &mut Value {
-        &mut self.entry.value
+    pub fn entry(&self) -> EntryRef<'_> {
+        self.db.entry_at(self.pos)
     }
 
-    /// Replaces a string value (INCR, INCRBYFLOAT), which resets its
+    /// The value, for changes in place (collections only; see `ValueMut`).
+    pub fn value_mut(&mut self) -> ValueMut<'_> {
+        let bits = self.db.table.get(self.pos);
+        // SAFETY: `bits` is live in this Db, which we borrow mutably for
+        // the returned lifetime, so nothing else views or frees it.
+        let vm = unsafe { entry::view_mut(bits) };
+        if let ValueRef::Str(s) = vm.view().value() {
+            // SAFETY: as above; the string lives as long as the entry.
+            let s: &[u8] = unsafe { std::slice::from_raw_parts(s.as_ptr(), s.len()) };
+            return ValueMut::Str(s);
+        }
+        match vm.coll_mut() {
+            Some(v) => v,
+            None => ValueMut::Str(&[]),
+        }
+    }
+
+    /// Replaces the value (INCR, INCRBYFLOAT), which resets the string's
     /// in-place-modified marker.
     pub fn set_value(&mut self, v: Value) {
-        self.entry.value = v;
-        self.entry.raw = false;
+        match v {
+            Value::Str(s) => self.set_str(&s, false),
+            other => {
+                self.db.rebuild_at(self.pos, |old| {
+                    let meta = old.view().meta();
+                    OwnedEntry::new(old.view().key(), other, &meta)
+                });
+            }
+        }
     }
 
-    pub fn set_raw(&mut self) {
-        self.entry.raw = true;
+    /// Replaces a string value; `raw` records a change in place (APPEND,
+    /// SETRANGE), which Redis reports as the `raw` encoding.
+    pub fn set_str(&mut self, s: &[u8], raw: bool) {
+        self.db.rebuild_at(self.pos, |old| old.with_str(s, raw));
     }
 
     /// A collection grew by about `bytes`.
     pub fn grew(&mut self, bytes: usize) {
-        *self.mem += bytes;
-    }
-}
-
-impl std::ops::Deref for EntryMut<'_> {
-    type Target = Entry;
-    fn deref(&self) -> &Entry {
-        self.entry
-    }
-}
-
-impl Drop for EntryMut<'_> {
-    fn drop(&mut self) {
-        if let Value::Str(s) = &self.entry.value {
-            let after = alloc_size(s.len());
-            *self.mem = (*self.mem + after).saturating_sub(self.before);
-        }
+        self.db.mem += bytes;
     }
 }
 
@@ -241,12 +387,17 @@ pub struct DbStats {
 /// One logical database's slice of a shard.
 #[derive(Default)]
 pub struct Db {
-    map: IndexMap<Bytes, Entry, BuildHasher>,
-    /// Keys that have an expiry, for the active expiry cycle's sampling.
-    expires: IndexSet<Bytes, BuildHasher>,
+    /// Every entry, by key hash. Slots own their entries (entry.rs,
+    /// invariant 1): only `link`, `rebuild_at`, `unlink_at` and `clear`
+    /// put them in or take them out.
+    table: Table,
+    /// The entries with an expiry, by pointer (the same allocations as in
+    /// `table`, not owned).
+    volatile: Table,
+    hasher: BuildHasher,
     pub stats: DbStats,
-    /// Heap bytes of keys and values (`entry_heap` summed), kept exact on
-    /// every change; table slots are added by `mem_total`.
+    /// Bytes of the entries (`entry_cost` summed), kept exact on every
+    /// change; the tables' arrays are added by `mem_total`.
     mem: usize,
     /// WATCHed keys: key → the watching clients' dirty flags. Weak, so a
     /// client that unwatches or disconnects just drops its flag; dead
@@ -254,7 +405,7 @@ pub struct Db {
     watched: HashMap<Bytes, Vec<Weak<AtomicBool>>, BuildHasher>,
     /// S3-FIFO queues, while that policy is in use.
     s3: Option<Box<S3State>>,
-    /// (table capacities, their bytes): see `tables_bytes`.
+    /// (both arrays' slot counts, their bytes): see `tables_bytes`.
     tables_cache: std::cell::Cell<((usize, usize), usize)>,
     /// This database's number, so deletions by expiry can be propagated
     /// with it.
@@ -275,6 +426,12 @@ pub fn replica_mode() -> bool {
     HIDE_EXPIRED.load(Ordering::Relaxed)
 }
 
+impl Drop for Db {
+    fn drop(&mut self) {
+        self.free_entries();
+    }
+}
+
 /// S3-FIFO's small queue (exact FIFO of key copies) and ghost (key
 /// fingerprints of keys recently evicted from it). See eviction.rs.
 #[derive(Default)]
@@ -291,7 +448,6 @@ impl S3State {
     }
 
     fn fingerprint(key: &[u8]) -> (usize, u32) {
-        use std::hash::BuildHasher as _;
         let h = foldhash::fast::FixedState::with_seed(0x5353_4649_464f).hash_one(key);
         (h as usize, ((h >> 32) as u32) | 1)
     }
@@ -345,110 +501,140 @@ impl Db {
     }
 
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.table.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.table.is_empty()
     }
 
     pub fn expires_len(&self) -> usize {
-        self.expires.len()
+        self.volatile.len()
     }
 
-    /// Bytes this database holds: entries plus both tables' slots.
+    /// Bytes this database holds: entries plus both tables' arrays.
     pub fn mem_total(&self) -> usize {
         let s3 = self.s3.as_ref().map_or(0, |s| s.bytes);
         s3 + self.mem + self.tables_bytes()
     }
 
-    /// Bytes of both tables' slots. Asked after every write, so the size
-    /// is cached until a table's capacity changes.
+    /// Bytes of both tables' arrays. Asked after every write, so the size
+    /// is cached until an array's size changes.
     fn tables_bytes(&self) -> usize {
-        const SLOT: usize = 8 + std::mem::size_of::<Bytes>() + std::mem::size_of::<Entry>();
-        const EXPIRE_SLOT: usize = 8 + std::mem::size_of::<Bytes>();
-        let caps = (self.map.capacity(), self.expires.capacity());
-        let (cached_caps, bytes) = self.tables_cache.get();
-        if cached_caps == caps {
+        let counts = (self.table.slot_count(), self.volatile.slot_count());
+        let (cached, bytes) = self.tables_cache.get();
+        if cached == counts {
             return bytes;
         }
-        let (cap, ecap) = caps;
-        let bytes = array_size(cap, SLOT)
-            + swiss_table_size(cap, 8)
-            + array_size(ecap, EXPIRE_SLOT)
-            + swiss_table_size(ecap, 8);
-        self.tables_cache.set((caps, bytes));
+        let bytes = self.table.bytes() + self.volatile.bytes();
+        self.tables_cache.set((counts, bytes));
         bytes
     }
 
-    /// Bytes `key` costs (MEMORY USAGE): its heap plus one slot in each
+    /// Bytes `key` costs (MEMORY USAGE): its entry plus its slot in each
     /// table it is in.
     pub fn key_mem(&self, key: &[u8]) -> Option<usize> {
-        const SLOT: usize = 8 + std::mem::size_of::<Bytes>() + std::mem::size_of::<Entry>();
-        let e = self.map.get(key)?;
-        let slots = SLOT
-            + 9
-            + if e.expire_at != 0 {
-                8 + std::mem::size_of::<Bytes>() + 9
-            } else {
-                0
-            };
-        Some(entry_heap(key.len(), e) + slots)
+        let pos = self.find(key)?;
+        // SAFETY: a live slot of this Db, viewed while `self` is borrowed.
+        let v = unsafe { entry::view(self.table.get(pos)) };
+        let slots = if v.expire_at() != 0 { 16 } else { 8 };
+        Some(entry_cost(v) + slots)
+    }
+
+    /// The position of `key` in the main table.
+    #[inline]
+    fn find(&self, key: &[u8]) -> Option<usize> {
+        let h = key_hash(&self.hasher, key);
+        // SAFETY: the table only holds live entries of this Db.
+        self.table
+            .find(h, |bits| unsafe { entry::view(bits) }.key() == key)
+    }
+
+    #[inline]
+    fn entry_at(&self, pos: usize) -> EntryRef<'_> {
+        // SAFETY: a live slot, viewed for as long as `self` is borrowed
+        // (nothing frees or moves entries through a shared borrow).
+        EntryRef::of(unsafe { entry::view(self.table.get(pos)) })
+    }
+
+    #[inline]
+    fn expire_at_of(&self, pos: usize) -> u64 {
+        // SAFETY: as in `entry_at`.
+        unsafe { entry::view(self.table.get(pos)) }.expire_at()
+    }
+
+    /// The entry at `pos` if it is live; an expired one is deleted there
+    /// and then (lazy expiry). Decodes the entry once.
+    #[inline]
+    fn live_at(&mut self, pos: usize, now_ms: u64) -> Option<EntryRef<'_>> {
+        // SAFETY: a live slot. The view's lifetime is not tied to `self`
+        // here, so it is only used before `expire_at_pos` frees the entry
+        // or returned under `self`'s borrow (the function's signature).
+        let e = EntryRef::of(unsafe { entry::view(self.table.get(pos)) });
+        if e.is_expired(now_ms) {
+            self.expire_at_pos(pos);
+            return None;
+        }
+        Some(e)
+    }
+
+    /// The position of a live `key`, deleting it first if it has expired
+    /// (lazy expiry).
+    #[inline]
+    fn find_live(&mut self, key: &[u8], now_ms: u64) -> Option<usize> {
+        let pos = self.find(key)?;
+        self.live_at(pos, now_ms)?;
+        Some(pos)
     }
 
     /// Looks a key up, deleting it first if it has expired (lazy expiry).
     #[inline]
-    pub fn get(&mut self, key: &[u8], now_ms: u64) -> Option<&Entry> {
-        let idx = self.map.get_index_of(key)?;
-        if self.map[idx].is_expired(now_ms) {
-            self.expire_at_index(idx);
-            return None;
-        }
-        Some(&self.map[idx])
+    pub fn get(&mut self, key: &[u8], now_ms: u64) -> Option<EntryRef<'_>> {
+        let pos = self.find(key)?;
+        self.live_at(pos, now_ms)
     }
 
     /// `get` for modification in place (see `EntryMut`).
     #[inline]
     pub fn get_mut(&mut self, key: &[u8], now_ms: u64) -> Option<EntryMut<'_>> {
-        let idx = self.map.get_index_of(key)?;
-        if self.map[idx].is_expired(now_ms) {
-            self.expire_at_index(idx);
-            return None;
-        }
-        let entry = &mut self.map[idx];
-        entry.access = lru_clock(now_ms);
-        let before = entry.value.heap_size();
-        Some(EntryMut {
-            entry,
-            mem: &mut self.mem,
-            before,
-        })
+        let pos = self.find_live(key, now_ms)?;
+        // SAFETY: live slot, exclusively borrowed through `self`.
+        unsafe { entry::view_mut(self.table.get(pos)) }.set_access(lru_clock(now_ms));
+        Some(EntryMut { db: self, pos })
     }
 
     /// Lookup for read commands: counts keyspace hits and misses and
     /// refreshes the LRU clock, as Redis's lookupKeyRead.
     #[inline]
-    pub fn get_read(&mut self, key: &[u8], now_ms: u64) -> Option<&Entry> {
+    pub fn get_read(&mut self, key: &[u8], now_ms: u64) -> Option<EntryRef<'_>> {
         self.lookup_read(key, now_ms, true)
     }
 
     /// `get_read` with the LRU refresh optional (Redis's LOOKUP_NOTOUCH,
     /// used by EXISTS, TYPE, TTL...).
     #[inline]
-    pub fn lookup_read(&mut self, key: &[u8], now_ms: u64, touch: bool) -> Option<&Entry> {
-        let Some(idx) = self.map.get_index_of(key) else {
+    pub fn lookup_read(&mut self, key: &[u8], now_ms: u64, touch: bool) -> Option<EntryRef<'_>> {
+        let Some(pos) = self.find(key) else {
             self.stats.misses += 1;
             return None;
         };
-        if self.map[idx].is_expired(now_ms) {
-            self.expire_at_index(idx);
+        let bits = self.table.get(pos);
+        // SAFETY: a live slot; the view is not tied to `self`, so it is
+        // only used before `expire_at_pos` frees the entry, or returned
+        // under `self`'s borrow.
+        let mut e = EntryRef::of(unsafe { entry::view(bits) });
+        if e.is_expired(now_ms) {
+            self.expire_at_pos(pos);
             self.stats.misses += 1;
             return None;
         }
         self.stats.hits += 1;
-        let e = &mut self.map[idx];
         if touch {
-            crate::eviction::on_access(e, now_ms);
+            crate::eviction::on_access(&mut e.access, &mut e.freq, now_ms);
+            // SAFETY: live slot, exclusively borrowed through `self`.
+            let mut vm = unsafe { entry::view_mut(bits) };
+            vm.set_access(e.access);
+            vm.set_freq(e.freq);
         }
         Some(e)
     }
@@ -456,80 +642,185 @@ impl Db {
     /// Whether the key is present (expired or not) without modifying
     /// anything.
     pub fn has_key(&self, key: &[u8]) -> bool {
-        self.map.contains_key(key)
+        self.find(key).is_some()
     }
 
     /// Whether the key exists (after lazy expiry), without touching stats.
     #[inline]
     pub fn contains(&mut self, key: &[u8], now_ms: u64) -> bool {
-        self.get(key, now_ms).is_some()
+        self.find_live(key, now_ms).is_some()
     }
 
-    fn expire_at_index(&mut self, idx: usize) {
+    fn expire_at_pos(&mut self, pos: usize) {
         if replica_mode() {
             return;
         }
-        if let Some((k, e)) = self.map.swap_remove_index(idx) {
-            self.mem = self.mem.saturating_sub(entry_heap(k.len(), &e));
-            self.expires.swap_remove(&k);
-            self.stats.expired += 1;
-            crate::replication::propagate_expired(self.id, &k);
+        let e = self.unlink_at(pos);
+        self.stats.expired += 1;
+        crate::replication::propagate_expired(self.id, e.view().key());
+    }
+
+    // ---------------------------------------------------------------
+    // The only functions that put entries into the tables or take them
+    // out (hooks such as per-slot key tracking attach here).
+
+    /// Adds an entry whose key is absent (`h`: its key's hash).
+    fn link(&mut self, h: u64, e: OwnedEntry) {
+        let v = e.view();
+        self.mem += entry_cost(v);
+        let has_ttl = v.expire_at() != 0;
+        let bits = e.into_raw();
+        let hasher = &self.hasher;
+        // SAFETY: the table holds live entries of this Db only.
+        self.table
+            .insert(h, bits, |b| unsafe { stored_hash(hasher, b) });
+        if has_ttl {
+            self.volatile.insert(ptr_hash(bits), bits, ptr_hash);
         }
     }
 
-    /// Inserts or replaces a key. Replacing keeps nothing of the old entry.
+    /// Replaces the entry at `pos` by what `f` makes of it (same key).
+    fn rebuild_at(&mut self, pos: usize, f: impl FnOnce(OwnedEntry) -> OwnedEntry) {
+        let old_bits = self.table.get(pos);
+        // SAFETY: a live slot; ownership moves to `old` and the slot is
+        // overwritten below before anything reads it.
+        let old = unsafe { OwnedEntry::from_raw(old_bits) };
+        let old_cost = entry_cost(old.view());
+        let old_ttl = old.view().expire_at() != 0;
+        let new = f(old);
+        let new_cost = entry_cost(new.view());
+        let new_ttl = new.view().expire_at() != 0;
+        let new_bits = new.into_raw();
+        self.table.set_ptr(pos, new_bits);
+        self.mem = (self.mem + new_cost).saturating_sub(old_cost);
+        if old_ttl {
+            self.volatile_remove(old_bits);
+        }
+        if new_ttl {
+            self.volatile.insert(ptr_hash(new_bits), new_bits, ptr_hash);
+        }
+    }
+
+    /// Takes the entry at `pos` out of both tables.
+    fn unlink_at(&mut self, pos: usize) -> OwnedEntry {
+        let hasher = &self.hasher;
+        // SAFETY: resizing rehashes the live entries left in the table.
+        let bits = self
+            .table
+            .remove_at(pos, |b| unsafe { stored_hash(hasher, b) });
+        // SAFETY: removed from the table just now: we own it.
+        let e = unsafe { OwnedEntry::from_raw(bits) };
+        self.mem = self.mem.saturating_sub(entry_cost(e.view()));
+        if e.view().expire_at() != 0 {
+            self.volatile_remove(bits);
+        }
+        e
+    }
+
+    fn volatile_remove(&mut self, bits: u64) {
+        if let Some(vpos) = self.volatile.find(ptr_hash(bits), |b| b == bits) {
+            self.volatile.remove_at(vpos, ptr_hash);
+        }
+    }
+
+    fn free_entries(&mut self) {
+        self.volatile = Table::default();
+        for bits in self.table.drain() {
+            // SAFETY: drained from the table: owned, and dropped once.
+            drop(unsafe { OwnedEntry::from_raw(bits) });
+        }
+        self.mem = 0;
+    }
+
+    // ---------------------------------------------------------------
+
+    /// Inserts or replaces a key. Replacing keeps nothing of the old entry
+    /// (but its LFU history, see `insert_with`).
     #[inline]
-    pub fn insert(&mut self, key: &[u8], mut entry: Entry) {
-        let has_ttl = entry.expire_at != 0;
-        self.mem += entry_heap(key.len(), &entry);
-        match self.map.get_full_mut(key) {
-            Some((_, k, e)) => {
-                let had_ttl = e.expire_at != 0;
-                self.mem = self.mem.saturating_sub(entry_heap(k.len(), e));
+    pub fn insert(&mut self, key: &[u8], entry: Entry) {
+        let meta = entry.meta();
+        let value = entry.value;
+        self.insert_with(key, meta, None, |key, meta| {
+            OwnedEntry::new(key, value, meta)
+        });
+    }
+
+    /// Inserts or replaces a string, copying `value` straight into the new
+    /// entry (SET's path: no intermediate buffer).
+    #[inline]
+    pub fn insert_str(&mut self, key: &[u8], value: &[u8], expire_at: u64, now_ms: u64) {
+        let meta = Meta {
+            expire_at,
+            access: lru_clock(now_ms),
+            freq: crate::eviction::LFU_INIT_VAL,
+            raw: false,
+            snap: snapshot_tag(),
+        };
+        self.insert_with(key, meta, Some(value), |key, meta| {
+            OwnedEntry::new_str(key, value, meta)
+        });
+    }
+
+    /// Inserts or replaces. An existing string entry whose layout would
+    /// not change (same value length, expiry present or absent alike) is
+    /// rewritten in place with `in_place`, without allocating: the common
+    /// SET over an existing key.
+    #[inline]
+    fn insert_with(
+        &mut self,
+        key: &[u8],
+        mut meta: Meta,
+        in_place: Option<&[u8]>,
+        make: impl FnOnce(&[u8], &Meta) -> OwnedEntry,
+    ) {
+        let h = key_hash(&self.hasher, key);
+        // SAFETY: the table only holds live entries of this Db.
+        let found = self
+            .table
+            .find(h, |bits| unsafe { entry::view(bits) }.key() == key);
+        match found {
+            Some(pos) => {
+                // SAFETY: live slot, exclusively borrowed through `self`.
+                let mut vm = unsafe { entry::view_mut(self.table.get(pos)) };
                 if crate::eviction::keeps_history() {
                     // An overwrite is an access to the key, not a new key
                     // (Redis keeps the LFU counter in dbOverwrite).
-                    let now = entry.access as u64;
-                    entry.freq = e.freq;
-                    entry.access = e.access;
-                    crate::eviction::on_access(&mut entry, now);
+                    let now = meta.access as u64;
+                    meta.freq = vm.view().freq();
+                    meta.access = vm.view().access();
+                    crate::eviction::on_access(&mut meta.access, &mut meta.freq, now);
                 }
-                *e = entry;
-                if had_ttl != has_ttl {
-                    if has_ttl {
-                        self.expires.insert(Bytes::copy_from_slice(key));
-                    } else {
-                        self.expires.swap_remove(key);
-                    }
+                if in_place.is_some_and(|v| vm.overwrite_str(v, &meta)) {
+                    return;
                 }
+                self.rebuild_at(pos, |old| {
+                    drop(old);
+                    make(key, &meta)
+                });
             }
             None => {
-                self.avoid_growth_past_maxmemory(entry.access);
+                self.avoid_growth_past_maxmemory(meta.access);
                 if crate::eviction::policy() == crate::eviction::Policy::AllKeysS3Fifo {
-                    self.s3_admit(key, &mut entry);
+                    self.s3_admit(key, &mut meta.freq);
                 } else if self.s3.is_some() {
                     self.s3 = None;
                 }
-                let k = Bytes::copy_from_slice(key);
-                if has_ttl {
-                    self.expires.insert(Bytes::copy_from_slice(key));
-                }
-                self.map.insert(k, entry);
+                let e = make(key, &meta);
+                self.link(h, e);
             }
         }
     }
 
-    /// The table is full and about to double. Under memory pressure that
-    /// jump alone could take usage far past maxmemory (a doubling costs
+    /// The table is full and about to grow. Under memory pressure that
+    /// jump alone could take usage far past maxmemory (a resize costs
     /// megabytes at once), so, as Redis refuses to expand its dict then
     /// (dictExpandAllowed), evict one key of this database instead and
     /// reuse its slot.
     fn avoid_growth_past_maxmemory(&mut self, clock: u32) {
-        let cap = self.map.capacity();
-        if cap == 0 || self.map.len() < cap {
+        if self.table.is_empty() || !self.table.full() {
             return;
         }
-        let growth = self.table_bytes(cap * 2) - self.table_bytes(cap);
+        let growth = self.table.bytes_after_growth() - self.table.bytes();
         if crate::eviction::growth_allowed(growth) {
             return;
         }
@@ -542,12 +833,12 @@ impl Db {
 
     /// S3-FIFO admission: a key the ghost remembers goes to the main
     /// queue, any other to the small queue.
-    fn s3_admit(&mut self, key: &[u8], entry: &mut Entry) {
+    fn s3_admit(&mut self, key: &[u8], freq: &mut u8) {
         let s3 = self.s3.get_or_insert_default();
         if s3.ghost_contains(key) {
-            entry.freq = crate::eviction::S3_MAIN;
+            *freq = crate::eviction::S3_MAIN;
         } else {
-            entry.freq = 0;
+            *freq = 0;
             s3.bytes += S3State::key_cost(key);
             s3.small.push_back(Bytes::copy_from_slice(key));
         }
@@ -564,90 +855,90 @@ impl Db {
         max_rounds: usize,
     ) -> Option<Bytes> {
         use crate::eviction::S3_MAIN;
-        let keys = self.map.len();
+        let keys = self.len();
         if keys == 0 {
             return None;
         }
-        let s3 = self.s3.get_or_insert_default();
         let small_target = (keys / 10).max(1);
         for _ in 0..max_rounds {
+            let s3 = self.s3.get_or_insert_default();
             if s3.small.len() >= small_target {
                 let Some(k) = s3.small.pop_front() else {
                     continue;
                 };
                 s3.bytes -= S3State::key_cost(&k);
-                let Some(e) = self.map.get_mut(k.as_ref()) else {
+                let Some(pos) = self.find(&k) else {
                     continue; // deleted since it was queued
                 };
-                if e.freq & S3_MAIN != 0 {
+                // SAFETY: live slot, exclusively borrowed through `self`.
+                let mut vm = unsafe { entry::view_mut(self.table.get(pos)) };
+                let freq = vm.view().freq();
+                if freq & S3_MAIN != 0 {
                     continue;
                 }
-                if e.freq & 3 >= 1 {
-                    e.freq = S3_MAIN;
-                    e.access = lru_clock(now_ms);
+                if freq & 3 >= 1 {
+                    vm.set_freq(S3_MAIN);
+                    vm.set_access(lru_clock(now_ms));
                     continue;
                 }
-                s3.ghost_insert(&k, keys);
+                if let Some(s3) = self.s3.as_mut() {
+                    s3.ghost_insert(&k, keys);
+                }
                 return Some(k);
             }
             // Main queue: the sampled key that entered its queue first is
             // its tail.
             let mut oldest: Option<(u64, usize)> = None;
             for _ in 0..samples {
-                let i = rng.below(self.map.len());
-                let idle = idle_ms(self.map[i].access, now_ms);
+                let pos = self.table.random_pos(rng)?;
+                let idle = idle_ms(self.entry_at(pos).access, now_ms);
                 if oldest.is_none_or(|(o, _)| idle > o) {
-                    oldest = Some((idle, i));
+                    oldest = Some((idle, pos));
                 }
             }
-            let (_, i) = oldest?;
-            let e = &mut self.map[i];
-            if e.freq & 3 > 0 {
-                e.freq = (e.freq & S3_MAIN) | ((e.freq & 3) - 1);
-                e.access = lru_clock(now_ms);
+            let (_, pos) = oldest?;
+            // SAFETY: live slot, exclusively borrowed through `self`.
+            let mut vm = unsafe { entry::view_mut(self.table.get(pos)) };
+            let freq = vm.view().freq();
+            if freq & 3 > 0 {
+                vm.set_freq((freq & S3_MAIN) | ((freq & 3) - 1));
+                vm.set_access(lru_clock(now_ms));
                 continue;
             }
-            return self
-                .map
-                .get_index(i)
-                .map(|(k, _)| Bytes::copy_from_slice(k));
+            return Some(Bytes::copy_from_slice(self.entry_at(pos).key));
         }
-        let i = rng.below(self.map.len());
-        self.map
-            .get_index(i)
-            .map(|(k, _)| Bytes::copy_from_slice(k))
-    }
-
-    fn table_bytes(&self, cap: usize) -> usize {
-        const SLOT: usize = 8 + std::mem::size_of::<Bytes>() + std::mem::size_of::<Entry>();
-        array_size(cap, SLOT) + swiss_table_size(cap, 8)
+        let pos = self.table.random_pos(rng)?;
+        Some(Bytes::copy_from_slice(self.entry_at(pos).key))
     }
 
     /// Changes the expiry of an existing key; returns false if absent.
     pub fn set_expire(&mut self, key: &[u8], expire_at: u64) -> bool {
-        let Some((_, k, e)) = self.map.get_full_mut(key) else {
+        let Some(pos) = self.find(key) else {
             return false;
         };
-        let had = e.expire_at != 0;
-        e.expire_at = expire_at;
-        let key_copy = alloc_size(k.len());
-        if expire_at != 0 && !had {
-            self.mem += key_copy;
-            self.expires.insert(Bytes::copy_from_slice(key));
-        } else if expire_at == 0 && had {
-            self.mem = self.mem.saturating_sub(key_copy);
-            self.expires.swap_remove(key);
+        let current = self.expire_at_of(pos);
+        if current == expire_at {
+            return true;
         }
+        // SAFETY: live slot, exclusively borrowed through `self`.
+        if unsafe { entry::view_mut(self.table.get(pos)) }.replace_expire(expire_at) {
+            return true;
+        }
+        self.rebuild_at(pos, |old| old.with_expire(expire_at));
         true
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
-        let e = self.map.swap_remove(key)?;
-        self.mem = self.mem.saturating_sub(entry_heap(key.len(), &e));
-        if e.expire_at != 0 {
-            self.expires.swap_remove(key);
-        }
-        Some(e)
+        let pos = self.find(key)?;
+        let (value, meta) = self.unlink_at(pos).into_parts();
+        Some(Entry {
+            value,
+            expire_at: meta.expire_at,
+            access: meta.access,
+            freq: meta.freq,
+            raw: meta.raw,
+            snap: meta.snap,
+        })
     }
 
     /// Deletes a key that has not expired; returns whether it existed.
@@ -657,83 +948,58 @@ impl Db {
         if replica_mode() {
             return self.remove(key).is_some();
         }
-        if self.get(key, now_ms).is_none() {
-            return false;
+        match self.find_live(key, now_ms) {
+            Some(pos) => {
+                drop(self.unlink_at(pos));
+                true
+            }
+            None => false,
         }
-        self.remove(key).is_some()
     }
 
     pub fn clear(&mut self) {
-        self.map = IndexMap::default();
-        self.expires = IndexSet::default();
-        self.mem = 0;
+        self.free_entries();
         self.s3 = None;
     }
 
-    /// The entry of `key`, expired or not, for a snapshot to serialize
-    /// and tag (the tag is not part of the value: no accounting).
-    pub fn snapshot_entry(&mut self, key: &[u8]) -> Option<(&Bytes, &mut Entry)> {
-        self.map.get_full_mut(key).map(|(_, k, e)| (k, e))
-    }
-
-    /// Key and entry at a position, for a snapshot's walk.
-    pub fn snapshot_entry_at(&mut self, idx: usize) -> Option<(&Bytes, &mut Entry)> {
-        self.map.get_index_mut(idx)
-    }
-
-    /// Key and entry at a dense index (for sampling and SCAN).
-    #[inline]
-    pub fn get_index(&self, idx: usize) -> Option<(&Bytes, &Entry)> {
-        self.map.get_index(idx)
-    }
-
     /// The entry, expired or not, changing nothing (not even the LRU clock).
-    pub fn peek(&self, key: &[u8]) -> Option<&Entry> {
-        self.map.get(key)
+    pub fn peek(&self, key: &[u8]) -> Option<EntryRef<'_>> {
+        self.find(key).map(|pos| self.entry_at(pos))
     }
 
     /// A random entry, from all keys or only those with a TTL.
-    pub fn sample(&self, rng: &mut Rng, volatile: bool) -> Option<(&Bytes, &Entry)> {
+    pub fn sample(&self, rng: &mut Rng, volatile: bool) -> Option<EntryRef<'_>> {
         if volatile {
-            if self.expires.is_empty() {
-                return None;
-            }
-            let k = self.expires.get_index(rng.below(self.expires.len()))?;
-            self.map.get_key_value(k.as_ref())
+            let vpos = self.volatile.random_pos(rng)?;
+            // SAFETY: the expiry index holds live entries of this Db.
+            Some(EntryRef::of(unsafe {
+                entry::view(self.volatile.get(vpos))
+            }))
         } else {
-            if self.map.is_empty() {
-                return None;
-            }
-            self.map.get_index(rng.below(self.map.len()))
+            let pos = self.table.random_pos(rng)?;
+            Some(self.entry_at(pos))
         }
     }
 
     /// A copy of a random key (see `sample`).
     pub fn sample_key(&self, rng: &mut Rng, volatile: bool) -> Option<Bytes> {
         self.sample(rng, volatile)
-            .map(|(k, _)| Bytes::copy_from_slice(k))
+            .map(|e| Bytes::copy_from_slice(e.key))
     }
 
     /// A random live key, deleting expired keys it meets (as Redis's
     /// RANDOMKEY does), bounded in tries.
     pub fn random_key(&mut self, rng: &mut Rng, now_ms: u64) -> Option<Bytes> {
         for _ in 0..100 {
-            if self.map.is_empty() {
-                return None;
-            }
-            let idx = rng.below(self.map.len());
-            if self.map[idx].is_expired(now_ms) {
+            let pos = self.table.random_pos(rng)?;
+            if expired(self.expire_at_of(pos), now_ms) {
                 if replica_mode() {
                     continue;
                 }
-                self.expire_at_index(idx);
+                self.expire_at_pos(pos);
                 continue;
             }
-            // A copy: cloning would turn the stored key into a shared one.
-            return self
-                .map
-                .get_index(idx)
-                .map(|(k, _)| Bytes::copy_from_slice(k));
+            return Some(Bytes::copy_from_slice(self.entry_at(pos).key));
         }
         None
     }
@@ -743,74 +1009,132 @@ impl Db {
     /// (sampled, expired).
     pub fn expire_sample(&mut self, rng: &mut Rng, samples: usize, now_ms: u64) -> (usize, usize) {
         let mut sampled = 0;
-        let mut expired = 0;
+        let mut expired_n = 0;
         for _ in 0..samples {
-            if self.expires.is_empty() {
+            let Some(vpos) = self.volatile.random_pos(rng) else {
                 break;
-            }
-            let i = rng.below(self.expires.len());
+            };
             sampled += 1;
-            let Some(key) = self.expires.get_index(i) else {
-                break;
-            };
-            let Some(idx) = self.map.get_index_of(key) else {
-                // Cannot happen (expires ⊆ map); heal rather than loop.
-                self.expires.swap_remove_index(i);
+            let bits = self.volatile.get(vpos);
+            // SAFETY: the expiry index holds live entries of this Db.
+            let v = unsafe { entry::view(bits) };
+            if !expired(v.expire_at(), now_ms) {
                 continue;
-            };
-            if self.map[idx].is_expired(now_ms) {
-                self.expire_at_index(idx);
-                expired += 1;
+            }
+            let h = key_hash(&self.hasher, v.key());
+            match self.table.find(h, |b| b == bits) {
+                Some(pos) => {
+                    self.expire_at_pos(pos);
+                    expired_n += 1;
+                }
+                // Cannot happen (the index ⊆ the table); heal, not loop.
+                None => {
+                    self.volatile.remove_at(vpos, ptr_hash);
+                }
             }
         }
-        (sampled, expired)
+        (sampled, expired_n)
     }
 
-    /// SCAN step over this table. `cursor` is the number of positions not
-    /// yet visited (positions are visited from the end down), 0 meaning
-    /// "start". Walking downward keeps Redis's guarantee under deletions:
-    /// `swap_remove` only moves the last element, which was already
-    /// visited, into a lower position; elements not yet visited never move
-    /// above the cursor. Returns the new cursor (0 when done).
+    /// One SCAN step over this table. `cursor` is a 54-bit hash position
+    /// (0 to start; see table.rs): it stays valid across resizes, and a key
+    /// present for the whole scan is returned exactly once. Returns the
+    /// next cursor (0 when done) and the number of slots walked, which is
+    /// what COUNT bounds.
     pub fn scan(
         &mut self,
-        cursor: usize,
+        cursor: u64,
         count: usize,
         now_ms: u64,
-        mut visit: impl FnMut(&Bytes, &Entry),
-    ) -> usize {
-        let mut pos = if cursor == 0 {
-            self.map.len()
-        } else {
-            cursor.min(self.map.len())
-        };
-        let mut done = 0;
-        while pos > 0 && done < count {
-            pos -= 1;
-            done += 1;
-            if let Some((k, e)) = self.map.get_index(pos)
-                && !e.is_expired(now_ms)
-            {
-                visit(k, e);
-            }
+        mut visit: impl FnMut(EntryRef<'_>),
+    ) -> (u64, usize) {
+        let hasher = &self.hasher;
+        self.table.scan_step(
+            cursor,
+            count,
+            // SAFETY: the table holds live entries of this Db.
+            |b| unsafe { stored_hash(hasher, b) },
+            |b| {
+                // SAFETY: as above, viewed within this call.
+                let e = EntryRef::of(unsafe { entry::view(b) });
+                if !e.is_expired(now_ms) {
+                    visit(e);
+                }
+            },
+        )
+    }
+
+    /// Whether `key` has an entry (expired or not) that the snapshot
+    /// tagged `tag` has not serialized yet.
+    pub fn snapshot_pending(&self, key: &[u8], tag: u8) -> bool {
+        self.peek(key).is_some_and(|e| e.snap != tag)
+    }
+
+    /// The entry of `key` (expired or not) if the snapshot tagged `tag`
+    /// has not serialized it yet, tagging it as serialized now (the tag is
+    /// a flag bit: no accounting).
+    pub fn snapshot_take(&mut self, key: &[u8], tag: u8) -> Option<EntryRef<'_>> {
+        let pos = self.find(key)?;
+        // SAFETY: live slot, exclusively borrowed through `self`.
+        let mut vm = unsafe { entry::view_mut(self.table.get(pos)) };
+        if vm.view().snap() == tag {
+            return None;
         }
-        pos
+        vm.set_snap(tag);
+        Some(self.entry_at(pos))
     }
 
-    /// Iterates live keys.
-    pub fn iter(&self, now_ms: u64) -> impl Iterator<Item = (&Bytes, &Entry)> {
-        self.map.iter().filter(move |(_, e)| !e.is_expired(now_ms))
+    /// One step of a snapshot's walk: like `scan` (the cursor is a hash
+    /// position, valid across resizes, 0 to start and 0 when done, so
+    /// every entry present at the snapshot's start is reached whatever
+    /// the table does between steps), passing `visit` each entry, expired
+    /// or not, that the snapshot tagged `tag` has not serialized yet, and
+    /// tagging it. Returns the next cursor and the slots walked.
+    pub fn snapshot_walk(
+        &mut self,
+        cursor: u64,
+        budget: usize,
+        tag: u8,
+        mut visit: impl FnMut(EntryRef<'_>),
+    ) -> (u64, usize) {
+        let hasher = &self.hasher;
+        self.table.scan_step(
+            cursor,
+            budget,
+            // SAFETY: the table holds live entries of this Db.
+            |b| unsafe { stored_hash(hasher, b) },
+            |b| {
+                // SAFETY: a live entry of this Db, which `&mut self`
+                // gives us exclusive access to; the flag write does not
+                // touch the key or value the view lends out.
+                let mut vm = unsafe { entry::view_mut(b) };
+                if vm.view().snap() != tag {
+                    vm.set_snap(tag);
+                    visit(EntryRef::of(unsafe { entry::view(b) }));
+                }
+            },
+        )
     }
 
-    /// Sum of remaining TTLs in ms over keys with an expiry, and how many.
+    /// Iterates live keys (in table order).
+    pub fn iter(&self, now_ms: u64) -> impl Iterator<Item = (&[u8], EntryRef<'_>)> {
+        self.table
+            .positions()
+            .map(|pos| self.entry_at(pos))
+            .filter(move |e| !e.is_expired(now_ms))
+            .map(|e| (e.key, e))
+    }
+
+    /// Sum of remaining TTLs in ms over (up to 1024) keys with an expiry,
+    /// and how many.
     pub fn ttl_sum(&self, now_ms: u64) -> (u128, usize) {
         let mut sum = 0u128;
         let mut n = 0usize;
-        for k in self.expires.iter().take(1024) {
-            if let Some(e) = self.map.get(k) {
-                sum += e.expire_at.saturating_sub(now_ms) as u128;
-                n += 1;
-            }
+        for vpos in self.volatile.positions().take(1024) {
+            // SAFETY: the expiry index holds live entries of this Db.
+            let at = unsafe { entry::view(self.volatile.get(vpos)) }.expire_at();
+            sum += at.saturating_sub(now_ms) as u128;
+            n += 1;
         }
         (sum, n)
     }
@@ -852,26 +1176,27 @@ pub struct Shard {
     /// for; see replication/snapshot.rs.
     pub snapshot_epoch: u64,
     /// Where the running snapshot's walk of this shard is: the database,
-    /// and the positions of its table not yet visited (walked downward,
-    /// like SCAN; `usize::MAX`: not started).
+    /// and the walk's cursor in its table (`Db::snapshot_walk`; 0: not
+    /// started).
     pub snapshot_db: usize,
-    pub snapshot_cursor: usize,
+    pub snapshot_cursor: u64,
 }
 
 impl Shard {
     pub fn new(databases: usize, seed: u64) -> Self {
         Shard {
             dbs: (0..databases)
-                .map(|id| Db {
-                    id,
-                    ..Db::default()
+                .map(|id| {
+                    let mut db = Db::default();
+                    db.id = id;
+                    db
                 })
                 .collect(),
             rng: Rng::new(seed),
             expire_cursor_db: 0,
             snapshot_epoch: 0,
             snapshot_db: 0,
-            snapshot_cursor: usize::MAX,
+            snapshot_cursor: 0,
         }
     }
 
@@ -942,13 +1267,6 @@ mod tests {
     }
 
     #[test]
-    fn entry_stays_within_its_size() {
-        // The snapshot tag must live in padding: memory per key is
-        // measured and documented.
-        assert!(std::mem::size_of::<Entry>() <= 56);
-    }
-
-    #[test]
     fn lazy_expiry_counts_and_removes() {
         let mut db = Db::default();
         let mut e = s("v");
@@ -972,9 +1290,11 @@ mod tests {
         let mut cursor = 0;
         let mut round = 0;
         loop {
-            cursor = db.scan(cursor, 10, 0, |k, _| {
-                seen.insert(k.clone());
-            });
+            cursor = db
+                .scan(cursor, 10, 0, |e| {
+                    seen.insert(Bytes::copy_from_slice(e.key));
+                })
+                .0;
             // Delete keys that were already seen while scanning.
             round += 1;
             if round % 3 == 0 {
@@ -1001,5 +1321,160 @@ mod tests {
             counts[rng.below(10)] += 1;
         }
         assert!(counts.iter().all(|&c| c > 800));
+    }
+
+    /// The byte count recomputed from scratch.
+    fn recount(db: &Db) -> usize {
+        db.table
+            .positions()
+            // SAFETY: live entries of `db`.
+            .map(|p| entry_cost(unsafe { entry::view(db.table.get(p)) }))
+            .sum()
+    }
+
+    /// Property test of the whole Db against a HashMap model: inserts
+    /// (strings of varied sizes, with and without TTL), overwrites, value
+    /// and expiry changes, removals, lookups, sampling, full scans; after
+    /// every step the byte count and the expiry index must be exact.
+    #[test]
+    fn db_matches_a_hashmap_model() {
+        let mut rng = Rng::new(99);
+        let mut db = Db::default();
+        let mut model: HashMap<Vec<u8>, (Vec<u8>, u64)> = HashMap::new();
+        let now = 1_000_000;
+        for step in 0..30_000 {
+            let k = format!("key:{}", rng.below(3000)).into_bytes();
+            match rng.below(8) {
+                0..=2 => {
+                    let len = [0, 5, 32, 200, 5000][rng.below(5)];
+                    let v = vec![b'a' + (step % 26) as u8; len];
+                    let ttl = if rng.below(2) == 0 {
+                        0
+                    } else {
+                        now + 1 + rng.below(1000) as u64
+                    };
+                    db.insert_str(&k, &v, ttl, now);
+                    model.insert(k, (v, ttl));
+                }
+                3 => {
+                    assert_eq!(db.remove(&k).is_some(), model.remove(&k).is_some());
+                }
+                4 => {
+                    let ttl = if rng.below(2) == 0 { 0 } else { now + 5 };
+                    assert_eq!(db.set_expire(&k, ttl), model.contains_key(&k));
+                    if let Some(m) = model.get_mut(&k) {
+                        m.1 = ttl;
+                    }
+                }
+                5 => {
+                    if let Some(mut e) = db.get_mut(&k, now) {
+                        let ValueMut::Str(old) = e.value_mut() else {
+                            panic!()
+                        };
+                        let mut v = old.to_vec();
+                        v.extend_from_slice(b"xy");
+                        e.set_str(&v, true);
+                        model.get_mut(&k).unwrap().0 = v;
+                    } else {
+                        assert!(!model.contains_key(&k));
+                    }
+                }
+                6 => {
+                    let got = db.get(&k, now).map(|e| match e.value {
+                        ValueRef::Str(s) => (s.to_vec(), e.expire_at),
+                        _ => panic!(),
+                    });
+                    assert_eq!(got.as_ref(), model.get(&k));
+                }
+                _ => {
+                    if let Some(e) = db.sample(&mut rng, true) {
+                        assert!(model[e.key].1 != 0);
+                    }
+                    if let Some(e) = db.sample(&mut rng, false) {
+                        assert!(model.contains_key(e.key));
+                    }
+                }
+            }
+            assert_eq!(db.len(), model.len());
+            assert_eq!(
+                db.expires_len(),
+                model.values().filter(|m| m.1 != 0).count()
+            );
+            if step % 3000 == 0 {
+                assert_eq!(db.mem, recount(&db));
+                let mut seen = HashSet::new();
+                let mut c = 0;
+                loop {
+                    let (next, _) = db.scan(c, 20, now, |e| {
+                        assert!(seen.insert(e.key.to_vec()), "returned twice");
+                    });
+                    if next == 0 {
+                        break;
+                    }
+                    c = next;
+                }
+                assert_eq!(seen.len(), model.len());
+            }
+        }
+        assert_eq!(db.mem, recount(&db));
+        db.clear();
+        assert_eq!((db.len(), db.expires_len(), db.mem), (0, 0, 0));
+    }
+
+    /// The snapshot walk reaches every entry present at its start exactly
+    /// once, although the table grows and shrinks between its steps, and
+    /// skips entries created with the snapshot's tag.
+    #[test]
+    fn snapshot_walk_survives_resizes() {
+        let tagged = |snap: u8| Entry { snap, ..s("v") };
+        let mut db = Db::default();
+        for i in 0..2000 {
+            db.insert(format!("old:{i}").as_bytes(), tagged(0));
+        }
+        let mut seen = HashSet::new();
+        let mut cursor = 0;
+        let mut step = 0;
+        loop {
+            let (next, _) = db.snapshot_walk(cursor, 50, 1, |e| {
+                assert!(seen.insert(e.key.to_vec()), "serialized twice");
+            });
+            step += 1;
+            if step == 3 {
+                for i in 0..20_000 {
+                    db.insert(format!("new:{i}").as_bytes(), tagged(1));
+                }
+            }
+            if step == 10 {
+                for i in 0..20_000 {
+                    db.remove(format!("new:{i}").as_bytes());
+                }
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        assert!(step > 10);
+        assert_eq!(seen.len(), 2000);
+        assert!(seen.iter().all(|k| k.starts_with(b"old:")));
+        assert!(!db.snapshot_pending(b"old:1", 1));
+        assert!(db.snapshot_take(b"old:1", 1).is_none());
+        assert!(db.snapshot_take(b"old:1", 0).is_some());
+    }
+
+    #[test]
+    fn collections_live_behind_a_pointer() {
+        let mut db = Db::default();
+        db.insert(b"l", Entry::new(Value::List(Box::default()), 0, 0));
+        if let Some(mut e) = db.get_mut(b"l", 0)
+            && let ValueMut::List(l) = e.value_mut()
+        {
+            l.push_back(Bytes::from_static(b"x"));
+        }
+        db.set_expire(b"l", 5);
+        assert!(matches!(db.peek(b"l").map(|e| e.value), Some(ValueRef::List(l)) if l.len() == 1));
+        let e = db.remove(b"l").unwrap();
+        assert!(matches!(e.value, Value::List(l) if l.len() == 1));
+        assert_eq!(e.expire_at, 5);
     }
 }

@@ -21,6 +21,9 @@ pub fn against_real_redis() -> bool {
     std::env::var_os("FERROCACHE_TEST_BIN").is_some()
 }
 
+/// Debian's redis-server 7.0, the reference implementation.
+pub const REAL_REDIS: &str = "/usr/bin/redis-server";
+
 fn server_binary() -> String {
     std::env::var("FERROCACHE_TEST_BIN")
         .unwrap_or_else(|_| env!("CARGO_BIN_EXE_ferrocache").to_string())
@@ -75,65 +78,28 @@ impl TestServer {
     /// Starts the server with extra redis-server-style flags
     /// (e.g. `&["--hz", "100"]`).
     pub fn start_with(extra: &[&str]) -> Self {
-        // A port picked this way can be taken by someone else before the
-        // server binds it; retry a few times rather than flake.
-        let mut last_err = String::new();
-        for _ in 0..10 {
-            let port = free_port();
-            let mut cmd = Command::new(server_binary());
-            cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no"])
-                // Redis 7 refuses DEBUG unless enabled; tests use it, as
-                // Redis's own test suite does.
-                .args(["--enable-debug-command", "yes"])
-                .args(extra)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                // FERROCACHE_TEST_STDERR=1 shows the server's log when
-                // debugging a test.
-                .stderr(if std::env::var_os("FERROCACHE_TEST_STDERR").is_some() {
-                    Stdio::inherit()
-                } else {
-                    Stdio::piped()
-                });
-            let mut child = cmd.spawn().expect("spawn server");
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                if let Ok(Some(status)) = child.try_wait() {
-                    let mut err = String::new();
-                    if let Some(mut s) = child.stderr.take() {
-                        let _ = s.read_to_string(&mut err);
-                    }
-                    last_err = format!("server exited with {status}: {err}");
-                    break;
-                }
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    let password = extra
-                        .windows(2)
-                        .find(|w| w[0] == "--requirepass")
-                        .map(|w| w[1]);
-                    if listening_pid(port, password) != Some(child.id()) {
-                        // Someone else's server holds the port: ours will
-                        // fail to bind. Try again elsewhere.
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        last_err = format!("port {port} was taken by another server");
-                        break;
-                    }
-                    // Nothing reads stderr from here on: drop the pipe so a
-                    // chatty server can never block on a full pipe.
-                    child.stderr.take();
-                    return TestServer { child, port };
-                }
-                if Instant::now() > deadline {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("server did not start listening on port {port} within 10s");
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        panic!("could not start server: {last_err}");
+        Self::start_binary(&server_binary(), extra)
+    }
+
+    /// A real redis-server next to the server under test (to exchange
+    /// data with it), or `None` when it is not installed.
+    pub fn start_real_redis(extra: &[&str]) -> Option<Self> {
+        std::path::Path::new(REAL_REDIS)
+            .exists()
+            .then(|| Self::start_binary(REAL_REDIS, extra))
+    }
+
+    fn start_binary(binary: &str, extra: &[&str]) -> Self {
+        Self::start_binary_raw(binary, |port| {
+            let port = port.to_string();
+            let mut args = vec!["--port", &port, "--bind", "127.0.0.1"];
+            args.extend(["--save", "", "--appendonly", "no"]);
+            // Redis 7 refuses DEBUG unless enabled; tests use it, as
+            // Redis's own test suite does.
+            args.extend(["--enable-debug-command", "yes"]);
+            args.extend(extra);
+            args.iter().map(|s| s.to_string()).collect()
+        })
     }
 
     pub fn url(&self) -> String {
@@ -308,10 +274,21 @@ impl TestServer {
         port: u16,
         dir: Option<&std::path::Path>,
     ) -> Result<TestServer, String> {
-        let mut cmd = Command::new(server_binary());
+        Self::try_start_binary(&server_binary(), args, port, dir)
+    }
+
+    fn try_start_binary(
+        binary: &str,
+        args: &[String],
+        port: u16,
+        dir: Option<&std::path::Path>,
+    ) -> Result<TestServer, String> {
+        let mut cmd = Command::new(binary);
         cmd.args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
+            // FERROCACHE_TEST_STDERR=1 shows the server's log when
+            // debugging a test.
             .stderr(if std::env::var_os("FERROCACHE_TEST_STDERR").is_some() {
                 Stdio::inherit()
             } else {
@@ -336,10 +313,14 @@ impl TestServer {
             }
             if TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 if listening_pid(port, password.as_deref()) != Some(child.id()) {
+                    // Someone else's server holds the port: ours will
+                    // fail to bind.
                     let _ = child.kill();
                     let _ = child.wait();
                     return Err(format!("port {port} was taken by another server"));
                 }
+                // Nothing reads stderr from here on: drop the pipe so a
+                // chatty server can never block on a full pipe.
                 child.stderr.take();
                 return Ok(TestServer { child, port });
             }
@@ -356,10 +337,16 @@ impl TestServer {
     /// `make_args(port)` (for a config file as first argument); retried on
     /// fresh ports if the port is stolen.
     pub fn start_raw(make_args: impl Fn(u16) -> Vec<String>) -> TestServer {
+        Self::start_binary_raw(&server_binary(), make_args)
+    }
+
+    fn start_binary_raw(binary: &str, make_args: impl Fn(u16) -> Vec<String>) -> TestServer {
+        // A port picked this way can be taken by someone else before the
+        // server binds it; retry a few times rather than flake.
         let mut last_err = String::new();
         for _ in 0..10 {
             let port = free_port();
-            match Self::try_start_exact(&make_args(port), port, None) {
+            match Self::try_start_binary(binary, &make_args(port), port, None) {
                 Ok(srv) => return srv,
                 Err(e) => last_err = e,
             }

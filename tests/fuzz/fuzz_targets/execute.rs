@@ -1,0 +1,9 @@
+//! Command execution on arbitrary argv.
+#![no_main]
+
+// Each target uses half of the shared harness.
+#[allow(dead_code)]
+#[path = "../harness.rs"]
+mod harness;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| harness::execute_input(data));
