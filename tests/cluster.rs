@@ -1489,3 +1489,82 @@ fn a_paused_primary_is_replaced_and_rejoins_as_a_replica_after_healing() {
     }
     assert!(q_err(&mut pc, &["SET", &keys[0], "x"]).starts_with("MOVED "));
 }
+
+#[test]
+fn redis_cli_adds_a_replica_and_deletes_it() {
+    let dir = scratch_dir("add-replica");
+    let extra = ["--cluster-node-timeout", "1000"];
+    let mut nodes = create_cluster(&dir, 3, &extra);
+    let primary_id = myid(&mut nodes[0].srv.client());
+    let mut pc = nodes[0].srv.client();
+    let keys = write_served(&mut pc, "an", 20);
+    let new = start_node(&dir, &extra);
+    let (ok, out) = run_tool(
+        "redis-cli",
+        &[
+            "--cluster".into(),
+            "add-node".into(),
+            format!("127.0.0.1:{}", new.srv.port),
+            format!("127.0.0.1:{}", nodes[0].srv.port),
+            "--cluster-slave".into(),
+            "--cluster-master-id".into(),
+            primary_id.clone(),
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(
+        ok && out.contains("[OK] New node added correctly."),
+        "{out}"
+    );
+    let mut nc = new.srv.client();
+    wait_until("the new replica", Duration::from_secs(20), || {
+        my_role(&mut nc).1.as_deref() == Some(primary_id.as_str())
+    });
+    let _: () = q(&mut nc, &["READONLY"]);
+    wait_until("the new replica to sync", Duration::from_secs(20), || {
+        keys.iter().all(|k| {
+            q::<Option<String>>(&mut nc, &["GET", k]).as_deref() == Some(&format!("v-{k}"))
+        })
+    });
+    nodes.push(new);
+    wait_until("a clean cluster check", Duration::from_secs(30), || {
+        let (ok, out) = run_tool(
+            "redis-cli",
+            &[
+                "--cluster".into(),
+                "check".into(),
+                format!("127.0.0.1:{}", nodes[0].srv.port),
+            ],
+            Duration::from_secs(30),
+        );
+        ok && out.contains("[OK] All nodes agree about slots configuration.")
+            && !out.contains("[WARNING]")
+    });
+
+    let replica_id = myid(&mut nc);
+    let (ok, out) = run_tool(
+        "redis-cli",
+        &[
+            "--cluster".into(),
+            "del-node".into(),
+            format!("127.0.0.1:{}", nodes[0].srv.port),
+            replica_id.clone(),
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(ok, "{out}");
+    let txt: String = q(&mut pc, &["CLUSTER", "NODES"]);
+    assert!(!txt.contains(&replica_id), "{txt}");
+    let reps: Vec<String> = q(&mut pc, &["CLUSTER", "REPLICAS", &primary_id]);
+    assert!(reps.is_empty(), "{reps:?}");
+}
+
+/// Writes `count` keys served by the node on `con` (no replica to wait
+/// for).
+fn write_served(con: &mut redis::Connection, prefix: &str, count: usize) -> Vec<String> {
+    (0..)
+        .map(|i| format!("{prefix}{i}"))
+        .filter(|k| q_ok(con, &["SET", k, &format!("v-{k}")]))
+        .take(count)
+        .collect()
+}
