@@ -347,6 +347,14 @@ fn single_node_commands_and_errors_match_redis() {
         "ERR Can't replicate myself"
     );
     assert_eq!(
+        q_err(&mut c, &["REPLICAOF", "127.0.0.1", "6379"]),
+        "ERR REPLICAOF not allowed in cluster mode."
+    );
+    assert_eq!(
+        q_err(&mut c, &["SLAVEOF", "NO", "ONE"]),
+        "ERR REPLICAOF not allowed in cluster mode."
+    );
+    assert_eq!(
         q_err(&mut c, &["CLUSTER", "REPLICATE", "abc"]),
         "ERR Unknown node abc"
     );

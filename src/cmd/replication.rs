@@ -64,6 +64,10 @@ pub fn replconf(ctx: &mut Ctx, args: &Args) {
 
 /// REPLICAOF host port | NO ONE (and SLAVEOF).
 pub fn replicaof(ctx: &mut Ctx, args: &Args) {
+    if ctx.srv.cluster.is_some() {
+        // Cluster nodes pick their primary with CLUSTER REPLICATE.
+        return ctx.error("ERR REPLICAOF not allowed in cluster mode.");
+    }
     if eq_ic(args.get(1), "no") && eq_ic(args.get(2), "one") {
         replica::unset_master();
         return ctx.reply.ok();
