@@ -8,13 +8,16 @@
 //! - LRU, LFU and TTL policies sample `maxmemory-samples` keys from every
 //!   shard's non-empty databases into a pool of the 16 best candidates
 //!   kept across calls (Redis's EvictionPoolLRU), then evict the best one
-//!   still present. Sampling every shard means the coldest keys anywhere
+//!   still present. Each thread that evicts keeps its own pool: with one
+//!   shared pool, workers either queued on its lock (a third of server
+//!   time in futex wake-ups) or, skipping it, wrote past maxmemory while a
+//!   preempted holder evicted for them. Sampling every shard means the coldest keys anywhere
 //!   pay for the memory, not the shard that happened to take the write.
 //!
 //! Only one shard lock is held at a time, and never together with the
 //! command's own locks (eviction runs before the command locks).
 
-use std::sync::Mutex;
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
@@ -348,7 +351,9 @@ impl Pool {
     }
 }
 
-pub type SharedPool = Mutex<Pool>;
+thread_local! {
+    static POOL: RefCell<Pool> = RefCell::new(Pool::default());
+}
 
 /// Frees memory until usage is within maxmemory. Returns false when it
 /// cannot (noeviction, or nothing left that the policy may evict): the
@@ -364,18 +369,10 @@ pub fn perform_evictions(srv: &Server) -> bool {
         return false;
     }
     let start = Instant::now();
-    let mut wait = false;
     loop {
-        match evict_one(srv, policy, max, wait) {
+        match evict_one(srv, policy) {
             Evicted::One => {}
             Evicted::Nothing => return used_memory() <= max,
-            Evicted::Enough => return true,
-            // Another thread is evicting: its evictions count for us, so
-            // check again before queuing behind it. If memory is still
-            // over then, wait for the pool: running the command anyway
-            // let a preempted evictor's pool leave room for hundreds of
-            // writes past maxmemory on a loaded machine.
-            Evicted::Busy => wait = true,
         }
         if used_memory() <= max {
             return true;
@@ -398,10 +395,8 @@ pub fn evict_until_within(srv: &Server, limit: Duration) {
     }
     let start = Instant::now();
     while used_memory() > max && start.elapsed() < limit {
-        match evict_one(srv, policy, max, false) {
-            Evicted::One | Evicted::Enough => {}
-            Evicted::Nothing => return,
-            Evicted::Busy => std::thread::yield_now(),
+        if evict_one(srv, policy) == Evicted::Nothing {
+            return;
         }
     }
 }
@@ -416,16 +411,10 @@ enum Evicted {
     One,
     /// Nothing the policy may evict.
     Nothing,
-    /// Another thread holds the pool and is evicting.
-    Busy,
-    /// Waited for the pool, and the thread that held it freed enough.
-    Enough,
 }
 
-/// Evicts one key. With `wait`, queues for the eviction pool instead of
-/// reporting `Busy`, and evicts nothing if memory is within `max` by the
-/// time it gets the pool.
-fn evict_one(srv: &Server, policy: Policy, max: usize, wait: bool) -> Evicted {
+/// Evicts one key.
+fn evict_one(srv: &Server, policy: Policy) -> Evicted {
     let volatile = policy.volatile();
     let nshards = srv.store.len();
     if policy == Policy::AllKeysS3Fifo {
@@ -458,22 +447,12 @@ fn evict_one(srv: &Server, policy: Policy, max: usize, wait: bool) -> Evicted {
         return Evicted::Nothing;
     }
     let samples = srv.config.maxmemory_samples.load(Relaxed).max(1) as usize;
-    // A first attempt never queues: another thread already evicting is
-    // freeing memory for everyone, and queuing every worker behind it cost
-    // a third of server time in futex wake-ups (perf, eviction flood).
-    let mut pool = if wait {
-        let pool = srv.eviction_pool.lock().unwrap_or_else(|e| e.into_inner());
-        if used_memory() <= max {
-            return Evicted::Enough;
-        }
-        pool
-    } else {
-        match srv.eviction_pool.try_lock() {
-            Ok(p) => p,
-            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) => return Evicted::Busy,
-        }
-    };
+    POOL.with_borrow_mut(|pool| evict_from_pool(srv, pool, policy, samples))
+}
+
+fn evict_from_pool(srv: &Server, pool: &mut Pool, policy: Policy, samples: usize) -> Evicted {
+    let volatile = policy.volatile();
+    let nshards = srv.store.len();
     for _attempt in 0..3 {
         let now = crate::util::now_ms();
         let mut sampled_any = false;

@@ -96,7 +96,6 @@ pub struct Server {
     pub expired_stale_perc: AtomicU64,
     pub expire_cycle_ms: AtomicU64,
     pub peak_memory: AtomicUsize,
-    pub eviction_pool: crate::eviction::SharedPool,
     /// Each shard's dataset bytes (`Db::mem_total` summed), refreshed
     /// after writes and by the cron, readable without its lock.
     shard_mem: Vec<AtomicUsize>,
@@ -140,7 +139,6 @@ impl Server {
             expired_stale_perc: AtomicU64::new(0),
             expire_cycle_ms: AtomicU64::new(0),
             peak_memory: AtomicUsize::new(0),
-            eviction_pool: Default::default(),
             shard_mem: (0..nshards).map(|_| AtomicUsize::new(0)).collect(),
             cluster: None,
             config,
