@@ -201,8 +201,9 @@ fn create_cluster_with_replicas(
     nodes
 }
 
-fn check_cluster(port: u16) -> String {
-    let (ok, out) = run_tool(
+/// `redis-cli --cluster check` against the node on `port`: (exit ok, output).
+fn cluster_check_output(port: u16) -> (bool, String) {
+    run_tool(
         "redis-cli",
         &[
             "--cluster".into(),
@@ -210,7 +211,30 @@ fn check_cluster(port: u16) -> String {
             format!("127.0.0.1:{port}"),
         ],
         Duration::from_secs(30),
-    );
+    )
+}
+
+/// Waits until the check passes with every node agreeing and no warning.
+fn wait_clean_check(port: u16) {
+    wait_until("a clean cluster check", Duration::from_secs(30), || {
+        let (ok, out) = cluster_check_output(port);
+        ok && out.contains("[OK] All nodes agree about slots configuration.")
+            && !out.contains("[WARNING]")
+    });
+}
+
+/// Waits until every node reports `cluster_state:ok`.
+fn wait_all_ok(nodes: &[Node]) {
+    for n in nodes {
+        let mut c = n.srv.client();
+        wait_until("cluster_state:ok", Duration::from_secs(30), || {
+            info_field(&cluster_info(&mut c), "cluster_state") == "ok"
+        });
+    }
+}
+
+fn check_cluster(port: u16) -> String {
+    let (ok, out) = cluster_check_output(port);
     assert!(ok, "cluster check failed:\n{out}");
     assert!(
         out.contains("[OK] All nodes agree about slots configuration."),
@@ -1252,12 +1276,7 @@ fn replicas_serve_reads_and_take_over_when_their_primary_dies() {
         try_role(nodes[replica].srv.port).is_some_and(|r| r.1.is_none())
     });
     let promoted_ms = killed_at.elapsed().as_millis();
-    for n in &nodes {
-        let mut c = n.srv.client();
-        wait_until("cluster_state:ok", Duration::from_secs(30), || {
-            info_field(&cluster_info(&mut c), "cluster_state") == "ok"
-        });
-    }
+    wait_all_ok(&nodes);
     eprintln!(
         "failover: replica promoted {promoted_ms} ms after kill -9, cluster_state:ok on all survivors after {} ms",
         killed_at.elapsed().as_millis()
@@ -1315,25 +1334,8 @@ fn replicas_serve_reads_and_take_over_when_their_primary_dies() {
             && q::<Option<String>>(&mut bc, &["GET", &k0]).as_deref() == Some(&format!("v-{k0}"))
     });
     nodes.push(back);
-    for n in &nodes {
-        let mut c = n.srv.client();
-        wait_until("cluster_state:ok", Duration::from_secs(30), || {
-            info_field(&cluster_info(&mut c), "cluster_state") == "ok"
-        });
-    }
-    wait_until("a clean cluster check", Duration::from_secs(30), || {
-        let (ok, out) = run_tool(
-            "redis-cli",
-            &[
-                "--cluster".into(),
-                "check".into(),
-                format!("127.0.0.1:{}", nodes[0].srv.port),
-            ],
-            Duration::from_secs(30),
-        );
-        ok && out.contains("[OK] All nodes agree about slots configuration.")
-            && !out.contains("[WARNING]")
-    });
+    wait_all_ok(&nodes);
+    wait_clean_check(nodes[0].srv.port);
 }
 
 #[test]
@@ -1410,12 +1412,7 @@ fn manual_failover_default_and_takeover_swap_roles_without_losing_writes() {
     for k in keys.iter().chain(&more) {
         assert_eq!(q::<String>(&mut pc, &["GET", k]), format!("v-{k}"));
     }
-    for n in &nodes {
-        let mut c = n.srv.client();
-        wait_until("cluster_state:ok", Duration::from_secs(30), || {
-            info_field(&cluster_info(&mut c), "cluster_state") == "ok"
-        });
-    }
+    wait_all_ok(&nodes);
     check_cluster(nodes[0].srv.port);
 
     // A replica restarted from its nodes.conf replicates its primary
@@ -1474,25 +1471,8 @@ fn a_paused_primary_is_replaced_and_rejoins_as_a_replica_after_healing() {
     wait_until("the old primary to follow", Duration::from_secs(30), || {
         my_role(&mut pc).1.as_deref() == Some(r_id.as_str())
     });
-    for n in &nodes {
-        let mut c = n.srv.client();
-        wait_until("cluster_state:ok", Duration::from_secs(30), || {
-            info_field(&cluster_info(&mut c), "cluster_state") == "ok"
-        });
-    }
-    wait_until("a clean cluster check", Duration::from_secs(30), || {
-        let (ok, out) = run_tool(
-            "redis-cli",
-            &[
-                "--cluster".into(),
-                "check".into(),
-                format!("127.0.0.1:{}", nodes[0].srv.port),
-            ],
-            Duration::from_secs(30),
-        );
-        ok && out.contains("[OK] All nodes agree about slots configuration.")
-            && !out.contains("[WARNING]")
-    });
+    wait_all_ok(&nodes);
+    wait_clean_check(nodes[0].srv.port);
     let mut rc = nodes[replica].srv.client();
     for k in &keys {
         assert_eq!(q::<String>(&mut rc, &["GET", k]), format!("v-{k}"));
@@ -1539,19 +1519,7 @@ fn redis_cli_adds_a_replica_and_deletes_it() {
         })
     });
     nodes.push(new);
-    wait_until("a clean cluster check", Duration::from_secs(30), || {
-        let (ok, out) = run_tool(
-            "redis-cli",
-            &[
-                "--cluster".into(),
-                "check".into(),
-                format!("127.0.0.1:{}", nodes[0].srv.port),
-            ],
-            Duration::from_secs(30),
-        );
-        ok && out.contains("[OK] All nodes agree about slots configuration.")
-            && !out.contains("[WARNING]")
-    });
+    wait_clean_check(nodes[0].srv.port);
 
     let replica_id = myid(&mut nc);
     let (ok, out) = run_tool(
