@@ -35,24 +35,6 @@ fn info_field(con: &mut Con, section: &str, field: &str) -> Option<String> {
         .map(|v| v.trim().to_string())
 }
 
-/// The flags `TestServer::start_with` adds, for tests that build the
-/// whole command line themselves.
-fn harness_flags(port: u16) -> Vec<String> {
-    [
-        "--port",
-        &port.to_string(),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
-
 /// A temp file removed when the test ends (pass or fail).
 struct TempFile(PathBuf);
 

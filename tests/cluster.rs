@@ -38,25 +38,15 @@ fn scratch_dir(tag: &str) -> Scratch {
 }
 
 fn node_args(port: u16, cport: u16, conf: &std::path::Path, extra: &[&str]) -> Vec<String> {
-    let mut v: Vec<String> = [
-        "--port",
-        &port.to_string(),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--cluster-enabled",
-        "yes",
-        "--cluster-port",
-        &cport.to_string(),
-        "--cluster-config-file",
-        &conf.display().to_string(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut v = harness_flags(port);
+    v.extend([
+        "--cluster-enabled".into(),
+        "yes".into(),
+        "--cluster-port".into(),
+        cport.to_string(),
+        "--cluster-config-file".into(),
+        conf.display().to_string(),
+    ]);
     v.extend(extra.iter().map(|s| s.to_string()));
     v
 }

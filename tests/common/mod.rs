@@ -91,14 +91,12 @@ impl TestServer {
 
     fn start_binary(binary: &str, extra: &[&str]) -> Self {
         Self::start_binary_raw(binary, |port| {
-            let port = port.to_string();
-            let mut args = vec!["--port", &port, "--bind", "127.0.0.1"];
-            args.extend(["--save", "", "--appendonly", "no"]);
+            let mut args = harness_flags(port);
             // Redis 7 refuses DEBUG unless enabled; tests use it, as
             // Redis's own test suite does.
-            args.extend(["--enable-debug-command", "yes"]);
-            args.extend(extra);
-            args.iter().map(|s| s.to_string()).collect()
+            args.extend(["--enable-debug-command".into(), "yes".into()]);
+            args.extend(extra.iter().map(|s| s.to_string()));
+            args
         })
     }
 
@@ -421,4 +419,22 @@ pub fn err_text<T: std::fmt::Debug>(r: redis::RedisResult<T>) -> String {
         (Some(code), None) => code.to_string(),
         _ => panic!("not a server error reply: {e}"),
     }
+}
+
+/// The flags every test server gets (port, loopback, no persistence), for
+/// tests that build the whole command line themselves.
+pub fn harness_flags(port: u16) -> Vec<String> {
+    [
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
