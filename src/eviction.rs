@@ -5,26 +5,32 @@
 //! calls `perform_evictions`. While the memory in use exceeds maxmemory it
 //! evicts one key at a time:
 //! - random policies pick a random key (of a random non-empty shard);
-//! - LRU, LFU and TTL policies sample `maxmemory-samples` keys from every
-//!   shard's non-empty databases into a pool of the 16 best candidates
-//!   kept across calls (Redis's EvictionPoolLRU), then evict the best one
-//!   still present. Each thread that evicts keeps its own pool: with one
-//!   shared pool, workers either queued on its lock (a third of server
-//!   time in futex wake-ups) or, skipping it, wrote past maxmemory while a
-//!   preempted holder evicted for them. Sampling every shard means the coldest keys anywhere
-//!   pay for the memory, not the shard that happened to take the write.
+//! - LRU, LFU and TTL policies sample `maxmemory-samples` keys of one
+//!   shard's non-empty databases (the shards take turns) into a pool of
+//!   the 16 best candidates kept across calls (Redis's EvictionPoolLRU),
+//!   then evict the best one still present. Each eviction thus samples as
+//!   many keys as Redis's, however many shards there are, while the pool
+//!   compares the candidates of all shards: the coldest keys anywhere pay
+//!   for the memory, not the shard that happened to take the write. A
+//!   sample is a run of adjacent table slots whose entries are fetched
+//!   together (a few overlapping cache misses, not one per key); the pool
+//!   remembers an entry by key hash and address, copying no key. Each
+//!   thread that evicts keeps its own pool: with one shared pool, workers
+//!   either queued on its lock (a third of server time in futex
+//!   wake-ups) or, skipping it, wrote past maxmemory while a preempted
+//!   holder evicted for them.
 //!
 //! Only one shard lock is held at a time, and never together with the
 //! command's own locks (eviction runs before the command locks).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use crate::server::Server;
-use crate::store::{Db, EntryRef, idle_ms, lru_clock};
+use crate::store::{Db, EntryRef, SampleId, idle_ms, lru_clock};
 
 /// New keys start with this LFU counter so they are not evicted before
 /// they had a chance to be read (Redis's LFU_INIT_VAL).
@@ -283,7 +289,6 @@ fn random_u64() -> u64 {
 }
 
 fn random_unit() -> f64 {
-    use std::cell::Cell;
     static SEED: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
     thread_local! {
         static STATE: Cell<u64> =
@@ -308,51 +313,76 @@ fn score(policy: Policy, e: &EntryRef, now_ms: u64) -> u64 {
     }
 }
 
+#[derive(Clone, Copy, Debug, Default)]
 struct Candidate {
     score: u64,
-    shard: usize,
-    db: usize,
-    key: Bytes,
+    /// The entry, found again by key hash and address: the pool copies
+    /// no key (no allocation, no comparison of key bytes).
+    id: SampleId,
+    shard: u32,
+    db: u32,
 }
 
-/// The best eviction candidates seen so far, ascending by score.
+/// The best eviction candidates seen so far, ascending by score: a fixed
+/// array, so keeping it up to date allocates nothing.
 #[derive(Default)]
 pub struct Pool {
-    cands: Vec<Candidate>,
+    cands: [Candidate; POOL_SIZE],
+    len: usize,
 }
 
 impl Pool {
     /// Whether a candidate with this score would enter the pool (checked
-    /// before copying its key).
+    /// before its key is hashed).
     fn wants(&self, score: u64) -> bool {
-        self.cands.len() < POOL_SIZE || score > self.cands[0].score
+        self.len < POOL_SIZE || score > self.cands[0].score
     }
 
     fn offer(&mut self, c: Candidate) {
-        if self.cands.len() == POOL_SIZE && c.score <= self.cands[0].score {
+        if !self.wants(c.score) {
             return;
         }
-        if let Some(i) = self
-            .cands
+        // An entry sampled again replaces itself. The address alone
+        // decides: a stale candidate whose address was reused is
+        // replaced by the live entry, which is right.
+        let len = self.len;
+        if let Some(i) = self.cands[..len]
             .iter()
-            .position(|x| x.shard == c.shard && x.db == c.db && x.key == c.key)
+            .position(|x| x.id.addr() == c.id.addr())
         {
-            self.cands.remove(i);
+            self.cands.copy_within(i + 1..len, i);
+            self.len -= 1;
         }
-        let pos = self.cands.partition_point(|x| x.score < c.score);
-        self.cands.insert(pos, c);
-        if self.cands.len() > POOL_SIZE {
-            self.cands.remove(0);
+        let len = self.len;
+        let pos = self.cands[..len].partition_point(|x| x.score < c.score);
+        if len < POOL_SIZE {
+            self.cands.copy_within(pos..len, pos + 1);
+            self.cands[pos] = c;
+            self.len += 1;
+        } else {
+            // Full: the worst (first) leaves, the ones below `c` move
+            // down. `pos >= 1`, since `c` beats the first.
+            self.cands.copy_within(1..pos, 0);
+            self.cands[pos - 1] = c;
         }
     }
 
+    /// Takes the best candidate out.
+    fn pop(&mut self) -> Option<Candidate> {
+        self.len = self.len.checked_sub(1)?;
+        Some(self.cands[self.len])
+    }
+
     pub fn clear(&mut self) {
-        self.cands.clear();
+        self.len = 0;
     }
 }
 
 thread_local! {
     static POOL: RefCell<Pool> = RefCell::new(Pool::default());
+    /// The shard this thread samples next (see `evict_from_pool`); threads
+    /// start at different ones.
+    static NEXT_SHARD: Cell<usize> = Cell::new(random_u64() as usize);
 }
 
 /// Frees memory until usage is within maxmemory. Returns false when it
@@ -450,58 +480,104 @@ fn evict_one(srv: &Server, policy: Policy) -> Evicted {
     POOL.with_borrow_mut(|pool| evict_from_pool(srv, pool, policy, samples))
 }
 
+/// One eviction by pool: sample `samples` keys of each database of one
+/// shard into the pool, then evict the best candidate still present.
+///
+/// The shards take turns, so each eviction samples as many keys as
+/// Redis's does (maxmemory-samples per database), whatever the number of
+/// shards, while the pool still compares candidates of every shard. The
+/// sampled shard stays locked until its candidate is evicted; a
+/// candidate of another shard takes that shard's lock instead.
 fn evict_from_pool(srv: &Server, pool: &mut Pool, policy: Policy, samples: usize) -> Evicted {
     let volatile = policy.volatile();
     let nshards = srv.store.len();
-    for _attempt in 0..3 {
-        let now = crate::util::now_ms();
-        let mut sampled_any = false;
-        for idx in 0..nshards {
-            let mut guard = srv.store.lock(idx);
-            let shard = &mut *guard;
-            for dbi in 0..shard.dbs.len() {
-                let db = &shard.dbs[dbi];
-                if evictable(db, volatile) == 0 {
-                    continue;
-                }
-                for _ in 0..samples {
-                    let Some(e) = db.sample(&mut shard.rng, volatile) else {
-                        break;
-                    };
-                    let key = e.key;
-                    sampled_any = true;
-                    let score = score(policy, &e, now);
-                    if pool.wants(score) {
-                        pool.offer(Candidate {
-                            score,
-                            shard: idx,
-                            db: dbi,
-                            // A copy, not a clone: cloning a stored key
-                            // would change its representation (and size).
-                            key: Bytes::copy_from_slice(key),
-                        });
-                    }
-                }
+    // Shards in a row that had nothing the policy may evict.
+    let mut barren = 0;
+    for _round in 0..nshards + 3 {
+        let idx = NEXT_SHARD.with(|c| {
+            let i = c.get() % nshards;
+            c.set(i + 1);
+            i
+        });
+        let mut held = (idx, srv.store.lock(idx));
+        if populate(pool, &mut held.1, idx, policy, samples) {
+            barren = 0;
+        } else {
+            barren += 1;
+        }
+        while let Some(c) = pool.pop() {
+            let shard = c.shard as usize;
+            if shard != held.0 {
+                drop(held);
+                held = (shard, srv.store.lock(shard));
             }
-        }
-        if !sampled_any {
-            pool.clear();
-            return Evicted::Nothing;
-        }
-        while let Some(c) = pool.cands.pop() {
-            let mut guard = srv.store.lock(c.shard);
-            let shard = &mut *guard;
-            let still_there = match shard.dbs[c.db].peek(&c.key) {
-                Some(e) => !volatile || e.expire_at != 0,
-                None => false,
-            };
-            if still_there {
-                evict_key(srv, shard, c.shard, c.db, &c.key);
+            if evict_candidate(srv, &mut held.1, &c, volatile) {
                 return Evicted::One;
             }
         }
+        // The pool is empty now: every shard barren means nothing left.
+        if barren >= nshards {
+            return Evicted::Nothing;
+        }
     }
     Evicted::Nothing
+}
+
+/// Samples `samples` keys of each of `shard`'s databases that has keys
+/// the policy may evict into `pool`. Returns whether it sampled any.
+fn populate(
+    pool: &mut Pool,
+    shard: &mut crate::store::Shard,
+    idx: usize,
+    policy: Policy,
+    samples: usize,
+) -> bool {
+    let volatile = policy.volatile();
+    let now = crate::util::now_ms();
+    let mut sampled = false;
+    let crate::store::Shard { dbs, rng, .. } = shard;
+    for (dbi, db) in dbs.iter().enumerate() {
+        if evictable(db, volatile) == 0 {
+            continue;
+        }
+        let n = db.sample_run(rng, volatile, samples, |e| {
+            let score = match policy {
+                Policy::AllKeysLfu | Policy::VolatileLfu => {
+                    255 - lfu_decayed_counter(e.freq(), e.access(), now) as u64
+                }
+                Policy::VolatileTtl => u64::MAX - e.expire_at(),
+                _ => idle_ms(e.access(), now),
+            };
+            if pool.wants(score) {
+                pool.offer(Candidate {
+                    score,
+                    id: e.id(),
+                    shard: idx as u32,
+                    db: dbi as u32,
+                });
+            }
+        });
+        sampled |= n > 0;
+    }
+    sampled
+}
+
+/// Evicts a pool candidate if it is still there (see `Db::evict_sampled`).
+fn evict_candidate(
+    srv: &Server,
+    shard: &mut crate::store::Shard,
+    c: &Candidate,
+    volatile: bool,
+) -> bool {
+    let db = c.db as usize;
+    let evicted = shard.dbs[db].evict_sampled(c.id, volatile, |key| {
+        crate::replication::propagate_evicted(db, key);
+    });
+    if evicted {
+        EVICTED.fetch_add(1, Relaxed);
+        srv.refresh_shard_mem(c.shard as usize, shard);
+    }
+    evicted
 }
 
 fn evict_key(srv: &Server, shard: &mut crate::store::Shard, idx: usize, db: usize, key: &[u8]) {
@@ -584,17 +660,50 @@ mod tests {
 
     #[test]
     fn pool_keeps_the_best() {
+        let cand = |score: u64, i: u64| Candidate {
+            score,
+            id: SampleId::new(i, 8 * (i + 1)),
+            shard: 0,
+            db: 0,
+        };
         let mut p = Pool::default();
+        // Scores out of order.
         for i in 0..40u64 {
-            p.offer(Candidate {
-                score: i,
-                shard: 0,
-                db: 0,
-                key: Bytes::from(i.to_string()),
-            });
+            let score = (i * 17) % 40;
+            p.offer(cand(score, score));
         }
-        assert_eq!(p.cands.len(), POOL_SIZE);
-        assert_eq!(p.cands.last().map(|c| c.score), Some(39));
+        assert_eq!(p.len, POOL_SIZE);
+        let scores: Vec<u64> = p.cands[..p.len].iter().map(|c| c.score).collect();
+        assert_eq!(scores, (24..40).collect::<Vec<_>>());
+        // Worse than the worst: ignored.
+        p.offer(cand(3, 1000));
         assert_eq!(p.cands[0].score, 24);
+        // The same entry offered again replaces itself, with its new score.
+        p.offer(cand(100, 30));
+        assert_eq!(p.len, POOL_SIZE);
+        assert_eq!(
+            p.cands[..p.len]
+                .iter()
+                .filter(|c| c.id == SampleId::new(30, 8 * 31))
+                .count(),
+            1
+        );
+        assert_eq!(p.cands[0].score, 24);
+        // Best first, then in descending order.
+        let mut last = u64::MAX;
+        let mut n = 0;
+        while let Some(c) = p.pop() {
+            assert!(c.score <= last);
+            last = c.score;
+            n += 1;
+        }
+        assert_eq!(n, POOL_SIZE);
+        assert_eq!(last, 24);
+        // Not full: entries go in order too.
+        p.offer(cand(5, 1));
+        p.offer(cand(2, 2));
+        p.offer(cand(9, 3));
+        let scores: Vec<u64> = p.cands[..p.len].iter().map(|c| c.score).collect();
+        assert_eq!(scores, [2, 5, 9]);
     }
 }

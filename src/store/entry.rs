@@ -426,6 +426,21 @@ pub struct View<'a> {
     _life: PhantomData<&'a u8>,
 }
 
+/// Asks the CPU to bring the start of the entry `bits` (its header and
+/// usually its key) into the cache. Only a hint: it never faults, so any
+/// value is allowed.
+#[inline]
+pub fn prefetch(bits: u64) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch reads nothing architecturally and cannot fault,
+    // whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(bits as *const i8);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = bits;
+}
+
 /// Views the entry whose raw value is `bits`.
 ///
 /// # Safety

@@ -267,6 +267,60 @@ impl<'a> EntryRef<'a> {
     }
 }
 
+/// An entry seen by `Db::sample_run`: what eviction ranks it by, read
+/// from its header only.
+pub struct Sampled<'a> {
+    view: View<'a>,
+    hasher: &'a BuildHasher,
+    ptr: u64,
+}
+
+impl Sampled<'_> {
+    #[inline]
+    pub fn access(&self) -> u32 {
+        self.view.access()
+    }
+
+    #[inline]
+    pub fn freq(&self) -> u8 {
+        self.view.freq()
+    }
+
+    #[inline]
+    pub fn expire_at(&self) -> u64 {
+        self.view.expire_at()
+    }
+
+    /// What finds the entry again (`Db::evict_sampled`): its key's hash
+    /// and its address. Hashes the key, so ask only for a candidate kept.
+    pub fn id(&self) -> SampleId {
+        SampleId {
+            hash: key_hash(self.hasher, self.view.key()),
+            ptr: self.ptr,
+        }
+    }
+}
+
+/// A sampled entry's key hash and address (see `Sampled::id`): no copy of
+/// the key, and nothing that is ever dereferenced.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SampleId {
+    hash: u64,
+    ptr: u64,
+}
+
+impl SampleId {
+    /// The entry's address when it was sampled.
+    pub fn addr(&self) -> u64 {
+        self.ptr
+    }
+
+    #[cfg(test)]
+    pub fn new(hash: u64, ptr: u64) -> Self {
+        SampleId { hash, ptr }
+    }
+}
+
 #[inline]
 fn expired(expire_at: u64, now_ms: u64) -> bool {
     expire_at != 0 && expire_at < now_ms
@@ -981,6 +1035,77 @@ impl Db {
         }
     }
 
+    /// Calls `visit` with up to `n` entries of the keyspace, or of the
+    /// keys with a TTL, from a run of adjacent
+    /// slots at a random position (`Table::sample_run`, as Redis's
+    /// dictGetSomeKeys). All their headers are requested from memory
+    /// before the first is read, so the cache misses overlap. Returns how
+    /// many it visited (0 when there is nothing to sample).
+    pub fn sample_run(
+        &self,
+        rng: &mut Rng,
+        volatile: bool,
+        n: usize,
+        mut visit: impl FnMut(Sampled<'_>),
+    ) -> usize {
+        let table = if volatile {
+            &self.volatile
+        } else {
+            &self.table
+        };
+        let mut done = 0;
+        // Runs of up to 16: more samples take several runs.
+        while done < n {
+            let mut ptrs = [0u64; 16];
+            let want = (n - done).min(ptrs.len());
+            let got = table.sample_run(rng, &mut ptrs[..want]);
+            if got == 0 {
+                break;
+            }
+            for &p in &ptrs[..got] {
+                entry::prefetch(p);
+            }
+            for &ptr in &ptrs[..got] {
+                visit(Sampled {
+                    // SAFETY: both tables hold live entries of this Db,
+                    // which stay live while `self` is borrowed.
+                    view: unsafe { entry::view(ptr) },
+                    hasher: &self.hasher,
+                    ptr,
+                });
+            }
+            done += got;
+            if got < want {
+                break;
+            }
+        }
+        done
+    }
+
+    /// Evicts the entry `Sampled::id` named when it was sampled, if it is
+    /// still stored (and, when `volatile`, still has a TTL); `on_key` sees
+    /// its key before it is freed. Finding it compares table slots only
+    /// (hash, then pointer): an entry deleted since, or rebuilt at another
+    /// address, is not found, and no stale pointer is ever read.
+    pub fn evict_sampled(
+        &mut self,
+        id: SampleId,
+        volatile: bool,
+        on_key: impl FnOnce(&[u8]),
+    ) -> bool {
+        let Some(pos) = self.table.find(id.hash, |bits| bits == id.ptr) else {
+            return false;
+        };
+        if volatile && self.expire_at_of(pos) == 0 {
+            return false;
+        }
+        let e = self.unlink_at(pos);
+        let key = e.view().key();
+        self.touch_watched(key);
+        on_key(key);
+        true
+    }
+
     /// A copy of a random key (see `sample`).
     pub fn sample_key(&self, rng: &mut Rng, volatile: bool) -> Option<Bytes> {
         self.sample(rng, volatile)
@@ -1476,5 +1601,63 @@ mod tests {
         let e = db.remove(b"l").unwrap();
         assert!(matches!(e.value, Value::List(l) if l.len() == 1));
         assert_eq!(e.expire_at, 5);
+    }
+
+    #[test]
+    fn sampled_entries_are_found_again_only_while_stored() {
+        let mut db = Db::default();
+        let mut rng = Rng::new(5);
+        for i in 0..100 {
+            let mut e = s("v");
+            e.access = i;
+            if i % 2 == 0 {
+                e.expire_at = 10_000_000 + i as u64;
+            }
+            db.insert(format!("k{i}").as_bytes(), e);
+        }
+        let mut all = Vec::new();
+        let mut ttl = Vec::new();
+        for _ in 0..200 {
+            db.sample_run(&mut rng, false, 5, |e| all.push((e.id(), e.access())));
+            db.sample_run(&mut rng, true, 3, |e| ttl.push((e.id(), e.expire_at())));
+        }
+        assert!(ttl.iter().all(|(_, at)| *at != 0));
+        // More samples than one run holds take several runs.
+        let mut n = 0;
+        assert_eq!(db.sample_run(&mut rng, false, 40, |_| n += 1), 40);
+        assert_eq!(n, 40);
+        let (id, access) = all[0];
+        let key = format!("k{access}");
+        // Rebuilt at another address (a longer value): not found.
+        db.insert(key.as_bytes(), s(&"w".repeat(200)));
+        assert!(!db.evict_sampled(id, false, |_| panic!("evicted a rebuilt entry")));
+        // Found while stored; gone after.
+        let live = all
+            .iter()
+            .find(|(_, a)| format!("k{a}") != key)
+            .copied()
+            .unwrap();
+        let mut seen = None;
+        let mem_before = db.mem_total();
+        assert!(db.evict_sampled(live.0, false, |k| seen = Some(k.to_vec())));
+        assert_eq!(seen, Some(format!("k{}", live.1).into_bytes()));
+        assert!(db.mem_total() < mem_before);
+        assert!(!db.has_key(format!("k{}", live.1).as_bytes()));
+        assert!(!db.evict_sampled(live.0, false, |_| panic!("evicted twice")));
+        // Volatile: a key that lost its TTL (rebuilt without it) is not
+        // evicted as one that has a TTL.
+        let (vid, vkey) = ttl
+            .iter()
+            .find_map(|(id, _)| {
+                db.iter(0)
+                    .find(|(_, e)| e.addr() as u64 == id.addr())
+                    .map(|(k, _)| (*id, k.to_vec()))
+            })
+            .unwrap();
+        db.set_expire(&vkey, 0);
+        assert!(!db.evict_sampled(vid, true, |_| panic!("evicted a key without TTL")));
+        assert!(db.has_key(&vkey));
+        assert_eq!(db.peek(&vkey).map(|e| e.expire_at), Some(0));
+        assert_eq!(db.len(), 99);
     }
 }
