@@ -387,8 +387,11 @@ thread_local! {
 
 /// Frees memory until usage is within maxmemory. Returns false when it
 /// cannot (noeviction, or nothing left that the policy may evict): the
-/// caller refuses the command with OOM.
-pub fn perform_evictions(srv: &Server) -> bool {
+/// caller refuses the command with OOM. `started` is the command's
+/// `util::mono_ns` reading: its clock ranks keys, and the time limit is
+/// checked against it every 16 evictions (as Redis does), so the usual
+/// call, which evicts one key, reads no clock.
+pub fn perform_evictions(srv: &Server, started: u64) -> bool {
     let max = srv.config.maxmemory.load(Relaxed) as usize;
     // A replica's dataset is its primary's (replica-ignore-maxmemory).
     if max == 0 || used_memory() <= max || crate::store::replica_mode() {
@@ -398,16 +401,19 @@ pub fn perform_evictions(srv: &Server) -> bool {
     if policy == Policy::NoEviction {
         return false;
     }
-    let start = Instant::now();
+    let now = crate::util::unix_ms_at(started);
+    let mut evicted = 0u32;
     loop {
-        match evict_one(srv, policy) {
-            Evicted::One => {}
+        match evict_one(srv, policy, now) {
+            Evicted::One => evicted += 1,
             Evicted::Nothing => return used_memory() <= max,
         }
         if used_memory() <= max {
             return true;
         }
-        if start.elapsed() >= time_limit() {
+        if evicted.is_multiple_of(16)
+            && Duration::from_nanos(crate::util::mono_ns().saturating_sub(started)) >= time_limit()
+        {
             // Progress was made; let the command run and continue on the
             // next one, as Redis does (EVICT_RUNNING).
             return true;
@@ -425,7 +431,7 @@ pub fn evict_until_within(srv: &Server, limit: Duration) {
     }
     let start = Instant::now();
     while used_memory() > max && start.elapsed() < limit {
-        if evict_one(srv, policy) == Evicted::Nothing {
+        if evict_one(srv, policy, crate::util::now_ms()) == Evicted::Nothing {
             return;
         }
     }
@@ -443,12 +449,12 @@ enum Evicted {
     Nothing,
 }
 
-/// Evicts one key.
-fn evict_one(srv: &Server, policy: Policy) -> Evicted {
+/// Evicts one key; `now` (Unix ms) ranks the keys.
+fn evict_one(srv: &Server, policy: Policy, now: u64) -> Evicted {
     let volatile = policy.volatile();
     let nshards = srv.store.len();
     if policy == Policy::AllKeysS3Fifo {
-        return if s3fifo_evict_one(srv) {
+        return if s3fifo_evict_one(srv, now) {
             Evicted::One
         } else {
             Evicted::Nothing
@@ -477,7 +483,7 @@ fn evict_one(srv: &Server, policy: Policy) -> Evicted {
         return Evicted::Nothing;
     }
     let samples = srv.config.maxmemory_samples.load(Relaxed).max(1) as usize;
-    POOL.with_borrow_mut(|pool| evict_from_pool(srv, pool, policy, samples))
+    POOL.with_borrow_mut(|pool| evict_from_pool(srv, pool, policy, samples, now))
 }
 
 /// One eviction by pool: sample `samples` keys of each database of one
@@ -488,7 +494,13 @@ fn evict_one(srv: &Server, policy: Policy) -> Evicted {
 /// shards, while the pool still compares candidates of every shard. The
 /// sampled shard stays locked until its candidate is evicted; a
 /// candidate of another shard takes that shard's lock instead.
-fn evict_from_pool(srv: &Server, pool: &mut Pool, policy: Policy, samples: usize) -> Evicted {
+fn evict_from_pool(
+    srv: &Server,
+    pool: &mut Pool,
+    policy: Policy,
+    samples: usize,
+    now: u64,
+) -> Evicted {
     let volatile = policy.volatile();
     let nshards = srv.store.len();
     // Shards in a row that had nothing the policy may evict.
@@ -500,7 +512,7 @@ fn evict_from_pool(srv: &Server, pool: &mut Pool, policy: Policy, samples: usize
             i
         });
         let mut held = (idx, srv.store.lock(idx));
-        if populate(pool, &mut held.1, idx, policy, samples) {
+        if populate(pool, &mut held.1, idx, policy, samples, now) {
             barren = 0;
         } else {
             barren += 1;
@@ -531,9 +543,9 @@ fn populate(
     idx: usize,
     policy: Policy,
     samples: usize,
+    now: u64,
 ) -> bool {
     let volatile = policy.volatile();
-    let now = crate::util::now_ms();
     let mut sampled = false;
     let crate::store::Shard { dbs, rng, .. } = shard;
     for (dbi, db) in dbs.iter().enumerate() {
@@ -610,7 +622,7 @@ const S3_MAX_ROUNDS: usize = 64;
 static S3_CURSOR: AtomicUsize = AtomicUsize::new(0);
 
 /// Evicts one key under S3-FIFO, from the shards in turn.
-fn s3fifo_evict_one(srv: &Server) -> bool {
+fn s3fifo_evict_one(srv: &Server, now: u64) -> bool {
     let nshards = srv.store.len();
     let samples = srv.config.maxmemory_samples.load(Relaxed).max(1) as usize;
     for _ in 0..nshards {
@@ -624,7 +636,6 @@ fn s3fifo_evict_one(srv: &Server) -> bool {
             if shard.dbs[dbi].is_empty() {
                 continue;
             }
-            let now = crate::util::now_ms();
             if let Some(key) =
                 shard.dbs[dbi].s3fifo_victim(&mut shard.rng, samples, now, S3_MAX_ROUNDS)
             {

@@ -162,7 +162,8 @@ fn run_command(
     // queuing itself takes memory, and EXEC counts if it queued one.
     // Like Redis, every command evicts first when over the limit; only
     // those that may grow memory are refused when nothing can be evicted.
-    if srv.config.maxmemory.load(Relaxed) != 0 && !crate::eviction::perform_evictions(srv) {
+    if srv.config.maxmemory.load(Relaxed) != 0 && !crate::eviction::perform_evictions(srv, started)
+    {
         let queuing = state.multi.is_some() && spec.flags & flag::NOT_QUEUED == 0;
         let exec_grows = state.multi.is_some()
             && spec.name == "exec"
