@@ -475,7 +475,7 @@ fn evict_one(srv: &Server, policy: Policy, now: u64) -> Evicted {
                     continue;
                 }
                 if let Some(key) = db.sample_key(&mut shard.rng, volatile) {
-                    evict_key(srv, shard, idx, dbi, &key);
+                    evict_key(shard, dbi, &key);
                     return Evicted::One;
                 }
             }
@@ -523,7 +523,7 @@ fn evict_from_pool(
                 drop(held);
                 held = (shard, srv.store.lock(shard));
             }
-            if evict_candidate(srv, &mut held.1, &c, volatile) {
+            if evict_candidate(&mut held.1, &c, volatile) {
                 return Evicted::One;
             }
         }
@@ -575,29 +575,27 @@ fn populate(
 }
 
 /// Evicts a pool candidate if it is still there (see `Db::evict_sampled`).
-fn evict_candidate(
-    srv: &Server,
-    shard: &mut crate::store::Shard,
-    c: &Candidate,
-    volatile: bool,
-) -> bool {
+fn evict_candidate(shard: &mut crate::store::Shard, c: &Candidate, volatile: bool) -> bool {
     let db = c.db as usize;
-    let evicted = shard.dbs[db].evict_sampled(c.id, volatile, |key| {
+    let freed = shard.dbs[db].evict_sampled(c.id, volatile, |key| {
         crate::replication::propagate_evicted(db, key);
     });
-    if evicted {
-        EVICTED.fetch_add(1, Relaxed);
-        srv.refresh_shard_mem(c.shard as usize, shard);
-    }
-    evicted
+    let Some(freed) = freed else {
+        return false;
+    };
+    EVICTED.fetch_add(1, Relaxed);
+    shard.mem_freed(freed);
+    true
 }
 
-fn evict_key(srv: &Server, shard: &mut crate::store::Shard, idx: usize, db: usize, key: &[u8]) {
-    shard.dbs[db].remove(key);
-    shard.touch_watched(db, key);
-    EVICTED.fetch_add(1, Relaxed);
-    crate::replication::propagate_evicted(db, key);
-    srv.refresh_shard_mem(idx, shard);
+fn evict_key(shard: &mut crate::store::Shard, db: usize, key: &[u8]) {
+    let freed = shard.dbs[db].evict(key, |key| {
+        crate::replication::propagate_evicted(db, key);
+    });
+    if let Some(freed) = freed {
+        EVICTED.fetch_add(1, Relaxed);
+        shard.mem_freed(freed);
+    }
 }
 
 // ------------------------------------------------------------- S3-FIFO
@@ -639,7 +637,7 @@ fn s3fifo_evict_one(srv: &Server, now: u64) -> bool {
             if let Some(key) =
                 shard.dbs[dbi].s3fifo_victim(&mut shard.rng, samples, now, S3_MAX_ROUNDS)
             {
-                evict_key(srv, shard, idx, dbi, &key);
+                evict_key(shard, dbi, &key);
                 return true;
             }
         }

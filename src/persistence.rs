@@ -138,7 +138,7 @@ pub fn reload(srv: &Server, locked: &mut crate::cmd::Locked<'_>, now: u64) -> Re
         }
     })
     .map_err(|e| e.to_string())?;
-    locked.for_each_indexed(|idx, shard| srv.refresh_shard_mem(idx, shard));
+    locked.for_each_indexed(|_, shard| shard.refresh_mem());
     Ok(())
 }
 
@@ -229,7 +229,7 @@ pub fn load_at_start(srv: &Server) -> Result<(), String> {
         for (db, key, entry) in entries {
             shard.dbs[db].insert(&key, entry);
         }
-        srv.refresh_shard_mem(idx, &shard);
+        shard.refresh_mem();
     }
     if replica && let (Some(id), Some(offset)) = (&info.repl_id, info.repl_offset) {
         // The history this data belongs to: the replica asks its primary

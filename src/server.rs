@@ -96,9 +96,6 @@ pub struct Server {
     pub expired_stale_perc: AtomicU64,
     pub expire_cycle_ms: AtomicU64,
     pub peak_memory: AtomicUsize,
-    /// Each shard's dataset bytes (`Db::mem_total` summed), refreshed
-    /// after writes and by the cron, readable without its lock.
-    shard_mem: Vec<AtomicUsize>,
     /// Cluster mode state; `None` when cluster-enabled is no, which is
     /// all the dispatcher checks.
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
@@ -139,7 +136,6 @@ impl Server {
             expired_stale_perc: AtomicU64::new(0),
             expire_cycle_ms: AtomicU64::new(0),
             peak_memory: AtomicUsize::new(0),
-            shard_mem: (0..nshards).map(|_| AtomicUsize::new(0)).collect(),
             cluster: None,
             config,
         }
@@ -173,13 +169,6 @@ impl Server {
         self.clients.remove(&id).is_some()
     }
 
-    /// Records a shard's dataset size (call with its lock held).
-    pub fn refresh_shard_mem(&self, idx: usize, shard: &Shard) {
-        let total: usize = shard.dbs.iter().map(|d| d.mem_total()).sum();
-        let old = self.shard_mem[idx].swap(total, Relaxed);
-        crate::eviction::dataset_changed(old, total);
-    }
-
     pub fn dataset_memory(&self) -> usize {
         crate::eviction::dataset_memory()
     }
@@ -193,7 +182,7 @@ impl Server {
     pub fn measure_memory(&self) -> crate::memory::AllocatorStats {
         for idx in 0..self.store.len() {
             let shard = self.store.lock(idx);
-            self.refresh_shard_mem(idx, &shard);
+            shard.refresh_mem();
         }
         self.peak_memory.fetch_max(self.used_memory(), Relaxed);
         crate::memory::allocator_stats()

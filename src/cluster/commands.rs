@@ -69,7 +69,7 @@ pub fn delete_keys_in_slot(srv: &Server, slot: u16) -> usize {
         shard.dbs[0].remove(k);
         shard.touch_watched(0, k);
     }
-    srv.refresh_shard_mem(idx, &shard);
+    shard.refresh_mem();
     keys.len()
 }
 
@@ -642,7 +642,7 @@ pub fn reset(ctx: &mut Ctx, args: &Args) {
             for db in shard.dbs.iter_mut() {
                 db.clear();
             }
-            ctx.srv.refresh_shard_mem(idx, &shard);
+            shard.refresh_mem();
         }
     }
     let mut st = cl.lock();

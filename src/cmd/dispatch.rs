@@ -301,8 +301,7 @@ fn run_locked<'a>(
     }
     if dirty > 0 && srv.config.maxmemory.load(Relaxed) != 0 {
         // Keep the memory figure eviction reads exact after every write.
-        ctx.locked
-            .for_each_indexed(|idx, shard| srv.refresh_shard_mem(idx, shard));
+        ctx.locked.for_each_indexed(|_, shard| shard.refresh_mem());
     }
     let db = ctx.client.db;
     let locked = ctx.locked;

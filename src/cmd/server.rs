@@ -311,8 +311,8 @@ struct MemoryReport {
 fn memory_report(ctx: &mut Ctx) -> MemoryReport {
     let srv = ctx.srv;
     let mut keys = 0;
-    for (idx, shard) in ctx.locked.shards_mut().enumerate() {
-        srv.refresh_shard_mem(idx, shard);
+    for shard in ctx.locked.shards_mut() {
+        shard.refresh_mem();
         keys += shard.dbs.iter().map(|d| d.len()).sum::<usize>();
     }
     // used_memory is the figure eviction works with: the exact dataset

@@ -317,7 +317,7 @@ pub fn load_snapshot(srv: &Server, data: &[u8]) -> Result<(), String> {
         for (db, key, entry) in entries {
             shard.dbs[db].insert(&key, entry);
         }
-        srv.refresh_shard_mem(idx, &shard);
+        shard.refresh_mem();
     }
     Ok(())
 }

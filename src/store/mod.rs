@@ -23,7 +23,7 @@ use crate::memory::alloc_size;
 use entry::{Meta, OwnedEntry, View};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::BuildHasher as _;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use table::Table;
 
@@ -471,6 +471,12 @@ pub struct Db {
 /// Redis 7 replicas behave).
 static HIDE_EXPIRED: AtomicBool = AtomicBool::new(false);
 
+/// Bumped whenever a database that held nothing (no table array) takes a
+/// key, and by SWAPDB: until it moves, `Shard::refresh_mem` need only
+/// measure the databases that held something at its last full pass.
+/// Written rarely, so reading it costs a cached load.
+static DBS_FILLED: AtomicU64 = AtomicU64::new(0);
+
 pub fn set_replica_mode(on: bool) {
     HIDE_EXPIRED.store(on, Ordering::Relaxed);
 }
@@ -720,6 +726,11 @@ impl Db {
 
     /// Adds an entry whose key is absent (`h`: its key's hash).
     fn link(&mut self, h: u64, e: OwnedEntry) {
+        if self.table.slot_count() == 0 {
+            // Visible to a refresh under this shard's lock (the lock
+            // orders it), and to this thread's own.
+            DBS_FILLED.fetch_add(1, Ordering::Relaxed);
+        }
         let v = e.view();
         self.mem += entry_cost(v);
         let has_ttl = v.expire_at() != 0;
@@ -1086,24 +1097,38 @@ impl Db {
     /// still stored (and, when `volatile`, still has a TTL); `on_key` sees
     /// its key before it is freed. Finding it compares table slots only
     /// (hash, then pointer): an entry deleted since, or rebuilt at another
-    /// address, is not found, and no stale pointer is ever read.
+    /// address, is not found, and no stale pointer is ever read. Returns
+    /// the bytes `mem_total` went down by, if it evicted.
     pub fn evict_sampled(
         &mut self,
         id: SampleId,
         volatile: bool,
         on_key: impl FnOnce(&[u8]),
-    ) -> bool {
-        let Some(pos) = self.table.find(id.hash, |bits| bits == id.ptr) else {
-            return false;
-        };
+    ) -> Option<usize> {
+        let pos = self.table.find(id.hash, |bits| bits == id.ptr)?;
         if volatile && self.expire_at_of(pos) == 0 {
-            return false;
+            return None;
         }
+        Some(self.evict_at(pos, on_key))
+    }
+
+    /// Evicts `key`, expired or not, if it is stored (see
+    /// `evict_sampled`).
+    pub fn evict(&mut self, key: &[u8], on_key: impl FnOnce(&[u8])) -> Option<usize> {
+        let pos = self.find(key)?;
+        Some(self.evict_at(pos, on_key))
+    }
+
+    /// Unlinks and frees the entry at `pos` (no decoding into a `Value`),
+    /// tells its watchers and `on_key`; returns what `mem_total` lost.
+    fn evict_at(&mut self, pos: usize, on_key: impl FnOnce(&[u8])) -> usize {
+        let before = self.mem_total();
         let e = self.unlink_at(pos);
         let key = e.view().key();
         self.touch_watched(key);
         on_key(key);
-        true
+        drop(e);
+        before.saturating_sub(self.mem_total())
     }
 
     /// A copy of a random key (see `sample`).
@@ -1300,6 +1325,15 @@ pub struct Shard {
     /// The snapshot (full resync, BGSAVE) this shard was last serialized
     /// for; see replication/snapshot.rs.
     pub snapshot_epoch: u64,
+    /// The shard's dataset bytes as last added to the server's figure
+    /// (`eviction::dataset_memory`): kept here, under the shard's lock,
+    /// so recording a change touches no cache line that other shards'
+    /// writers share.
+    mem_reported: std::cell::Cell<usize>,
+    /// The databases (of the first 64) that held something at the last
+    /// full pass of `refresh_mem`, and `DBS_FILLED` then.
+    mem_dbs: std::cell::Cell<u64>,
+    mem_epoch: std::cell::Cell<u64>,
     /// Where the running snapshot's walk of this shard is: the database,
     /// and the walk's cursor in its table (`Db::snapshot_walk`; 0: not
     /// started).
@@ -1320,6 +1354,9 @@ impl Shard {
             rng: Rng::new(seed),
             expire_cursor_db: 0,
             snapshot_epoch: 0,
+            mem_reported: std::cell::Cell::new(0),
+            mem_dbs: std::cell::Cell::new(0),
+            mem_epoch: std::cell::Cell::new(u64::MAX),
             snapshot_db: 0,
             snapshot_cursor: 0,
         }
@@ -1327,6 +1364,51 @@ impl Shard {
 
     pub fn watch(&mut self, db: usize, key: &[u8], flag: &Arc<AtomicBool>) {
         self.dbs[db].watch(key, flag);
+    }
+
+    /// Re-measures the shard's dataset (`Db::mem_total` summed) and adds
+    /// the change to the server's figure (call after writing). A database
+    /// that held nothing at the last full pass still holds nothing unless
+    /// `DBS_FILLED` moved since, so usually only the databases in use are
+    /// measured (one, for most servers, not all 16).
+    pub fn refresh_mem(&self) {
+        let epoch = DBS_FILLED.load(Ordering::Relaxed);
+        let total: usize = if epoch != self.mem_epoch.get() || self.dbs.len() > 64 {
+            let mut mask = 0u64;
+            let mut total = 0;
+            for (i, db) in self.dbs.iter().enumerate() {
+                let t = db.mem_total();
+                if t != 0 && i < 64 {
+                    mask |= 1 << i;
+                }
+                total += t;
+            }
+            self.mem_dbs.set(mask);
+            self.mem_epoch.set(epoch);
+            total
+        } else {
+            let mut mask = self.mem_dbs.get();
+            let mut total = 0;
+            while mask != 0 {
+                total += self.dbs[mask.trailing_zeros() as usize].mem_total();
+                mask &= mask - 1;
+            }
+            total
+        };
+        let old = self.mem_reported.replace(total);
+        if old != total {
+            crate::eviction::dataset_changed(old, total);
+        }
+    }
+
+    /// One database freed `bytes` (measured on it alone, as
+    /// `Db::evict_sampled` does): the same as `refresh_mem` without
+    /// visiting every database.
+    pub fn mem_freed(&self, bytes: usize) {
+        let old = self.mem_reported.get();
+        let new = old.saturating_sub(bytes);
+        self.mem_reported.set(new);
+        crate::eviction::dataset_changed(old, new);
     }
 
     /// Marks every client watching `key` in `db` dirty (Redis's
@@ -1370,6 +1452,7 @@ impl Shard {
     /// SWAPDB: the data changes places, the watchers stay with their
     /// database number (as in Redis, clients remain in the same DB).
     pub fn swap_dbs(&mut self, a: usize, b: usize) {
+        DBS_FILLED.fetch_add(1, Ordering::Relaxed);
         self.dbs.swap(a, b);
         self.dbs[a].id = a;
         self.dbs[b].id = b;
@@ -1630,7 +1713,10 @@ mod tests {
         let key = format!("k{access}");
         // Rebuilt at another address (a longer value): not found.
         db.insert(key.as_bytes(), s(&"w".repeat(200)));
-        assert!(!db.evict_sampled(id, false, |_| panic!("evicted a rebuilt entry")));
+        assert!(
+            db.evict_sampled(id, false, |_| panic!("evicted a rebuilt entry"))
+                .is_none()
+        );
         // Found while stored; gone after.
         let live = all
             .iter()
@@ -1639,11 +1725,15 @@ mod tests {
             .unwrap();
         let mut seen = None;
         let mem_before = db.mem_total();
-        assert!(db.evict_sampled(live.0, false, |k| seen = Some(k.to_vec())));
+        let freed = db.evict_sampled(live.0, false, |k| seen = Some(k.to_vec()));
         assert_eq!(seen, Some(format!("k{}", live.1).into_bytes()));
-        assert!(db.mem_total() < mem_before);
+        assert_eq!(freed, Some(mem_before - db.mem_total()));
+        assert!(freed > Some(0));
         assert!(!db.has_key(format!("k{}", live.1).as_bytes()));
-        assert!(!db.evict_sampled(live.0, false, |_| panic!("evicted twice")));
+        assert!(
+            db.evict_sampled(live.0, false, |_| panic!("evicted twice"))
+                .is_none()
+        );
         // Volatile: a key that lost its TTL (rebuilt without it) is not
         // evicted as one that has a TTL.
         let (vid, vkey) = ttl
@@ -1655,9 +1745,48 @@ mod tests {
             })
             .unwrap();
         db.set_expire(&vkey, 0);
-        assert!(!db.evict_sampled(vid, true, |_| panic!("evicted a key without TTL")));
+        assert!(
+            db.evict_sampled(vid, true, |_| panic!("evicted a key without TTL"))
+                .is_none()
+        );
         assert!(db.has_key(&vkey));
         assert_eq!(db.peek(&vkey).map(|e| e.expire_at), Some(0));
         assert_eq!(db.len(), 99);
+    }
+
+    #[test]
+    fn refresh_mem_follows_every_database() {
+        let mut shard = Shard::new(16, 1);
+        let exact = |sh: &Shard| sh.dbs.iter().map(|d| d.mem_total()).sum::<usize>();
+        let check = |sh: &Shard| {
+            sh.refresh_mem();
+            assert_eq!(sh.mem_reported.get(), exact(sh));
+        };
+        check(&shard);
+        shard.dbs[0].insert(b"a", s("v"));
+        check(&shard);
+        // A database that held nothing at the last pass takes keys.
+        for i in 0..100 {
+            shard.dbs[7].insert(format!("k{i}").as_bytes(), s("value"));
+        }
+        check(&shard);
+        shard.dbs[7].insert(b"k1", s(&"x".repeat(300)));
+        check(&shard);
+        // SWAPDB moves a full database to an index that was empty.
+        shard.swap_dbs(7, 12);
+        check(&shard);
+        assert!(shard.dbs[12].len() == 100 && shard.dbs[7].is_empty());
+        // Emptied, then filled again.
+        shard.dbs[12].clear();
+        check(&shard);
+        shard.dbs[12].insert(b"again", s("v"));
+        check(&shard);
+        // An eviction's own count agrees with a full measure.
+        let before = exact(&shard);
+        let freed = shard.dbs[0].evict(b"a", |_| {}).unwrap();
+        shard.mem_freed(freed);
+        assert_eq!(before - freed, exact(&shard));
+        assert_eq!(shard.mem_reported.get(), exact(&shard));
+        check(&shard);
     }
 }
