@@ -548,7 +548,7 @@ fn populate(
     let volatile = policy.volatile();
     let mut sampled = false;
     let crate::store::Shard { dbs, rng, .. } = shard;
-    for (dbi, db) in dbs.iter().enumerate() {
+    for (dbi, db) in dbs.iter_mut().enumerate() {
         if evictable(db, volatile) == 0 {
             continue;
         }

@@ -464,6 +464,9 @@ pub struct Db {
     /// This database's number, so deletions by expiry can be propagated
     /// with it.
     pub id: usize,
+    /// Where the next two `sample_run` calls start, chosen ahead so that
+    /// their memory is requested early (see `sample_run`).
+    runs_ahead: [Option<usize>; 2],
 }
 
 /// Set while this server is a replica: expired keys are then hidden from
@@ -1047,18 +1050,24 @@ impl Db {
     }
 
     /// Calls `visit` with up to `n` entries of the keyspace, or of the
-    /// keys with a TTL, from a run of adjacent
-    /// slots at a random position (`Table::sample_run`, as Redis's
-    /// dictGetSomeKeys). All their headers are requested from memory
-    /// before the first is read, so the cache misses overlap. Returns how
-    /// many it visited (0 when there is nothing to sample).
+    /// keys with a TTL, from a run of adjacent slots at a random position
+    /// (`Table::sample_run_at`, as Redis's dictGetSomeKeys). Returns how many
+    /// it visited (0 when there is nothing to sample).
+    ///
+    /// The memory a sample reads is requested ahead: all the entries'
+    /// headers of a run before the first is read, and, for the next two
+    /// calls on this database, their positions are chosen now: the slots
+    /// of the one after next are prefetched, the entries of the next one
+    /// too. By the next eviction here they are in the cache, and the
+    /// misses a sample would wait for overlap with other work.
     pub fn sample_run(
-        &self,
+        &mut self,
         rng: &mut Rng,
         volatile: bool,
         n: usize,
         mut visit: impl FnMut(Sampled<'_>),
     ) -> usize {
+        let planned = self.runs_ahead[0].take();
         let table = if volatile {
             &self.volatile
         } else {
@@ -1069,7 +1078,11 @@ impl Db {
         while done < n {
             let mut ptrs = [0u64; 16];
             let want = (n - done).min(ptrs.len());
-            let got = table.sample_run(rng, &mut ptrs[..want]);
+            let start = match planned {
+                Some(p) if done == 0 => p,
+                _ => table.run_start(rng),
+            };
+            let got = table.sample_run_at(start, rng, &mut ptrs[..want]);
             if got == 0 {
                 break;
             }
@@ -1089,6 +1102,19 @@ impl Db {
             if got < want {
                 break;
             }
+        }
+        if done > 0 {
+            // The next run: its slots were requested by the previous
+            // call; request its entries. The one after: its slots.
+            let next = self.runs_ahead[1].unwrap_or_else(|| table.run_start(rng));
+            let mut ptrs = [0u64; 16];
+            let got = table.sample_run_at(next, rng, &mut ptrs[..n.clamp(1, 16)]);
+            for &p in &ptrs[..got] {
+                entry::prefetch(p);
+            }
+            let after = table.run_start(rng);
+            table.prefetch_run(after);
+            self.runs_ahead = [Some(next), Some(after)];
         }
         done
     }

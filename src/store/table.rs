@@ -265,20 +265,43 @@ impl Table {
             .find(|&pos| self.slots[pos] != 0)
     }
 
+    /// A random position to start a run at (see `sample_run_at`).
+    pub fn run_start(&self, rng: &mut Rng) -> usize {
+        if self.slots.is_empty() {
+            0
+        } else {
+            rng.below(self.slots.len())
+        }
+    }
+
+    /// Asks the CPU to bring the slots a run from `start` reads into the
+    /// cache (a hint; see `sample_run_at`).
+    pub fn prefetch_run(&self, start: usize) {
+        if let Some(p) = self.slots.get(start) {
+            super::entry::prefetch(p as *const u64 as u64);
+            if let Some(q) = self.slots.get(start + 8) {
+                super::entry::prefetch(q as *const u64 as u64);
+            }
+        }
+    }
+
     /// Fills `out` with the pointers of up to `out.len()` elements from a
-    /// run of adjacent slots that starts at a random position (wrapping at
-    /// the end), as Redis's dictGetSomeKeys samples: one or two cache
-    /// lines of slots rather than one random read per element. Elements
-    /// sit by hash, so neighbours are as random as any others. Returns how
-    /// many it wrote: 0 only for an empty table, fewer than asked when the
-    /// table holds fewer or the run meets a long empty stretch.
-    pub fn sample_run(&self, rng: &mut Rng, out: &mut [u64]) -> usize {
+    /// run of adjacent slots from `start` (a `run_start`, taken modulo the
+    /// array's length so that it stays valid if the table was resized
+    /// since; chosen beforehand so that its slots can be prefetched),
+    /// wrapping at the end, as Redis's dictGetSomeKeys samples: one or
+    /// two cache lines of slots rather than one random read per element.
+    /// Elements sit by hash, so neighbours are as random as any others.
+    /// Returns how many it wrote: 0 only for an empty table, fewer than
+    /// asked when the table holds fewer or the run meets a long empty
+    /// stretch.
+    pub fn sample_run_at(&self, start: usize, rng: &mut Rng, out: &mut [u64]) -> usize {
         if self.len == 0 || out.is_empty() {
             return 0;
         }
         let n = self.slots.len();
         let want = out.len().min(self.len);
-        let mut pos = rng.below(n);
+        let mut pos = start % n;
         let mut got = 0;
         // The load is at least 1/8 (a table shrinks below it), so a run of
         // 1024 slots holds ~128 elements on average.
@@ -416,7 +439,9 @@ mod tests {
                         // A run: distinct stored elements, as many as asked
                         // (or as stored) unless it met a long empty stretch.
                         let mut out = [0u64; 7];
-                        let got = t.sample_run(&mut rng, &mut out);
+                        let start = t.run_start(&mut rng);
+                        t.prefetch_run(start);
+                        let got = t.sample_run_at(start, &mut rng, &mut out);
                         assert!(got <= model.len().min(out.len()));
                         assert_eq!(got == 0, model.is_empty());
                         let run: std::collections::HashSet<u64> =
