@@ -107,23 +107,51 @@ static DATASET: AtomicUsize = AtomicUsize::new(0);
 static BASELINE: AtomicUsize = AtomicUsize::new(0);
 /// Capacity of every client's read and write buffers.
 static CLIENT_BUFFERS: AtomicUsize = AtomicUsize::new(0);
-static EVICTED: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// Bytes this thread's evictions freed that DATASET does not count
+    /// yet (see `dataset_freed`); 0 outside of a command or a cron pass.
+    static FREED: Cell<usize> = const { Cell::new(0) };
+}
 
 pub fn set_maxmemory(v: usize) {
     MAXMEMORY.store(v, Relaxed);
 }
 
-/// A shard's dataset size changed from `old` to `new` bytes.
+/// A shard's dataset size changed from `old` to `new` bytes. What this
+/// thread's evictions freed meanwhile goes in with it: one update of the
+/// counter all threads share.
 pub fn dataset_changed(old: usize, new: usize) {
-    if new >= old {
+    let old = old + FREED.replace(0);
+    if new > old {
         DATASET.fetch_add(new - old, Relaxed);
-    } else {
+    } else if old > new {
         DATASET.fetch_sub(old - new, Relaxed);
     }
 }
 
+/// An eviction freed `bytes` of a shard's dataset. This thread counts
+/// them at once (`used_memory` subtracts them here); DATASET gets them
+/// with the command's own change, or from `flush_freed` when the command
+/// ends: a SET that evicts updates the shared counter once, not twice.
+/// Meanwhile other threads see up to this command's evictions as still
+/// used, so they may evict a little more, never less.
+pub fn dataset_freed(bytes: usize) {
+    FREED.set(FREED.get() + bytes);
+}
+
+/// Adds what this thread's evictions freed to DATASET (at the end of
+/// every command and of every eviction pass outside commands).
+#[inline]
+pub fn flush_freed() {
+    let freed = FREED.replace(0);
+    if freed != 0 {
+        DATASET.fetch_sub(freed, Relaxed);
+    }
+}
+
 pub fn dataset_memory() -> usize {
-    DATASET.load(Relaxed)
+    DATASET.load(Relaxed).saturating_sub(FREED.get())
 }
 
 pub fn set_baseline(v: usize) {
@@ -148,11 +176,7 @@ pub fn client_buffers() -> usize {
 /// counter it moves only with real allocations, not with allocator
 /// caches; the allocator's figure is reported beside it in INFO.
 pub fn used_memory() -> usize {
-    BASELINE.load(Relaxed) + DATASET.load(Relaxed) + CLIENT_BUFFERS.load(Relaxed)
-}
-
-pub fn evicted_keys() -> u64 {
-    EVICTED.load(Relaxed)
+    BASELINE.load(Relaxed) + dataset_memory() + CLIENT_BUFFERS.load(Relaxed)
 }
 
 /// Whether memory may grow by `extra` bytes without passing maxmemory
@@ -186,9 +210,6 @@ pub fn local_victim(db: &mut Db, now_ms: u64) -> Option<Bytes> {
     best.map(|(_, k)| Bytes::copy_from_slice(k))
 }
 
-pub fn count_local_eviction(_key: &[u8]) {
-    EVICTED.fetch_add(1, Relaxed);
-}
 static LFU_LOG_FACTOR: AtomicU32 = AtomicU32::new(10);
 static LFU_DECAY_TIME: AtomicU32 = AtomicU32::new(1);
 static TENACITY: AtomicU32 = AtomicU32::new(10);
@@ -432,9 +453,10 @@ pub fn evict_until_within(srv: &Server, limit: Duration) {
     let start = Instant::now();
     while used_memory() > max && start.elapsed() < limit {
         if evict_one(srv, policy, crate::util::now_ms()) == Evicted::Nothing {
-            return;
+            break;
         }
     }
+    flush_freed();
 }
 
 fn evictable(db: &Db, volatile: bool) -> usize {
@@ -583,7 +605,6 @@ fn evict_candidate(shard: &mut crate::store::Shard, c: &Candidate, volatile: boo
     let Some(freed) = freed else {
         return false;
     };
-    EVICTED.fetch_add(1, Relaxed);
     shard.mem_freed(freed);
     true
 }
@@ -593,7 +614,6 @@ fn evict_key(shard: &mut crate::store::Shard, db: usize, key: &[u8]) {
         crate::replication::propagate_evicted(db, key);
     });
     if let Some(freed) = freed {
-        EVICTED.fetch_add(1, Relaxed);
         shard.mem_freed(freed);
     }
 }

@@ -27,6 +27,9 @@ pub fn execute(
     // its wall clock (`unix_ms_at`).
     let started = mono_ns();
     run_command(srv, state, args, &mut reply, stats, started);
+    // What the command's evictions freed, unless its own write already
+    // carried it into the shared dataset figure.
+    crate::eviction::flush_freed();
     bump(&stats.commands, 1);
     state
         .handle

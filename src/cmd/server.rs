@@ -180,12 +180,13 @@ fn info_section(ctx: &mut Ctx, name: &str) -> Option<String> {
             );
         }
         "stats" => {
-            let (mut hits, mut misses, mut expired) = (0, 0, 0);
+            let (mut hits, mut misses, mut expired, mut evicted) = (0, 0, 0, 0);
             for shard in ctx.locked.shards_mut() {
                 for db in &shard.dbs {
                     hits += db.stats.hits;
                     misses += db.stats.misses;
                     expired += db.stats.expired;
+                    evicted += db.stats.evicted;
                 }
             }
             let (ops, inp, outp) = {
@@ -210,7 +211,7 @@ fn info_section(ctx: &mut Ctx, name: &str) -> Option<String> {
                 crate::replication::SYNC_PARTIAL_ERR.load(Relaxed),
                 srv.expired_stale_perc.load(Relaxed) as f64,
                 srv.expire_cycle_ms.load(Relaxed),
-                crate::eviction::evicted_keys(),
+                evicted,
                 srv.sum_workers(|w| w.error_replies.load(Relaxed)),
                 srv.sum_workers(|w| w.reads.load(Relaxed)),
                 srv.sum_workers(|w| w.writes.load(Relaxed)),

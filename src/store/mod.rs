@@ -436,6 +436,9 @@ pub struct DbStats {
     pub hits: u64,
     pub misses: u64,
     pub expired: u64,
+    /// Keys evicted (INFO's evicted_keys is the sum): counted here, under
+    /// the shard's lock, rather than in a counter every thread updates.
+    pub evicted: u64,
 }
 
 /// One logical database's slice of a shard.
@@ -893,9 +896,10 @@ impl Db {
             return;
         }
         if let Some(victim) = crate::eviction::local_victim(self, clock as u64) {
-            self.remove(&victim);
-            self.touch_watched(&victim);
-            crate::eviction::count_local_eviction(&victim);
+            let id = self.id;
+            self.evict(&victim, |key| {
+                crate::replication::propagate_evicted(id, key)
+            });
         }
     }
 
@@ -1150,6 +1154,7 @@ impl Db {
     fn evict_at(&mut self, pos: usize, on_key: impl FnOnce(&[u8])) -> usize {
         let before = self.mem_total();
         let e = self.unlink_at(pos);
+        self.stats.evicted += 1;
         let key = e.view().key();
         self.touch_watched(key);
         on_key(key);
@@ -1427,14 +1432,14 @@ impl Shard {
         }
     }
 
-    /// One database freed `bytes` (measured on it alone, as
-    /// `Db::evict_sampled` does): the same as `refresh_mem` without
-    /// visiting every database.
+    /// An eviction freed `bytes` of one database (measured on it alone,
+    /// as `Db::evict_sampled` does): the same as `refresh_mem` without
+    /// visiting every database (see `eviction::dataset_freed`).
     pub fn mem_freed(&self, bytes: usize) {
         let old = self.mem_reported.get();
         let new = old.saturating_sub(bytes);
         self.mem_reported.set(new);
-        crate::eviction::dataset_changed(old, new);
+        crate::eviction::dataset_freed(old - new);
     }
 
     /// Marks every client watching `key` in `db` dirty (Redis's
