@@ -327,10 +327,30 @@ fn random_unit() -> f64 {
 
 /// How much a key deserves eviction under `policy`: higher goes first.
 fn score(policy: Policy, e: &EntryRef, now_ms: u64) -> u64 {
+    rank(policy, e.access, e.freq, || e.expire_at, now_ms)
+}
+
+/// `score` from an entry's fields (`expire_at` is read only for
+/// volatile-ttl). Under LFU, keys with the same counter, which are
+/// common (a flood of keys written once all have 5), rank by idle time:
+/// the least recently used of them goes first. Left to the pool's order
+/// instead, the tie went to the first key of a sampled run, a key right
+/// after an empty slot, whose deletion shifts its whole cluster back.
+fn rank(
+    policy: Policy,
+    access: u32,
+    freq: u8,
+    expire_at: impl FnOnce() -> u64,
+    now_ms: u64,
+) -> u64 {
     match policy {
-        Policy::AllKeysLfu | Policy::VolatileLfu => 255 - lfu_decayed(e, now_ms) as u64,
-        Policy::VolatileTtl => u64::MAX - e.expire_at,
-        _ => idle_ms(e.access, now_ms),
+        Policy::AllKeysLfu | Policy::VolatileLfu => {
+            let counter = lfu_decayed_counter(freq, access, now_ms) as u64;
+            // idle_ms is a wrapping 32-bit difference: it fits below.
+            ((255 - counter) << 32) | idle_ms(access, now_ms)
+        }
+        Policy::VolatileTtl => u64::MAX - expire_at(),
+        _ => idle_ms(access, now_ms),
     }
 }
 
@@ -575,13 +595,7 @@ fn populate(
             continue;
         }
         let n = db.sample_run(rng, volatile, samples, |e| {
-            let score = match policy {
-                Policy::AllKeysLfu | Policy::VolatileLfu => {
-                    255 - lfu_decayed_counter(e.freq(), e.access(), now) as u64
-                }
-                Policy::VolatileTtl => u64::MAX - e.expire_at(),
-                _ => idle_ms(e.access(), now),
-            };
+            let score = rank(policy, e.access(), e.freq(), || e.expire_at(), now);
             if pool.wants(score) {
                 pool.offer(Candidate {
                     score,
