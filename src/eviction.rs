@@ -421,9 +421,20 @@ impl Pool {
 
 thread_local! {
     static POOL: RefCell<Pool> = RefCell::new(Pool::default());
-    /// The shard this thread samples next (see `evict_from_pool`); threads
-    /// start at different ones.
+    /// The shard this thread evicts from next (see `next_shard`).
     static NEXT_SHARD: Cell<usize> = Cell::new(random_u64() as usize);
+}
+
+/// The shards take turns to be sampled (pool policies) or to evict
+/// (S3-FIFO). Each thread keeps its own turn, starting at a random shard:
+/// a cursor shared by all threads would be one more cache line that
+/// moves between cores on every eviction.
+fn next_shard(nshards: usize) -> usize {
+    NEXT_SHARD.with(|c| {
+        let i = c.get() % nshards;
+        c.set(i + 1);
+        i
+    })
 }
 
 /// Frees memory until usage is within maxmemory. Returns false when it
@@ -548,11 +559,7 @@ fn evict_from_pool(
     // Shards in a row that had nothing the policy may evict.
     let mut barren = 0;
     for _round in 0..nshards + 3 {
-        let idx = NEXT_SHARD.with(|c| {
-            let i = c.get() % nshards;
-            c.set(i + 1);
-            i
-        });
+        let idx = next_shard(nshards);
         let mut held = (idx, srv.store.lock(idx));
         if populate(pool, &mut held.1, idx, policy, samples, now) {
             barren = 0;
@@ -651,14 +658,12 @@ fn evict_key(shard: &mut crate::store::Shard, db: usize, key: &[u8]) {
 /// last candidate anyway (keeps each eviction bounded).
 const S3_MAX_ROUNDS: usize = 64;
 
-static S3_CURSOR: AtomicUsize = AtomicUsize::new(0);
-
 /// Evicts one key under S3-FIFO, from the shards in turn.
 fn s3fifo_evict_one(srv: &Server, now: u64) -> bool {
     let nshards = srv.store.len();
     let samples = srv.config.maxmemory_samples.load(Relaxed).max(1) as usize;
     for _ in 0..nshards {
-        let idx = S3_CURSOR.fetch_add(1, Relaxed) % nshards;
+        let idx = next_shard(nshards);
         let mut guard = srv.store.lock(idx);
         let shard = &mut *guard;
         let ndbs = shard.dbs.len();
