@@ -327,27 +327,38 @@ fn random_unit() -> f64 {
 
 /// How much a key deserves eviction under `policy`: higher goes first.
 fn score(policy: Policy, e: &EntryRef, now_ms: u64) -> u64 {
-    rank(policy, e.access, e.freq, || e.expire_at, now_ms)
+    rank(
+        policy,
+        e.access,
+        e.freq,
+        || e.expire_at,
+        e.addr() as u64,
+        now_ms,
+    )
 }
 
 /// `score` from an entry's fields (`expire_at` is read only for
-/// volatile-ttl). Under LFU, keys with the same counter, which are
-/// common (a flood of keys written once all have 5), rank by idle time:
-/// the least recently used of them goes first. Left to the pool's order
-/// instead, the tie went to the first key of a sampled run, a key right
-/// after an empty slot, whose deletion shifts its whole cluster back.
+/// volatile-ttl; `addr` is the entry's address). Under LFU, keys with
+/// the same counter, which are common (a flood of keys written once all
+/// have 5), are ordered by a hash of their address, i.e. at random, as
+/// the order they happen to be sampled in orders them in Redis. Left to
+/// the pool's order, the tie went to the first key of a sampled run, a
+/// key right after an empty slot, whose deletion shifts its whole
+/// cluster back; ordered by idle time instead, the tie kept the keys of
+/// a scan longer than older keys read as rarely (hit ratio 55.28% for
+/// 55.84% on the zipf+scan trace).
 fn rank(
     policy: Policy,
     access: u32,
     freq: u8,
     expire_at: impl FnOnce() -> u64,
+    addr: u64,
     now_ms: u64,
 ) -> u64 {
     match policy {
         Policy::AllKeysLfu | Policy::VolatileLfu => {
             let counter = lfu_decayed_counter(freq, access, now_ms) as u64;
-            // idle_ms is a wrapping 32-bit difference: it fits below.
-            ((255 - counter) << 32) | idle_ms(access, now_ms)
+            ((255 - counter) << 32) | (addr.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32)
         }
         Policy::VolatileTtl => u64::MAX - expire_at(),
         _ => idle_ms(access, now_ms),
@@ -602,7 +613,14 @@ fn populate(
             continue;
         }
         let n = db.sample_run(rng, volatile, samples, |e| {
-            let score = rank(policy, e.access(), e.freq(), || e.expire_at(), now);
+            let score = rank(
+                policy,
+                e.access(),
+                e.freq(),
+                || e.expire_at(),
+                e.id_addr(),
+                now,
+            );
             if pool.wants(score) {
                 pool.offer(Candidate {
                     score,

@@ -291,6 +291,12 @@ impl Sampled<'_> {
         self.view.expire_at()
     }
 
+    /// The entry's address (what `SampleId::addr` will say).
+    #[inline]
+    pub fn id_addr(&self) -> u64 {
+        self.ptr
+    }
+
     /// What finds the entry again (`Db::evict_sampled`): its key's hash
     /// and its address. Hashes the key, so ask only for a candidate kept.
     pub fn id(&self) -> SampleId {
