@@ -225,7 +225,7 @@ async fn run<S: ClientStream>(
                 Ok(Decoded::Incomplete) => break,
                 Err(e) => {
                     debug!("client {}: protocol error: {:?}", state.id, e);
-                    Reply::new(&mut wbuf, state.resp3).error(&e.message());
+                    Reply::counted(&mut wbuf, state.resp3, &stats.error_codes).error(&e.message());
                     bump(&stats.error_replies, 1);
                     close = true;
                     break;

@@ -918,6 +918,21 @@ fn ask_asking_tryagain_and_migrate_flow() {
         info_field(&ci, "cluster_my_epoch"),
         info_field(&ci, "cluster_current_epoch")
     );
+
+    // INFO errorstats counts each redirection under its own code, not as
+    // ERR, so a client's redirections can be told apart from errors.
+    let counts =
+        |c: &mut redis::Connection| ["ASK", "MOVED", "TRYAGAIN"].map(|code| errorstat(c, code));
+    assert_eq!(counts(&mut ca), [2, 1, 1]);
+    assert_eq!(counts(&mut cb), [0, 2, 1]);
+}
+
+/// `errorstat_<code>:count=N` from INFO errorstats (0 when absent).
+fn errorstat(con: &mut redis::Connection, code: &str) -> u64 {
+    let info: String = q(con, &["INFO", "errorstats"]);
+    info_field(&info, &format!("errorstat_{code}"))
+        .strip_prefix("count=")
+        .map_or(0, |n| n.parse().expect("errorstat count"))
 }
 
 #[test]

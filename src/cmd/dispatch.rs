@@ -22,12 +22,15 @@ pub fn execute(
     stats: &WorkerStats,
 ) {
     let mark = out.len();
-    let mut reply = Reply::new(out, state.resp3);
+    let mut reply = Reply::counted(out, state.resp3, &stats.error_codes);
     // One monotonic reading per command: it times the command and gives
     // its wall clock (`unix_ms_at`).
     let started = mono_ns();
     run_command(srv, state, args, &mut reply, stats, started);
     bump(&stats.commands, 1);
+    // Every error line of this command's reply (those nested in EXEC's
+    // too), as errorstats counted them.
+    bump(&stats.error_replies, reply.errors as u64);
     state
         .handle
         .last_interaction_ms
@@ -54,7 +57,6 @@ fn reject(
     if let Some(id) = id {
         bump(&stats.cmd[id].rejected, 1);
     }
-    bump(&stats.error_replies, 1);
     if state.multi.is_some() {
         state.multi_error = true;
     }
@@ -323,7 +325,6 @@ fn run_locked<'a>(
     let errs = reply.errors - errors_before;
     if errs > 0 {
         bump(&cstat.failed, 1);
-        bump(&stats.error_replies, errs as u64);
     }
     locked
 }
@@ -356,7 +357,6 @@ fn exec(
         reply.error("EXECABORT Transaction discarded because of previous errors.");
         bump(&stats.cmd[exec_cmd.id].calls, 1);
         bump(&stats.cmd[exec_cmd.id].failed, 1);
-        bump(&stats.error_replies, 1);
         return;
     }
     let mut all = false;
