@@ -802,20 +802,10 @@ fn reshard_moves_slots_with_keys_and_keys_stay_readable() {
     check_cluster(ports[0]);
 }
 
-/// Two nodes meet; then one slot is migrated by hand, exercising ASK,
-/// ASKING, TRYAGAIN, RESTORE-ASKING and MIGRATE as a client sees them.
-#[test]
-fn ask_asking_tryagain_and_migrate_flow() {
-    let dir = scratch_dir("ask");
-    let a = start_node(&dir, &[]);
-    let b = start_node(&dir, &[]);
-    let mut ca = a.srv.client();
-    let mut cb = b.srv.client();
-    let a_id = myid(&mut ca);
-    let b_id = myid(&mut cb);
-    let _: () = q(&mut ca, &["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
+/// `CLUSTER MEET` from `a` to `b`.
+fn meet(a: &Node, b: &Node) {
     let _: () = q(
-        &mut ca,
+        &mut a.srv.client(),
         &[
             "CLUSTER",
             "MEET",
@@ -824,10 +814,34 @@ fn ask_asking_tryagain_and_migrate_flow() {
             &b.cport.to_string(),
         ],
     );
+}
+
+/// Two nodes that met, the first serving all 16,384 slots, the second
+/// none, both `cluster_state:ok`.
+fn a_serves_every_slot_b_none(dir: &std::path::Path) -> (Node, Node) {
+    let a = start_node(dir, &[]);
+    let b = start_node(dir, &[]);
+    let mut ca = a.srv.client();
+    let mut cb = b.srv.client();
+    let _: () = q(&mut ca, &["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
+    meet(&a, &b);
     wait_until("b learns a's slots", Duration::from_secs(20), || {
         info_field(&cluster_info(&mut cb), "cluster_state") == "ok"
             && info_field(&cluster_info(&mut ca), "cluster_state") == "ok"
     });
+    (a, b)
+}
+
+/// Two nodes meet; then one slot is migrated by hand, exercising ASK,
+/// ASKING, TRYAGAIN, RESTORE-ASKING and MIGRATE as a client sees them.
+#[test]
+fn ask_asking_tryagain_and_migrate_flow() {
+    let dir = scratch_dir("ask");
+    let (a, b) = a_serves_every_slot_b_none(&dir);
+    let mut ca = a.srv.client();
+    let mut cb = b.srv.client();
+    let a_id = myid(&mut ca);
+    let b_id = myid(&mut cb);
     let slot: i64 = q(&mut ca, &["CLUSTER", "KEYSLOT", "{t}"]);
     let s = slot.to_string();
     let _: () = q(&mut ca, &["SET", "{t}a", "1"]);
@@ -925,6 +939,56 @@ fn ask_asking_tryagain_and_migrate_flow() {
         |c: &mut redis::Connection| ["ASK", "MOVED", "TRYAGAIN"].map(|code| errorstat(c, code));
     assert_eq!(counts(&mut ca), [2, 1, 1]);
     assert_eq!(counts(&mut cb), [0, 2, 1]);
+}
+
+/// A MIGRATE on a primary reaches its replica as a DEL of the keys that
+/// moved (as in Redis), not as a MIGRATE the replica would run against
+/// the target itself: that one failed with BUSYKEY, left the replica
+/// holding keys its primary no longer had, and with REPLACE would
+/// overwrite the target's newer values with the replica's copies.
+#[test]
+fn migrate_reaches_replicas_as_del() {
+    let dir = scratch_dir("migrate-repl");
+    let (a, b) = a_serves_every_slot_b_none(&dir);
+    let r = start_node(&dir, &[]);
+    meet(&a, &r);
+    let mut ca = a.srv.client();
+    let mut cb = b.srv.client();
+    let mut cr = r.srv.client();
+    let a_id = myid(&mut ca);
+    let b_id = myid(&mut cb);
+    wait_until("r knows a", Duration::from_secs(20), || {
+        q::<String>(&mut cr, &["CLUSTER", "NODES"]).contains(&a_id)
+    });
+    let _: () = q(&mut cr, &["CLUSTER", "REPLICATE", &a_id]);
+    for k in ["{m}1", "{m}2", "{m}3"] {
+        let _: () = q(&mut ca, &["SET", k, "v"]);
+    }
+    assert_eq!(q::<i64>(&mut ca, &["WAIT", "1", "10000"]), 1);
+    assert_eq!(q::<i64>(&mut cr, &["DBSIZE"]), 3);
+
+    let s = q::<i64>(&mut ca, &["CLUSTER", "KEYSLOT", "{m}"]).to_string();
+    let _: () = q(&mut cb, &["CLUSTER", "SETSLOT", &s, "IMPORTING", &a_id]);
+    let _: () = q(&mut ca, &["CLUSTER", "SETSLOT", &s, "MIGRATING", &b_id]);
+    let port_b = b.srv.port.to_string();
+    let migrate = |con: &mut redis::Connection, extra: &[&str]| {
+        let mut args = vec!["MIGRATE", "127.0.0.1", &port_b, "", "0", "5000"];
+        args.extend(extra);
+        assert_eq!(q::<String>(con, &args), "OK");
+    };
+    // COPY changes nothing here, so nothing reaches the replica.
+    migrate(&mut ca, &["COPY", "KEYS", "{m}3"]);
+    migrate(&mut ca, &["KEYS", "{m}1", "{m}2"]);
+    assert_eq!(q::<i64>(&mut ca, &["WAIT", "1", "10000"]), 1);
+    assert_eq!(q::<i64>(&mut ca, &["DBSIZE"]), 1);
+    assert_eq!(q::<i64>(&mut cr, &["DBSIZE"]), 1);
+    assert_eq!(q::<i64>(&mut cb, &["DBSIZE"]), 3);
+    assert_eq!(errorstat(&mut cb, "BUSYKEY"), 0);
+    let restores: String = q(&mut cb, &["INFO", "commandstats"]);
+    assert!(
+        restores.contains("cmdstat_restore-asking:calls=3,"),
+        "{restores}"
+    );
 }
 
 /// `errorstat_<code>:count=N` from INFO errorstats (0 when absent).

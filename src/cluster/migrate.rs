@@ -1,7 +1,8 @@
 //! MIGRATE host port key|"" db timeout [COPY] [REPLACE] [AUTH pw]
 //! [AUTH2 user pw] [KEYS key ...]: DUMP the keys, RESTORE them on the
 //! target (RESTORE-ASKING in cluster mode, so an importing target takes
-//! them), delete them here unless COPY.
+//! them), delete them here unless COPY. Replicas are sent a DEL of the
+//! deleted keys, not the MIGRATE (`replication::effect_of`).
 //!
 //! Like Redis, the call blocks: it runs with every shard locked (the
 //! table's LockSpec::All), so no write can slip in between the DUMP and
@@ -15,45 +16,74 @@ use crate::cmd::{Args, Ctx};
 use crate::protocol::encode_command;
 use crate::util::parse_i64;
 
-pub fn migrate(ctx: &mut Ctx, args: &Args) {
-    let (mut copy, mut replace) = (false, false);
-    let mut user: Option<&[u8]> = None;
-    let mut password: Option<&[u8]> = None;
-    let mut keys: Vec<&[u8]> = vec![args.get(3)];
+/// MIGRATE's options, parsed once for the command and once more for
+/// what replicas are sent (`replication::effect_of`).
+pub struct Options<'a> {
+    pub keys: Vec<&'a [u8]>,
+    pub copy: bool,
+    pub replace: bool,
+    pub user: Option<&'a [u8]>,
+    pub password: Option<&'a [u8]>,
+}
+
+/// Parses `MIGRATE host port key|"" db timeout [options]`; the error is the
+/// reply.
+pub fn parse<'a>(args: &'a Args) -> Result<Options<'a>, &'static str> {
+    let mut o = Options {
+        keys: vec![args.get(3)],
+        copy: false,
+        replace: false,
+        user: None,
+        password: None,
+    };
     let mut j = 6;
     while j < args.len() {
         let a = args.get(j);
         let more = args.len() - 1 - j;
         if a.eq_ignore_ascii_case(b"copy") {
-            copy = true;
+            o.copy = true;
         } else if a.eq_ignore_ascii_case(b"replace") {
-            replace = true;
+            o.replace = true;
         } else if a.eq_ignore_ascii_case(b"auth") {
             if more == 0 {
-                return ctx.syntax_error();
+                return Err("ERR syntax error");
             }
             j += 1;
-            password = Some(args.get(j));
+            o.password = Some(args.get(j));
         } else if a.eq_ignore_ascii_case(b"auth2") {
             if more < 2 {
-                return ctx.syntax_error();
+                return Err("ERR syntax error");
             }
-            user = Some(args.get(j + 1));
-            password = Some(args.get(j + 2));
+            o.user = Some(args.get(j + 1));
+            o.password = Some(args.get(j + 2));
             j += 2;
         } else if a.eq_ignore_ascii_case(b"keys") {
             if !args.get(3).is_empty() {
-                return ctx.error(
+                return Err(
                     "ERR When using MIGRATE KEYS option, the key argument must be set to the empty string",
                 );
             }
-            keys = (j + 1..args.len()).map(|i| args.get(i)).collect();
+            o.keys = (j + 1..args.len()).map(|i| args.get(i)).collect();
             break;
         } else {
-            return ctx.syntax_error();
+            return Err("ERR syntax error");
         }
         j += 1;
     }
+    Ok(o)
+}
+
+pub fn migrate(ctx: &mut Ctx, args: &Args) {
+    let Options {
+        keys,
+        copy,
+        replace,
+        user,
+        password,
+    } = match parse(args) {
+        Ok(o) => o,
+        Err(e) => return ctx.error(e),
+    };
     let (Some(timeout), Some(dbid)) = (parse_i64(args.get(5)), parse_i64(args.get(4))) else {
         return ctx.not_integer();
     };

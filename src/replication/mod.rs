@@ -472,6 +472,20 @@ fn effect_of(
     if eq_ic(name, "getex") && args.len() >= 3 {
         return Some(expire_effect(args.get(1)));
     }
+    if eq_ic(name, "migrate") {
+        // The keys the target acknowledged were deleted here: replicas
+        // delete them too (Redis propagates MIGRATE as DEL). Sent as is, a
+        // replica would run the MIGRATE itself, against the target.
+        let opts = crate::cluster::migrate::parse(args).ok()?;
+        let mut del = vec![b"DEL".to_vec()];
+        del.extend(
+            opts.keys
+                .into_iter()
+                .filter(|k| entry(k).is_none())
+                .map(<[u8]>::to_vec),
+        );
+        return Some(del);
+    }
     if eq_ic(name, "getdel") && args.len() == 2 {
         return Some(vec![b"DEL".to_vec(), args.get(1).to_vec()]);
     }
