@@ -8,6 +8,7 @@ use bytes::BytesMut;
 use super::table::{CommandSpec, LockSpec, Lookup, Resolved, flag, lookup};
 use super::{Args, Ctx, KeyShards, Locked, OwnedArgs};
 use crate::client::ClientState;
+use crate::cluster::routing::{self, Here};
 use crate::protocol::Reply;
 use crate::server::Server;
 use crate::stats::{WorkerStats, bump};
@@ -120,12 +121,12 @@ fn run_command(
     }
     // Cluster mode off: this one branch is all routing costs. Our
     // primary's stream is applied whatever the slot table says.
-    let mut slot = None;
+    let mut here = None;
     if let Some(cluster) = &srv.cluster
         && !state.is_master
     {
-        match crate::cluster::routing::route(srv, cluster, state, spec, args) {
-            Ok(s) => slot = s,
+        match routing::route(srv, cluster, state, spec, args) {
+            Ok(h) => here = h,
             Err(msg) => {
                 if spec.name == "exec" && state.multi.is_some() {
                     // Redis discards the transaction along with the error.
@@ -199,16 +200,20 @@ fn run_command(
         return;
     }
     if state.multi.is_some() && spec.name == "exec" {
-        return exec(srv, state, resolved, reply, stats);
+        return exec(srv, state, resolved, args, here, reply, stats);
     }
-    let (locked, key_shards) = match slot {
+    let (locked, key_shards) = match here {
         // Cluster mode: every key is in this one slot, hence one shard.
-        Some(slot) if resolved.spec.lock == LockSpec::Keys => {
-            let idx = slot as usize % srv.store.len();
+        Some(h) if resolved.spec.lock == LockSpec::Keys => {
+            let idx = h.slot as usize % srv.store.len();
             (Locked::One(idx, srv.store.lock(idx)), KeyShards::new())
         }
         _ => lock_for(srv, resolved, args),
     };
+    if let Err(msg) = confirm_route(srv, state.readonly, spec, args, None, here, &locked) {
+        drop(locked);
+        return reject(state, reply, stats, Some(resolved.id), &msg);
+    }
     run_locked(
         srv, state, resolved, args, reply, stats, locked, key_shards, started,
     );
@@ -329,6 +334,23 @@ fn run_locked<'a>(
     locked
 }
 
+/// Cluster mode: routing's decision checked again with the command's
+/// shards locked (`routing::confirm`); nothing to do otherwise.
+fn confirm_route(
+    srv: &Server,
+    readonly: bool,
+    spec: &CommandSpec,
+    args: &Args,
+    queue: Option<&[OwnedArgs]>,
+    here: Option<Here>,
+    locked: &Locked,
+) -> Result<(), String> {
+    match (here, &srv.cluster) {
+        (Some(h), Some(cl)) => routing::confirm(srv, cl, readonly, spec, args, queue, h, locked),
+        _ => Ok(()),
+    }
+}
+
 /// Marks WATCHers of the keys a write command changed (Redis's
 /// signalModifiedKey), in the selected database. Commands that change
 /// other databases (MOVE, COPY ... DB, FLUSH*, SWAPDB) touch those
@@ -348,6 +370,8 @@ fn exec(
     srv: &Server,
     state: &mut ClientState,
     exec_cmd: &Resolved,
+    args: &Args,
+    here: Option<Here>,
     reply: &mut Reply,
     stats: &WorkerStats,
 ) {
@@ -398,6 +422,21 @@ fn exec(
         shards.dedup();
         Locked::acquire(srv, &shards)
     };
+    let confirmed = confirm_route(
+        srv,
+        state.readonly,
+        exec_cmd.spec,
+        args,
+        Some(&queue),
+        here,
+        &locked,
+    );
+    if let Err(msg) = confirmed {
+        // Discarded with the error, as when routing refused the EXEC.
+        drop(locked);
+        state.unwatch_all();
+        return reject(state, reply, stats, Some(exec_cmd.id), &msg);
+    }
     let now = now_ms();
     let expired_watch = state
         .watched
