@@ -11,6 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
+use ferrocache::store::slot::key_slot;
 
 /// A fresh directory for one test's nodes.conf files, removed when the
 /// test ends. Paths derive from the PID, which the OS reuses: a leftover
@@ -189,6 +190,48 @@ fn create_cluster_with_replicas(
         });
     }
     nodes
+}
+
+const SLOTS: usize = 16384;
+
+/// One hash tag per slot: `tags[s]` is a string whose slot is `s`.
+fn slot_tags() -> Vec<String> {
+    let mut tags = vec![String::new(); SLOTS];
+    let mut missing = SLOTS;
+    for n in 0.. {
+        let t = n.to_string();
+        let s = key_slot(t.as_bytes()) as usize;
+        if tags[s].is_empty() {
+            tags[s] = t;
+            missing -= 1;
+            if missing == 0 {
+                break;
+            }
+        }
+    }
+    tags
+}
+
+/// The node's own line of CLUSTER NODES.
+fn my_line(con: &mut redis::Connection) -> String {
+    let txt: String = q(con, &["CLUSTER", "NODES"]);
+    txt.lines()
+        .find(|l| l.split(' ').nth(2).is_some_and(|f| f.contains("myself")))
+        .expect("myself line")
+        .to_string()
+}
+
+/// The slots a node serves, from its own line of CLUSTER NODES (no slot
+/// open).
+fn my_slots(con: &mut redis::Connection) -> Vec<usize> {
+    my_line(con)
+        .split(' ')
+        .skip(8)
+        .flat_map(|r| {
+            let (lo, hi) = r.split_once('-').unwrap_or((r, r));
+            lo.parse::<usize>().expect("slot")..=hi.parse::<usize>().expect("slot")
+        })
+        .collect()
 }
 
 /// `redis-cli --cluster check` against the node on `port`: (exit ok, output).
@@ -555,32 +598,59 @@ fn redis_cli_cluster_create_check_redirects_clients_and_failure_detection() {
         format!("MOVED 12182 127.0.0.1:{}", ports[owner])
     );
 
-    // The redis crate's cluster client reads and writes across slots.
+    // The redis crate's cluster client writes 100,000 keys, six or seven
+    // in every one of the 16,384 slots, through cluster pipelines (which
+    // group the commands by node), and reads every one back.
+    const KEYS: usize = 100_000;
+    let tags = slot_tags();
+    let key = |i: usize| format!("k{{{}}}{i}", tags[i % SLOTS]);
     let urls: Vec<String> = ports
         .iter()
         .map(|p| format!("redis://127.0.0.1:{p}/"))
         .collect();
     let client = redis::cluster::ClusterClient::new(urls).expect("cluster client");
     let mut cc = client.get_connection().expect("cluster connection");
-    for i in 0..2000 {
-        let _: () = redis::cmd("SET")
-            .arg(format!("k{i}"))
-            .arg(i)
-            .query(&mut cc)
-            .expect("cluster SET");
+    let batches: Vec<Vec<usize>> = (0..KEYS)
+        .collect::<Vec<_>>()
+        .chunks(5000)
+        .map(<[usize]>::to_vec)
+        .collect();
+    for batch in &batches {
+        let mut p = redis::cluster::cluster_pipe();
+        for &i in batch {
+            p.cmd("SET").arg(key(i)).arg(i).ignore();
+        }
+        p.query::<()>(&mut cc).expect("cluster pipeline of SETs");
     }
-    for i in (0..2000).step_by(97) {
-        let v: i64 = redis::cmd("GET")
-            .arg(format!("k{i}"))
-            .query(&mut cc)
-            .expect("GET");
-        assert_eq!(v, i);
+    for batch in &batches {
+        let mut p = redis::cluster::cluster_pipe();
+        for &i in batch {
+            p.cmd("GET").arg(key(i));
+        }
+        let got: Vec<usize> = p.query(&mut cc).expect("cluster pipeline of GETs");
+        assert_eq!(&got, batch);
     }
-    let total: i64 = nodes
-        .iter()
-        .map(|n| q::<i64>(&mut n.srv.client(), &["DBSIZE"]))
-        .sum();
-    assert_eq!(total, 2003);
+    // Server side, each node holds exactly the keys of its slots' tags
+    // (CLUSTER COUNTKEYSINSLOT per slot would scan a shard per call:
+    // minutes in a debug build at this size).
+    let cli_slots: Vec<usize> = (0..3)
+        .map(|i| key_slot(format!("cli-key-{i}").as_bytes()) as usize)
+        .collect();
+    let mut total = 0;
+    for n in &nodes {
+        let mut c = n.srv.client();
+        let expected: usize = my_slots(&mut c)
+            .into_iter()
+            .map(|s| {
+                KEYS / SLOTS
+                    + usize::from(s < KEYS % SLOTS)
+                    + cli_slots.iter().filter(|&&c| c == s).count()
+            })
+            .sum();
+        assert_eq!(q::<usize>(&mut c, &["DBSIZE"]), expected);
+        total += expected;
+    }
+    assert_eq!(total, KEYS + 3);
 
     // redis-benchmark in cluster mode runs without errors.
     let (ok, out) = run_tool(
@@ -1216,7 +1286,7 @@ fn higher_config_epoch_wins_a_slot_and_the_loser_drops_its_keys() {
     // A key of slot 0 on a, and one of another slot.
     let key0 = (0..)
         .map(|i| format!("k{i}"))
-        .find(|k| ferrocache::store::slot::key_slot(k.as_bytes()) == 0)
+        .find(|k| key_slot(k.as_bytes()) == 0)
         .expect("a key of slot 0");
     wait_until("a serves", Duration::from_secs(10), || {
         info_field(&cluster_info(&mut ca), "cluster_state") == "ok"
@@ -1305,12 +1375,7 @@ fn a_primary_without_a_majority_stops_serving_until_it_heals() {
 
 /// (my id, my primary's id if I am a replica), from CLUSTER NODES.
 fn my_role(con: &mut redis::Connection) -> (String, Option<String>) {
-    let txt: String = q(con, &["CLUSTER", "NODES"]);
-    let line = txt
-        .lines()
-        .find(|l| l.split(' ').nth(2).is_some_and(|f| f.contains("myself")))
-        .expect("myself line")
-        .to_string();
+    let line = my_line(con);
     let f: Vec<&str> = line.split(' ').collect();
     let primary = f[2].contains("slave").then(|| f[3].to_string());
     (f[0].to_string(), primary)
