@@ -203,7 +203,7 @@ async fn sync_and_stream(srv: &Arc<Server>, host: &str, port: u16) -> Result<(),
         let f = feed();
         (f.replid.clone(), f.offset)
     };
-    let psync = if offset > 0 {
+    let mut psync = if offset > 0 {
         c.command(&[
             b"PSYNC",
             replid.as_bytes(),
@@ -213,6 +213,12 @@ async fn sync_and_stream(srv: &Arc<Server>, host: &str, port: u16) -> Result<(),
     } else {
         c.command(&[b"PSYNC", b"?", b"-1"]).await?
     };
+    // A primary that delays its snapshot (Redis's repl-diskless-sync-delay)
+    // sends a newline a second meanwhile to keep the link alive; Redis's
+    // replica skips them, and so do we.
+    while psync.is_empty() {
+        psync = c.line().await?;
+    }
     if let Some(rest) = psync.strip_prefix("+FULLRESYNC ") {
         let mut it = rest.split_whitespace();
         let (Some(id), Some(off)) = (it.next(), it.next().and_then(|o| o.parse::<u64>().ok()))
