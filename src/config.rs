@@ -125,6 +125,8 @@ pub static PARAMS: &[Param] = &[
     p("tls-cert-file", Kind::Str, "", false),
     p("tls-key-file", Kind::Str, "", false),
     p("tls-ca-cert-file", Kind::Str, "", false),
+    p("tls-client-cert-file", Kind::Str, "", false),
+    p("tls-client-key-file", Kind::Str, "", false),
     p("tls-auth-clients", Kind::Enum(&["no", "yes", "optional"]), "yes", false),
     p("tls-replication", Kind::Bool, "no", false),
     p("tls-cluster", Kind::Bool, "no", false),

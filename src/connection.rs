@@ -73,10 +73,6 @@ pub trait ClientStream: AsyncRead + AsyncWrite + Unpin {
     /// anything; `None` when it would block (or cannot tell without a
     /// poll: the caller then awaits a write).
     fn try_write_now(&mut self, buf: &[u8]) -> Option<std::io::Result<usize>>;
-
-    /// The plain TCP stream, for handing the connection over to
-    /// replication.
-    fn as_tcp(&mut self) -> Option<&mut TcpStream>;
 }
 
 impl ClientStream for TcpStream {
@@ -89,20 +85,12 @@ impl ClientStream for TcpStream {
             r => Some(r),
         }
     }
-
-    fn as_tcp(&mut self) -> Option<&mut TcpStream> {
-        Some(self)
-    }
 }
 
 impl ClientStream for tokio_rustls::server::TlsStream<TcpStream> {
     const BUFFERED: bool = true;
 
     fn try_write_now(&mut self, _buf: &[u8]) -> Option<std::io::Result<usize>> {
-        None
-    }
-
-    fn as_tcp(&mut self) -> Option<&mut TcpStream> {
         None
     }
 }
@@ -253,17 +241,10 @@ async fn run<S: ClientStream>(
         match state.pending.take() {
             None => {}
             Some(Pending::Sync(psync)) => {
-                // The connection becomes a replica link for good (plain
-                // TCP only: replication over TLS is not implemented).
-                let Some(tcp) = stream.as_tcp() else {
-                    tracing::warn!(
-                        "client {}: replication over a TLS connection is not supported",
-                        state.id
-                    );
-                    return;
-                };
+                // The connection becomes a replica link for good (over
+                // TCP or TLS alike).
                 let rest = std::mem::take(&mut rbuf);
-                crate::replication::primary::serve_replica(srv, tcp, state, psync, rest).await;
+                crate::replication::primary::serve_replica(srv, stream, state, psync, rest).await;
                 return;
             }
             Some(Pending::Wait {
