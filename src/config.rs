@@ -104,6 +104,7 @@ pub static PARAMS: &[Param] = &[
     p("cluster-announce-ip", Kind::Str, "", true),
     p("cluster-announce-port", Kind::Int { min: 0, max: 65535 }, "0", true),
     p("cluster-announce-bus-port", Kind::Int { min: 0, max: 65535 }, "0", true),
+    p("cluster-announce-tls-port", Kind::Int { min: 0, max: 65535 }, "0", true),
     p("cluster-require-full-coverage", Kind::Bool, "yes", true),
     p("cluster-allow-reads-when-down", Kind::Bool, "no", true),
     p("cluster-replica-no-failover", Kind::Bool, "no", true),

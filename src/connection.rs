@@ -68,6 +68,8 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub trait ClientStream: AsyncRead + AsyncWrite + Unpin {
     /// Writes may sit in the stream's own buffer until flushed.
     const BUFFERED: bool;
+    /// A TLS session.
+    const TLS: bool;
 
     /// Writes what the stream takes at once, without waiting or arming
     /// anything; `None` when it would block (or cannot tell without a
@@ -77,6 +79,7 @@ pub trait ClientStream: AsyncRead + AsyncWrite + Unpin {
 
 impl ClientStream for TcpStream {
     const BUFFERED: bool = false;
+    const TLS: bool = false;
 
     #[inline]
     fn try_write_now(&mut self, buf: &[u8]) -> Option<std::io::Result<usize>> {
@@ -89,6 +92,7 @@ impl ClientStream for TcpStream {
 
 impl ClientStream for tokio_rustls::server::TlsStream<TcpStream> {
     const BUFFERED: bool = true;
+    const TLS: bool = true;
 
     fn try_write_now(&mut self, _buf: &[u8]) -> Option<std::io::Result<usize>> {
         None
@@ -123,6 +127,7 @@ async fn serve_stream<S: ClientStream>(
     srv.total_connections.fetch_add(1, Relaxed);
     let authenticated = crate::acl::default_is_open();
     let mut state = ClientState::new(handle, authenticated);
+    state.tls = S::TLS;
 
     run(&srv, &mut stream, &mut state, &stats).await;
 

@@ -143,7 +143,7 @@ pub fn route(
             return Err(TRYAGAIN.into());
         }
         let target = cl.lock().migrating_to[slot as usize];
-        return Err(format!("ASK {slot} {}", addr_of(cl, target)));
+        return Err(format!("ASK {slot} {}", addr_of(cl, target, state.tls)));
     }
     if owner != MYSELF_OWNER && q.word & SLOT_IMPORTING != 0 && (asking || q.asking_cmd) {
         if q.multiple_keys && q.missing > 0 {
@@ -155,7 +155,10 @@ pub fn route(
         return Ok(Some(slot));
     }
     if owner != MYSELF_OWNER {
-        return Err(format!("MOVED {slot} {}", addr_of(cl, owner as u16)));
+        return Err(format!(
+            "MOVED {slot} {}",
+            addr_of(cl, owner as u16, state.tls)
+        ));
     }
     Ok(Some(slot))
 }
@@ -173,11 +176,12 @@ fn add_queued<'q>(
     Ok(())
 }
 
-/// "ip:port" of a node by its slot-table owner number (index + 1).
-fn addr_of(cl: &Cluster, owner: u16) -> String {
+/// "ip:port" of a node by its slot-table owner number (index + 1), the
+/// port as this client should see it (`Cluster::client_port`).
+fn addr_of(cl: &Cluster, owner: u16, client_tls: bool) -> String {
     let st = cl.lock();
     match owner.checked_sub(1).and_then(|i| st.node(i)) {
-        Some(n) => format!("{}:{}", n.ip, n.port),
+        Some(n) => format!("{}:{}", n.ip, cl.client_port(n, client_tls)),
         None => ":0".into(),
     }
 }
