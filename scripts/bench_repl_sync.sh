@@ -81,8 +81,12 @@ PY
     chmod +x "$wrapper"
     (
         while [[ ! -e "$stop" ]]; do
+            # A fresh directory each time: a Redis replica saves the
+            # synced dataset with its replication ID, and a restart from
+            # it would resync partially, not fully.
+            rdir="$(mktemp -d "$dir/replica.XXXXXX")"
             start_server rport rpid "$dir/replica.log" "$wrapper" "$@" \
-                --replicaof 127.0.0.1 "$pport"
+                --dir "$rdir" --replicaof 127.0.0.1 "$pport"
             for _ in $(seq 1 1200); do
                 [[ -e "$stop" ]] && break
                 redis-cli -p "$rport" info replication 2>/dev/null | grep -q master_link_status:up && break
@@ -90,6 +94,7 @@ PY
             done
             kill "$rpid" 2>/dev/null || true
             wait "$rpid" 2>/dev/null || true
+            rm -rf "$rdir"
         done
     ) &
     local syncer=$!
