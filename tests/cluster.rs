@@ -7,7 +7,6 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -96,53 +95,8 @@ fn restart_node(old: Node, extra: &[&str]) -> Node {
     }
 }
 
-fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Runs a tool to completion within `timeout`; returns (success, output).
-fn run_tool(bin: &str, args: &[String], timeout: Duration) -> (bool, String) {
-    let out_path = temp_path("tool-out");
-    let out = std::fs::File::create(&out_path).expect("out file");
-    let mut child = Command::new(bin)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(out.try_clone().expect("dup"))
-        .stderr(out)
-        .spawn()
-        .expect("spawn tool");
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("try_wait") {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            let text = std::fs::read_to_string(&out_path).unwrap_or_default();
-            panic!("{bin} {args:?} did not finish within {timeout:?}:\n{text}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let text = std::fs::read_to_string(&out_path).unwrap_or_default();
-    let _ = std::fs::remove_file(&out_path);
-    (status.success(), text)
-}
-
 fn cluster_info(con: &mut redis::Connection) -> String {
     q(con, &["CLUSTER", "INFO"])
-}
-
-fn info_field(info: &str, name: &str) -> String {
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}:")))
-        .unwrap_or_default()
-        .trim()
-        .to_string()
 }
 
 /// Whether the command succeeded (a redirection means "not served here").

@@ -901,6 +901,22 @@ fn ferrocache_replica_of_real_redis() {
     assert_eq!(q::<i64>(&mut p, &["WAIT", "1", "10000"]), 1);
 }
 
+#[test]
+fn ferrocache_replica_waits_through_a_delayed_real_redis_snapshot() {
+    // With a repl-diskless-sync-delay (Redis's default is 5 s) Redis holds
+    // its +FULLRESYNC back and sends a newline a second meanwhile: the
+    // replica must skip them and keep waiting, as Redis's own replica does.
+    let Some(redis) = start_real_redis(&["--repl-diskless-sync-delay", "2"]) else {
+        return;
+    };
+    let mut p = redis.client();
+    q::<()>(&mut p, &["SET", "k", "v"]);
+    let replica = start_replica_of(redis.port, &[]);
+    let mut r = replica.client();
+    wait_in_sync(&mut p, &mut r);
+    assert_eq!(q::<String>(&mut r, &["GET", "k"]), "v");
+}
+
 // ---------------------------------------------------------- persistence
 
 fn persistent_flags(dir: &std::path::Path) -> Vec<String> {

@@ -6,9 +6,10 @@
 //!
 //! Like Redis, the call blocks: it runs with every shard locked (the
 //! table's LockSpec::All), so no write can slip in between the DUMP and
-//! the delete, and it is bounded by the timeout argument.
+//! the delete, and it is bounded by the timeout argument. With
+//! tls-cluster the connection to the target is TLS, as in Redis.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
@@ -105,12 +106,16 @@ pub fn migrate(ctx: &mut Ctx, args: &Args) {
     }
     let host = args.str(1).into_owned();
     let port = args.str(2).into_owned();
-    let connect = || -> Option<TcpStream> {
+    let tls = ctx.srv.tls.as_deref().filter(|t| t.cluster);
+    let connect = || -> Option<Box<dyn ReadWrite>> {
         let addr = format!("{host}:{port}").to_socket_addrs().ok()?.next()?;
         let s = TcpStream::connect_timeout(&addr, timeout).ok()?;
         s.set_read_timeout(Some(timeout)).ok()?;
         s.set_write_timeout(Some(timeout)).ok()?;
-        Some(s)
+        Some(match tls {
+            Some(tls) => Box::new(tls.connect_blocking(s, &host).ok()?),
+            None => Box::new(s),
+        })
     };
     let Some(mut stream) = connect() else {
         return ctx.error("IOERR error or timeout connecting to the client");
@@ -136,7 +141,7 @@ pub fn migrate(ctx: &mut Ctx, args: &Args) {
         }
         encode_command(&mut req, &parts);
     }
-    if stream.write_all(&req).is_err() {
+    if stream.write_all(&req).and_then(|_| stream.flush()).is_err() {
         return ctx.error("IOERR error or timeout writing to target instance");
     }
     let mut reader = BufReader::new(stream);
@@ -176,3 +181,7 @@ pub fn migrate(ctx: &mut Ctx, args: &Args) {
         None => ctx.reply.ok(),
     }
 }
+
+/// The connection to the target: TCP or TLS.
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}

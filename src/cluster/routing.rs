@@ -92,12 +92,21 @@ impl<'k> Query<'k> {
 }
 
 /// A command that routing lets run here, in `slot`. What the decision
-/// read (the slot's word, the client's ASKING) is kept for `confirm`.
+/// read (the slot's word, the client's flags) is kept for `confirm`.
 #[derive(Clone, Copy)]
 pub struct Here {
     pub slot: u16,
     word: u32,
+    client: Client,
+}
+
+/// What routing looks at in the client: ASKING (for this command),
+/// READONLY, and whether it came over TLS (the port a redirection names).
+#[derive(Clone, Copy)]
+struct Client {
     asking: bool,
+    readonly: bool,
+    tls: bool,
 }
 
 /// Routes a command (or, for EXEC, the queued transaction).
@@ -110,17 +119,21 @@ pub fn route(
     spec: &CommandSpec,
     args: &Args,
 ) -> Result<Option<Here>, String> {
-    let asking = state.asking;
+    let client = Client {
+        asking: state.asking,
+        readonly: state.readonly,
+        tls: state.tls,
+    };
     command_done(state, spec);
     let present = |slot: u16, key: &[u8]| key_present(srv, slot, key);
     let Some(q) = query(cl, spec, args, state.multi.as_deref(), present)? else {
         return Ok(None);
     };
-    decide(srv, cl, state.readonly, asking, &q)?;
+    decide(srv, cl, client, &q)?;
     Ok(Some(Here {
         slot: q.slot.unwrap_or_default(),
         word: q.word,
-        asking,
+        client,
     }))
 }
 
@@ -132,11 +145,9 @@ pub fn route(
 /// MIGRATEd in between was read as missing, or written here again after
 /// it had moved. One atomic load when the slot is stable and unchanged.
 /// `queue`: EXEC's queued commands.
-#[allow(clippy::too_many_arguments)]
 pub fn confirm(
     srv: &Server,
     cl: &Cluster,
-    readonly: bool,
     spec: &CommandSpec,
     args: &Args,
     queue: Option<&[OwnedArgs]>,
@@ -155,7 +166,7 @@ pub fn confirm(
         None => key_present(srv, slot, key),
     };
     match query(cl, spec, args, queue, present)? {
-        Some(q) => decide(srv, cl, readonly, here.asking, &q),
+        Some(q) => decide(srv, cl, here.client, &q),
         None => Ok(()),
     }
 }
@@ -198,13 +209,7 @@ fn query<'q>(
 
 /// Redis's getNodeByQuery once the keys are known: Ok to serve here, or
 /// the redirection / error to reply.
-fn decide(
-    srv: &Server,
-    cl: &Cluster,
-    readonly: bool,
-    asking: bool,
-    q: &Query,
-) -> Result<(), String> {
+fn decide(srv: &Server, cl: &Cluster, client: Client, q: &Query) -> Result<(), String> {
     let Some(slot) = q.slot else {
         return Ok(());
     };
@@ -222,19 +227,22 @@ fn decide(
         if q.existing > 0 {
             return Err(TRYAGAIN.into());
         }
-        return ask_for_missing(cl, slot);
+        return ask_for_missing(cl, slot, client.tls);
     }
-    if owner != MYSELF_OWNER && q.word & SLOT_IMPORTING != 0 && (asking || q.asking_cmd) {
+    if owner != MYSELF_OWNER && q.word & SLOT_IMPORTING != 0 && (client.asking || q.asking_cmd) {
         if q.multiple_keys && q.missing > 0 {
             return Err(TRYAGAIN.into());
         }
         return Ok(());
     }
-    if readonly && !q.write && owner == cl.my_primary.load(Relaxed) {
+    if client.readonly && !q.write && owner == cl.my_primary.load(Relaxed) {
         return Ok(());
     }
     if owner != MYSELF_OWNER {
-        return Err(format!("MOVED {slot} {}", addr_of(cl, owner as u16)));
+        return Err(format!(
+            "MOVED {slot} {}",
+            addr_of(cl, owner as u16, client.tls)
+        ));
     }
     Ok(())
 }
@@ -247,13 +255,13 @@ fn decide(
 /// command is served here (and `confirm` checks again). Reading only
 /// the target, a closed migration gave "ASK <slot> :0", which clients
 /// cannot follow.
-fn ask_for_missing(cl: &Cluster, slot: u16) -> Result<(), String> {
+fn ask_for_missing(cl: &Cluster, slot: u16, client_tls: bool) -> Result<(), String> {
     let st = cl.lock();
-    if let Some(addr) = node_addr(&st, st.migrating_to[slot as usize]) {
+    if let Some(addr) = node_addr(cl, &st, st.migrating_to[slot as usize], client_tls) {
         return Err(format!("ASK {slot} {addr}"));
     }
     let owner = (cl.table.word(slot) & OWNER_MASK) as u16;
-    match node_addr(&st, owner) {
+    match node_addr(cl, &st, owner, client_tls) {
         Some(addr) if owner as u32 != MYSELF_OWNER => Err(format!("MOVED {slot} {addr}")),
         Some(_) => Ok(()),
         None => Err(UNBOUND.into()),
@@ -273,13 +281,14 @@ fn add_queued<'q>(
     Ok(())
 }
 
-/// "ip:port" of a node by its slot-table owner number (index + 1).
-fn addr_of(cl: &Cluster, owner: u16) -> String {
-    node_addr(&cl.lock(), owner).unwrap_or_else(|| ":0".into())
+/// "ip:port" of a node by its slot-table owner number (index + 1), the
+/// port as this client should see it (`Cluster::client_port`).
+fn addr_of(cl: &Cluster, owner: u16, client_tls: bool) -> String {
+    node_addr(cl, &cl.lock(), owner, client_tls).unwrap_or_else(|| ":0".into())
 }
 
-/// "ip:port" of a node by its owner number, if the node is known.
-fn node_addr(st: &State, owner: u16) -> Option<String> {
+/// `addr_of`, if the node is known.
+fn node_addr(cl: &Cluster, st: &State, owner: u16, client_tls: bool) -> Option<String> {
     let n = st.node(owner.checked_sub(1)?)?;
-    Some(format!("{}:{}", n.ip, n.port))
+    Some(format!("{}:{}", n.ip, cl.client_port(n, client_tls)))
 }

@@ -210,7 +210,7 @@ fn run_command(
         }
         _ => lock_for(srv, resolved, args),
     };
-    if let Err(msg) = confirm_route(srv, state.readonly, spec, args, None, here, &locked) {
+    if let Err(msg) = confirm_route(srv, spec, args, None, here, &locked) {
         drop(locked);
         return reject(state, reply, stats, Some(resolved.id), &msg);
     }
@@ -338,7 +338,6 @@ fn run_locked<'a>(
 /// shards locked (`routing::confirm`); nothing to do otherwise.
 fn confirm_route(
     srv: &Server,
-    readonly: bool,
     spec: &CommandSpec,
     args: &Args,
     queue: Option<&[OwnedArgs]>,
@@ -346,7 +345,7 @@ fn confirm_route(
     locked: &Locked,
 ) -> Result<(), String> {
     match (here, &srv.cluster) {
-        (Some(h), Some(cl)) => routing::confirm(srv, cl, readonly, spec, args, queue, h, locked),
+        (Some(h), Some(cl)) => routing::confirm(srv, cl, spec, args, queue, h, locked),
         _ => Ok(()),
     }
 }
@@ -422,16 +421,7 @@ fn exec(
         shards.dedup();
         Locked::acquire(srv, &shards)
     };
-    let confirmed = confirm_route(
-        srv,
-        state.readonly,
-        exec_cmd.spec,
-        args,
-        Some(&queue),
-        here,
-        &locked,
-    );
-    if let Err(msg) = confirmed {
+    if let Err(msg) = confirm_route(srv, exec_cmd.spec, args, Some(&queue), here, &locked) {
         // Discarded with the error, as when routing refused the EXEC.
         drop(locked);
         state.unwatch_all();
