@@ -104,6 +104,8 @@ pub struct Server {
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
     /// TLS, when a tls-* setting asks for it (see `tls::setup`).
     pub tls: Option<Arc<crate::tls::Tls>>,
+    /// MIGRATE's connections to its targets, kept for reuse.
+    pub migrate_sockets: crate::cluster::migrate::SocketCache,
 }
 
 impl Server {
@@ -144,6 +146,7 @@ impl Server {
             shard_mem: (0..nshards).map(|_| AtomicUsize::new(0)).collect(),
             cluster: None,
             tls: None,
+            migrate_sockets: Default::default(),
             config,
         }
     }

@@ -368,6 +368,23 @@ impl TestServer {
         panic!("could not start server: {last_err}");
     }
 
+    /// Starts the server (with `start_with`'s flags) on the given port,
+    /// e.g. the port of one just stopped, to restart it there.
+    pub fn start_on_port(port: u16, extra: &[&str]) -> TestServer {
+        let mut args = harness_flags(port);
+        args.extend(["--enable-debug-command".into(), "yes".into()]);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut last_err = String::new();
+        for _ in 0..50 {
+            match Self::try_start_binary(&server_binary(), &args, port, None) {
+                Ok(srv) => return srv,
+                Err(e) => last_err = e,
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("could not start server on port {port}: {last_err}");
+    }
+
     /// Sends `sig` (e.g. `libc::SIGTERM`) to the server process.
     pub fn signal(&self, sig: libc::c_int) {
         // SAFETY: kill(2) on our own child, which is not yet reaped (we
