@@ -1546,9 +1546,15 @@ fn replicas_serve_reads_and_take_over_when_their_primary_dies() {
         || my_role(&mut bc).1.as_deref() == Some(replica_id.as_str()),
     );
     let _: () = q(&mut bc, &["READONLY"]);
+    // One GET per poll: while the rejoined node takes in the new
+    // configuration, a reply may be an error, and the next poll retries.
     wait_until("the old primary to resync", Duration::from_secs(30), || {
-        q_ok(&mut bc, &["GET", &k0])
-            && q::<Option<String>>(&mut bc, &["GET", &k0]).as_deref() == Some(&format!("v-{k0}"))
+        cmd(&["GET", &k0])
+            .query::<Option<String>>(&mut bc)
+            .ok()
+            .flatten()
+            .as_deref()
+            == Some(&format!("v-{k0}"))
     });
     nodes.push(back);
     wait_all_ok(&nodes);
