@@ -1,39 +1,68 @@
 #!/usr/bin/env bash
-# GET latency and RSS of a primary during a full resync (issue 4's
+# GET latency and RSS of a primary during full resyncs (issue 4's
 # acceptance: p99 GET during the sync within 2x of p99 without it, RSS
-# growth under 10%). Needs a quiet machine to mean anything.
+# growth under 10%), ferrocache and Debian's redis-server side by side in
+# one run. Needs a quiet machine to mean anything.
 #
-#   scripts/bench_repl_sync.sh                 # KEYS=1000000 SHARDS=cores
-#   KEYS=200000 SHARDS=4 scripts/bench_repl_sync.sh
+#   scripts/bench_repl_sync.sh                     # KEYS=1000000
+#   KEYS=200000 SHARDS=2 SERVERS=ferrocache scripts/bench_repl_sync.sh
+#   REPLICA_NICE=19 scripts/bench_repl_sync.sh     # replicas at low CPU priority
 #
-# Steps: load KEYS keys (100-byte values) into a primary; measure GET p99
-# with redis-benchmark (baseline); start a replica and measure again while
-# it syncs (the replica is restarted until the run ends so every request
+# Per server: load KEYS keys (100-byte values) into a primary; measure GET
+# p99 with redis-benchmark (baseline); then measure it again while
+# replicas (same server kind) full-sync back to back (each replica is
+# stopped once its link is up and a new one started, so every request
 # overlaps a sync), sampling the primary's VmRSS every 20 ms.
 #
-# Env: FERROCACHE_BIN (default target/release/ferrocache, built if missing),
-# KEYS, SHARDS (default: the binary's default), REQUESTS (GETs per run,
-# default 2000000), CLIENTS (default 50).
+# On a 2-core machine the replica, the primary and redis-benchmark share
+# the cores, so a replica loading 1M keys takes CPU from the primary that
+# it would not take on its own host. REPLICA_NICE runs the replicas under
+# `nice -n N` to approximate that: they then get CPU only when the
+# primary and the client leave some.
+#
+# Env: FERROCACHE_BIN (default target/release/ferrocache, built if
+# missing), REDIS_BIN, SERVERS (default "ferrocache redis"), KEYS, SHARDS
+# (ferrocache's --shards; default: its default), REQUESTS (GETs per
+# measurement, default 2000000), CLIENTS (default 50), REPLICA_NICE.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=scripts/lib.sh
 source "$ROOT/scripts/lib.sh"
 install_cleanup_trap
-ensure_redis_tools
+resolve_binaries "$ROOT"
 
 KEYS="${KEYS:-1000000}"
 REQUESTS="${REQUESTS:-2000000}"
 CLIENTS="${CLIENTS:-50}"
-BIN="${FERROCACHE_BIN:-$(default_bin "$ROOT")}"
-ensure_binary "$BIN" "$ROOT" "$([[ -z "${FERROCACHE_BIN:-}" ]] && echo 1 || echo 0)"
+SERVERS="${SERVERS:-ferrocache redis}"
+REPLICA_NICE="${REPLICA_NICE:-}"
 SHARD_ARGS=()
 [[ -n "${SHARDS:-}" ]] && SHARD_ARGS=(--shards "$SHARDS")
 
 make_tmpdir WORK
-start_server PPORT PPID_ "$WORK/primary.log" "$BIN" "${SHARD_ARGS[@]}" --dir "$WORK"
-step "loading $KEYS keys into the primary (port $PPORT)"
-python3 - "$KEYS" <<'PY' | redis-cli -p "$PPORT" --pipe >/dev/null
+REPLICA_PREFIX=()
+[[ -n "$REPLICA_NICE" ]] && REPLICA_PREFIX=(nice -n "$REPLICA_NICE")
+
+rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+
+# p99 PORT: GET p99 in ms over REQUESTS random existing keys
+# (redis-benchmark 7's CSV: avg min p50 p95 p99 max from column 4).
+p99() {
+    redis-benchmark -p "$1" -t get -r "$KEYS" -n "$REQUESTS" -c "$CLIENTS" \
+        --csv 2>/dev/null | awk -F'","' 'NR==2 {gsub(/"/,"",$7); print $7}'
+}
+
+# measure NAME BIN ARGS...: appends "NAME base_p99 sync_p99 base_rss peak_rss
+# full_syncs" to RESULTS (runs in this shell so the exit trap knows its PIDs).
+measure() {
+    local name="$1" bin="$2"
+    shift 2
+    local dir="$WORK/$name" pport ppid
+    mkdir -p "$dir"
+    start_server pport ppid "$dir/primary.log" "$bin" "$@" --dir "$dir"
+    log "$name: loading $KEYS keys into the primary (port $pport)"
+    python3 - "$KEYS" <<'PY' | redis-cli -p "$pport" --pipe >/dev/null
 import sys
 n = int(sys.argv[1])
 val = b"v" * 100
@@ -42,59 +71,71 @@ for i in range(n):
     k = b"key:%d" % i
     out.write(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$100\r\n%s\r\n" % (len(k), k, val))
 PY
-redis-cli -p "$PPORT" dbsize
+    local base_rss base_p99
+    base_rss=$(rss "$ppid")
+    base_p99=$(p99 "$pport")
+    log "$name: baseline GET p99 ${base_p99} ms, RSS ${base_rss} kB"
 
-rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
-
-p99() {
-    # redis-benchmark 7 prints "latency summary" with avg min p50 p95 p99 max.
-    redis-benchmark -p "$PPORT" -t get -r "$KEYS" -n "$REQUESTS" -c "$CLIENTS" \
-        --csv 2>/dev/null | awk -F'","' 'NR==2 {gsub(/"/,"",$7); print $7}'
+    local stop="$dir/stop" wrapper="$dir/replica-bin"
+    printf '#!/bin/sh\nexec %s %q "$@"\n' "${REPLICA_PREFIX[*]:-}" "$bin" >"$wrapper"
+    chmod +x "$wrapper"
+    (
+        while [[ ! -e "$stop" ]]; do
+            # A fresh directory each time: a Redis replica saves the
+            # synced dataset with its replication ID, and a restart from
+            # it would resync partially, not fully.
+            rdir="$(mktemp -d "$dir/replica.XXXXXX")"
+            start_server rport rpid "$dir/replica.log" "$wrapper" "$@" \
+                --dir "$rdir" --replicaof 127.0.0.1 "$pport"
+            for _ in $(seq 1 1200); do
+                [[ -e "$stop" ]] && break
+                redis-cli -p "$rport" info replication 2>/dev/null | grep -q master_link_status:up && break
+                sleep 0.05
+            done
+            kill "$rpid" 2>/dev/null || true
+            wait "$rpid" 2>/dev/null || true
+            rm -rf "$rdir"
+        done
+    ) &
+    local syncer=$!
+    (
+        local peak=0 r
+        while [[ ! -e "$stop" ]]; do
+            r=$(rss "$ppid")
+            ((r > peak)) && peak=$r && echo "$peak" >"$dir/peak"
+            sleep 0.02
+        done
+    ) &
+    local sampler=$!
+    local sync_p99 peak full
+    sync_p99=$(p99 "$pport")
+    touch "$stop"
+    wait "$syncer" "$sampler" 2>/dev/null || true
+    peak=$(cat "$dir/peak" 2>/dev/null || echo "$base_rss")
+    full=$(redis-cli -p "$pport" info stats | awk -F: '/^sync_full/ {print $2}' | tr -d '\r')
+    log "$name: GET p99 ${sync_p99} ms during syncs, peak RSS ${peak} kB, full syncs served: ${full}"
+    kill "$ppid" 2>/dev/null || true
+    wait "$ppid" 2>/dev/null || true
+    RESULTS+=("$name $base_p99 $sync_p99 $base_rss $peak $full")
 }
 
-step "baseline: GET without sync"
-BASE_RSS=$(rss "$PPID_")
-BASE_P99=$(p99)
-log "p99 ${BASE_P99} ms, RSS ${BASE_RSS} kB"
-
-step "GET while replicas full-sync repeatedly"
-STOP="$WORK/stop"
-(
-    while [[ ! -e "$STOP" ]]; do
-        start_server RPORT RPID "$WORK/replica.log" "$BIN" "${SHARD_ARGS[@]}" \
-            --replicaof 127.0.0.1 "$PPORT"
-        for _ in $(seq 1 600); do
-            [[ -e "$STOP" ]] && break
-            redis-cli -p "$RPORT" info replication 2>/dev/null | grep -q master_link_status:up && break
-            sleep 0.05
-        done
-        kill "$RPID" 2>/dev/null || true
-        wait "$RPID" 2>/dev/null || true
-    done
-) &
-SYNCER=$!
-PEAK=0
-(
-    while [[ ! -e "$STOP" ]]; do
-        r=$(rss "$PPID_")
-        ((r > PEAK)) && PEAK=$r && echo "$PEAK" >"$WORK/peak"
-        sleep 0.02
-    done
-) &
-SAMPLER=$!
-SYNC_P99=$(p99)
-touch "$STOP"
-wait "$SYNCER" "$SAMPLER" 2>/dev/null || true
-PEAK=$(cat "$WORK/peak" 2>/dev/null || echo "$BASE_RSS")
-FULL=$(redis-cli -p "$PPORT" info stats | awk -F: '/^sync_full/ {print $2}' | tr -d '\r')
-log "p99 ${SYNC_P99} ms, peak RSS ${PEAK} kB, full syncs served: ${FULL}"
+RESULTS=()
+for server in $SERVERS; do
+    case "$server" in
+    ferrocache) measure ferrocache "$BIN" "${SHARD_ARGS[@]}" ;;
+    redis) measure redis "$REDIS_BIN" --repl-diskless-sync-delay 0 ;;
+    *) die "unknown server '$server' in SERVERS" ;;
+    esac
+done
 
 step "summary"
-python3 - "$BASE_P99" "$SYNC_P99" "$BASE_RSS" "$PEAK" "$KEYS" "$FULL" <<'PY'
-import sys
-b, s, r0, r1, keys, full = sys.argv[1:]
-b, s, r0, r1 = float(b), float(s), int(r0), int(r1)
-print(f"keys={keys} full_syncs={full}")
-print(f"GET p99: {b:.3f} ms without sync, {s:.3f} ms during syncs ({s / b:.2f}x)")
-print(f"RSS: {r0} kB before, {r1} kB peak during syncs (+{100 * (r1 - r0) / r0:.1f}%)")
-PY
+print_run_facts "$ROOT"
+echo "- command: KEYS=$KEYS REQUESTS=$REQUESTS CLIENTS=$CLIENTS SHARDS=${SHARDS:-default} REPLICA_NICE=${REPLICA_NICE:-none} scripts/bench_repl_sync.sh"
+echo
+echo "| server | full syncs | GET p99 no sync (ms) | GET p99 during syncs (ms) | ratio | RSS before (kB) | peak RSS (kB) | RSS growth |"
+echo "|---|--:|--:|--:|--:|--:|--:|--:|"
+for row in "${RESULTS[@]}"; do
+    read -r name b s r0 r1 full <<<"$row"
+    awk -v n="$name" -v b="$b" -v s="$s" -v r0="$r0" -v r1="$r1" -v f="$full" 'BEGIN {
+        printf "| %s | %s | %.3f | %.3f | %.2fx | %d | %d | +%.1f%% |\n", n, f, b, s, s / b, r0, r1, 100 * (r1 - r0) / r0 }'
+done

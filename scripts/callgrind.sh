@@ -14,7 +14,11 @@
 # dumped just after, so start-up and preloading are not counted; the kernel's
 # share (system calls, TCP) is not user space and is not counted by anyone.
 # Env: N, TESTS, CLIENTS (default 50), PIPELINE (default 1), SERVERS
-# ("ferrocache redis"), FERROCACHE_BIN, REDIS_BIN.
+# ("ferrocache redis"), FERROCACHE_BIN, REDIS_BIN, KEYSPACE (keys preloaded
+# and asked for, default 100000), CACHE_SIM=1 (also simulate the caches:
+# first-level and last-level data read misses per command, which is where
+# a large keyspace costs; valgrind's simulated caches, sized like the
+# host's unless VALGRIND_ARGS says otherwise, e.g. "--LL=33554432,16,64").
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -26,6 +30,12 @@ N="${N:-100000}"
 TESTS="${TESTS:-set get}"
 CLIENTS="${CLIENTS:-50}"
 PIPELINE="${PIPELINE:-1}"
+KEYSPACE="${KEYSPACE:-100000}"
+CACHE_SIM="${CACHE_SIM:-}"
+SIM_ARGS=()
+[[ -n "$CACHE_SIM" ]] && SIM_ARGS=(--cache-sim=yes)
+# shellcheck disable=SC2206 # extra valgrind flags, split on spaces on purpose
+SIM_ARGS+=(${VALGRIND_ARGS:-})
 SERVERS="${SERVERS:-ferrocache redis}"
 [[ "$N" =~ ^[1-9][0-9]*$ ]] || die "N must be a positive integer, got '$N'"
 command -v valgrind >/dev/null || die "valgrind is required (apt-get install valgrind)"
@@ -57,22 +67,25 @@ for name in $SERVERS; do
         *) die "unknown server '$name' in SERVERS" ;;
     esac
     port="$(free_port)"
-    (cd "$WORK" && exec valgrind --tool=callgrind --callgrind-out-file="$WORK/$name.%p.out" \
+    (cd "$WORK" && exec valgrind --tool=callgrind "${SIM_ARGS[@]}" --callgrind-out-file="$WORK/$name.%p.out" \
         "$bin" --port "$port" --bind 127.0.0.1 --save '' --appendonly no "${extra[@]}" \
         >"$WORK/$name.log" 2>&1) &
     pid=$!
     FC_PIDS+=("$pid")
     wait_ping "$port" "$pid" 120 || die "$name did not start under valgrind (log: $(tail -5 "$WORK/$name.log"))"
     # Every key the GETs ask for exists.
-    redis-benchmark -h 127.0.0.1 -p "$port" -t set -r 100000 -n 200000 -P 16 -q >/dev/null
+    redis-benchmark -h 127.0.0.1 -p "$port" -t set -r "$KEYSPACE" -n $((KEYSPACE * 2)) -P 16 -q >/dev/null
     for test in $TESTS; do
         callgrind_do "$pid" "$port" --zero
-        redis-benchmark -h 127.0.0.1 -p "$port" -t "$test" -r 100000 -n "$N" -c "$CLIENTS" -P "$PIPELINE" -q >/dev/null
+        redis-benchmark -h 127.0.0.1 -p "$port" -t "$test" -r "$KEYSPACE" -n "$N" -c "$CLIENTS" -P "$PIPELINE" -q >/dev/null
         callgrind_do "$pid" "$port" --dump="$test"
         out="$(ls -t "$WORK"/"$name".*.out.* 2>/dev/null | head -1)"
         [[ -n "$out" ]] || die "no callgrind dump for $name $test"
-        total="$(callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }')"
-        printf '%s\t%s\t%s\n' "$name" "$test" "$total" >>"$RESULTS"
+        # Totals in the order of the "Events shown" line: Ir, and with the
+        # cache simulation also Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw.
+        totals="$(callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", ""); gsub(/\([^)]*\)/, ""); print $1, $5, $8; exit }')"
+        read -r total d1mr dlmr <<<"$totals"
+        printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$test" "$total" "${d1mr:--}" "${dlmr:--}" >>"$RESULTS"
         log "$name $test: $total instructions for $N requests" >&2
         [[ -n "${KEEP_DUMPS:-}" ]] && cp "$out" "$KEEP_DUMPS/$name.$test.callgrind"
         rm -f "$out"
@@ -84,14 +97,18 @@ done
 echo "## Instructions per command (callgrind, user space)"
 echo
 print_run_facts "$ROOT"
-echo "- command: N=$N TESTS=\"$TESTS\" CLIENTS=$CLIENTS PIPELINE=$PIPELINE scripts/callgrind.sh"
+echo "- command: N=$N TESTS=\"$TESTS\" CLIENTS=$CLIENTS PIPELINE=$PIPELINE KEYSPACE=$KEYSPACE CACHE_SIM=${CACHE_SIM:-} VALGRIND_ARGS=\"${VALGRIND_ARGS:-}\" scripts/callgrind.sh"
 echo
-python3 - "$RESULTS" "$N" <<'PY'
+python3 - "$RESULTS" "$N" "$CACHE_SIM" <<'PY'
 import sys
 rows = {}
+misses = {}
+n = int(sys.argv[2])
 for line in open(sys.argv[1]):
-    name, test, total = line.split()
-    rows[(name, test)] = int(total) / int(sys.argv[2])
+    name, test, total, d1mr, dlmr = line.split()
+    rows[(name, test)] = int(total) / n
+    if d1mr != "-":
+        misses[(name, test)] = (int(d1mr) / n, int(dlmr) / n)
 tests = sorted({t for _, t in rows}, key=lambda t: ["set", "get"].index(t) if t in ("set", "get") else 9)
 print("| command | ferrocache instr/op | redis instr/op | ratio ours/redis |")
 print("|---|--:|--:|--:|")
@@ -100,4 +117,10 @@ for t in tests:
     fmt = lambda v: f"{v:,.0f}" if v is not None else "-"
     ratio = f"{ours / theirs:.2f}" if ours and theirs else "-"
     print(f"| {t.upper()} | {fmt(ours)} | {fmt(theirs)} | {ratio} |")
+if sys.argv[3]:
+    print()
+    print("| server | command | D1 read misses/op | LL read misses/op |")
+    print("|---|---|--:|--:|")
+    for (name, t), (d1, ll) in sorted(misses.items()):
+        print(f"| {name} | {t.upper()} | {d1:.2f} | {ll:.2f} |")
 PY

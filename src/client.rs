@@ -145,6 +145,9 @@ pub struct ClientState {
     /// Connection comes from a loopback address (for
     /// `enable-debug-command local`).
     pub is_local: bool,
+    /// The connection came in on the TLS port (cluster replies then name
+    /// TLS ports, see `Cluster::client_port`).
+    pub tls: bool,
     /// Commands queued since MULTI; `None` outside a transaction.
     pub multi: Option<Vec<OwnedArgs>>,
     /// A command was rejected while queuing: EXEC must abort.
@@ -190,6 +193,7 @@ impl ClientState {
             resp3: false,
             authenticated,
             is_local: handle.addr.ip().is_loopback(),
+            tls: false,
             handle,
             reply_off: false,
             reply_skip: false,

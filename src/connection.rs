@@ -68,19 +68,18 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub trait ClientStream: AsyncRead + AsyncWrite + Unpin {
     /// Writes may sit in the stream's own buffer until flushed.
     const BUFFERED: bool;
+    /// A TLS session.
+    const TLS: bool;
 
     /// Writes what the stream takes at once, without waiting or arming
     /// anything; `None` when it would block (or cannot tell without a
     /// poll: the caller then awaits a write).
     fn try_write_now(&mut self, buf: &[u8]) -> Option<std::io::Result<usize>>;
-
-    /// The plain TCP stream, for handing the connection over to
-    /// replication.
-    fn as_tcp(&mut self) -> Option<&mut TcpStream>;
 }
 
 impl ClientStream for TcpStream {
     const BUFFERED: bool = false;
+    const TLS: bool = false;
 
     #[inline]
     fn try_write_now(&mut self, buf: &[u8]) -> Option<std::io::Result<usize>> {
@@ -89,20 +88,13 @@ impl ClientStream for TcpStream {
             r => Some(r),
         }
     }
-
-    fn as_tcp(&mut self) -> Option<&mut TcpStream> {
-        Some(self)
-    }
 }
 
 impl ClientStream for tokio_rustls::server::TlsStream<TcpStream> {
     const BUFFERED: bool = true;
+    const TLS: bool = true;
 
     fn try_write_now(&mut self, _buf: &[u8]) -> Option<std::io::Result<usize>> {
-        None
-    }
-
-    fn as_tcp(&mut self) -> Option<&mut TcpStream> {
         None
     }
 }
@@ -135,6 +127,7 @@ async fn serve_stream<S: ClientStream>(
     srv.total_connections.fetch_add(1, Relaxed);
     let authenticated = crate::acl::default_is_open();
     let mut state = ClientState::new(handle, authenticated);
+    state.tls = S::TLS;
 
     run(&srv, &mut stream, &mut state, &stats).await;
 
@@ -225,7 +218,7 @@ async fn run<S: ClientStream>(
                 Ok(Decoded::Incomplete) => break,
                 Err(e) => {
                     debug!("client {}: protocol error: {:?}", state.id, e);
-                    Reply::new(&mut wbuf, state.resp3).error(&e.message());
+                    Reply::counted(&mut wbuf, state.resp3, &stats.error_codes).error(&e.message());
                     bump(&stats.error_replies, 1);
                     close = true;
                     break;
@@ -253,17 +246,10 @@ async fn run<S: ClientStream>(
         match state.pending.take() {
             None => {}
             Some(Pending::Sync(psync)) => {
-                // The connection becomes a replica link for good (plain
-                // TCP only: replication over TLS is not implemented).
-                let Some(tcp) = stream.as_tcp() else {
-                    tracing::warn!(
-                        "client {}: replication over a TLS connection is not supported",
-                        state.id
-                    );
-                    return;
-                };
+                // The connection becomes a replica link for good (over
+                // TCP or TLS alike).
                 let rest = std::mem::take(&mut rbuf);
-                crate::replication::primary::serve_replica(srv, tcp, state, psync, rest).await;
+                crate::replication::primary::serve_replica(srv, stream, state, psync, rest).await;
                 return;
             }
             Some(Pending::Wait {

@@ -35,6 +35,7 @@ pub async fn cron(srv: Arc<Server>) {
             last_rate_sample = Instant::now();
             sample_rates(&srv);
             srv.measure_memory();
+            srv.migrate_sockets.close_idle();
             for idx in 0..srv.store.len() {
                 srv.store.lock(idx).prune_watched();
             }

@@ -191,6 +191,14 @@ fn main() -> ExitCode {
         eprintln!("Aborting Redis startup because of ACL errors: {e}");
         return ExitCode::FAILURE;
     }
+    let tls = match ferrocache::tls::setup(&config) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("ferrocache: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let cluster = if config.get("cluster-enabled").as_deref() == Some("yes") {
         match ferrocache::cluster::Cluster::open(&config) {
             Ok(c) => Some(Arc::new(c)),
@@ -204,6 +212,7 @@ fn main() -> ExitCode {
     };
     let mut srv = Server::new(config, config_file);
     srv.cluster = cluster;
+    srv.tls = tls;
     let srv = Arc::new(srv);
     match run(srv) {
         Ok(()) => ExitCode::SUCCESS,

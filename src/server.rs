@@ -99,6 +99,10 @@ pub struct Server {
     /// Cluster mode state; `None` when cluster-enabled is no, which is
     /// all the dispatcher checks.
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// TLS, when a tls-* setting asks for it (see `tls::setup`).
+    pub tls: Option<Arc<crate::tls::Tls>>,
+    /// MIGRATE's connections to its targets, kept for reuse.
+    pub migrate_sockets: crate::cluster::migrate::SocketCache,
 }
 
 impl Server {
@@ -137,6 +141,8 @@ impl Server {
             expire_cycle_ms: AtomicU64::new(0),
             peak_memory: AtomicUsize::new(0),
             cluster: None,
+            tls: None,
+            migrate_sockets: Default::default(),
             config,
         }
     }
@@ -308,13 +314,19 @@ pub fn run(srv: Arc<Server>) -> std::io::Result<()> {
         .build()?;
     let backlog = srv.config.get_int("tcp-backlog").clamp(1, u32::MAX as i64) as u32;
     let bind = srv.config.get("bind").unwrap_or_default();
-    let mut listeners: Vec<(TcpListener, bool)> = main_rt
-        .block_on(async { bind_all(&bind, srv.port, backlog) })?
-        .into_iter()
-        .map(|l| (l, false))
-        .collect();
-    let tls = crate::tls::acceptor(&srv.config)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let tls = srv.tls.as_ref().and_then(|t| t.clients.clone());
+    if srv.port == 0 && tls.is_none() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "Configured to not listen anywhere, exiting.",
+        ));
+    }
+    // Port 0 means no plain TCP listener, as in Redis (TLS only).
+    let mut listeners: Vec<(TcpListener, bool)> = Vec::new();
+    if srv.port != 0 {
+        let plain = main_rt.block_on(async { bind_all(&bind, srv.port, backlog) })?;
+        listeners.extend(plain.into_iter().map(|l| (l, false)));
+    }
     if tls.is_some() {
         let tls_port = srv.config.get_int("tls-port") as u16;
         let tls_listeners = main_rt.block_on(async { bind_all(&bind, tls_port, backlog) })?;

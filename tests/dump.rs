@@ -153,3 +153,57 @@ fn crc64(data: &[u8]) -> u64 {
     }
     crc
 }
+
+fn stat(c: &mut redis::Connection, section: &str, name: &str) -> u64 {
+    let info: String = q(c, &["INFO", section]);
+    info_field(&info, name).parse().expect(name)
+}
+
+/// MIGRATE keeps its connection to a target for the next MIGRATE there
+/// (Redis's migrateGetSocket): 20 MIGRATEs, to two databases, are one
+/// connection on the target. After the target restarts on the same port,
+/// the next MIGRATE still succeeds: the kept connection fails before the
+/// first reply, which is retried once on a new connection (as Redis
+/// does). The connection is closed after 10 s unused.
+#[test]
+fn migrate_reuses_its_connection_and_replaces_a_closed_one() {
+    let src = TestServer::start();
+    let dst = TestServer::start();
+    let port = dst.port.to_string();
+    let (mut s, mut d) = (src.client(), dst.client());
+    let before = stat(&mut d, "stats", "total_connections_received");
+    for i in 0..20 {
+        let key = format!("k{i}");
+        let _: () = q(&mut s, &["SET", &key, "v"]);
+        let db = (i % 2).to_string();
+        let ok: String = q(&mut s, &["MIGRATE", "127.0.0.1", &port, &key, &db, "5000"]);
+        assert_eq!(ok, "OK");
+    }
+    assert_eq!(
+        stat(&mut d, "stats", "total_connections_received"),
+        before + 1
+    );
+    assert_eq!(q::<i64>(&mut d, &["DBSIZE"]), 10);
+    let _: () = q(&mut d, &["SELECT", "1"]);
+    assert_eq!(q::<i64>(&mut d, &["DBSIZE"]), 10);
+    assert_eq!(q::<i64>(&mut s, &["DBSIZE"]), 0);
+
+    drop(d);
+    drop(dst);
+    let dst = TestServer::start_on_port(port.parse().unwrap(), &[]);
+    let mut d = dst.client();
+    let _: () = q(&mut s, &["SET", "after", "v"]);
+    let migrate = ["MIGRATE", "127.0.0.1", &port, "after", "0", "5000"];
+    assert_eq!(q::<String>(&mut s, &migrate), "OK");
+    assert_eq!(q::<String>(&mut d, &["GET", "after"]), "v");
+    assert_eq!(q::<i64>(&mut s, &["EXISTS", "after"]), 0);
+
+    // Unused for 10 s, the connection is closed (Redis's cron checks
+    // every second).
+    assert_eq!(stat(&mut d, "clients", "connected_clients"), 2);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while stat(&mut d, "clients", "connected_clients") != 1 {
+        assert!(std::time::Instant::now() < deadline, "still connected");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}

@@ -684,10 +684,9 @@ fn sync_without_eof_capability_gets_a_length_prefixed_rdb() {
 
 /// A transaction reaches replicas wrapped in MULTI ... EXEC, so a replica
 /// applies it as one unit (issue: atomic multi-key work, replication).
-#[test]
-fn transactions_are_streamed_as_multi_exec() {
-    let primary = start(&[]);
-    let mut p = primary.client();
+/// A connection that sent SYNC and read past the RDB: what follows is
+/// the command stream replicas get.
+fn command_stream(primary: &TestServer) -> RawConn {
     let mut raw = primary.raw();
     raw.s
         .set_read_timeout(Some(Duration::from_secs(20)))
@@ -699,6 +698,14 @@ fn transactions_are_streamed_as_multi_exec() {
         .and_then(|l| l.parse().ok())
         .unwrap_or_else(|| panic!("bad bulk header {header:?}"));
     raw.read_exact_len(len);
+    raw
+}
+
+#[test]
+fn transactions_are_streamed_as_multi_exec() {
+    let primary = start(&[]);
+    let mut p = primary.client();
+    let mut raw = command_stream(&primary);
 
     let (a, b): (i64, i64) = redis::pipe()
         .atomic()
@@ -901,6 +908,22 @@ fn ferrocache_replica_of_real_redis() {
     assert_eq!(q::<i64>(&mut p, &["WAIT", "1", "10000"]), 1);
 }
 
+#[test]
+fn ferrocache_replica_waits_through_a_delayed_real_redis_snapshot() {
+    // With a repl-diskless-sync-delay (Redis's default is 5 s) Redis holds
+    // its +FULLRESYNC back and sends a newline a second meanwhile: the
+    // replica must skip them and keep waiting, as Redis's own replica does.
+    let Some(redis) = start_real_redis(&["--repl-diskless-sync-delay", "2"]) else {
+        return;
+    };
+    let mut p = redis.client();
+    q::<()>(&mut p, &["SET", "k", "v"]);
+    let replica = start_replica_of(redis.port, &[]);
+    let mut r = replica.client();
+    wait_in_sync(&mut p, &mut r);
+    assert_eq!(q::<String>(&mut r, &["GET", "k"]), "v");
+}
+
 // ---------------------------------------------------------- persistence
 
 fn persistent_flags(dir: &std::path::Path) -> Vec<String> {
@@ -1014,4 +1037,52 @@ fn rdb_files_are_exchanged_with_real_redis() {
     let mut c = s.client();
     assert_same_data(&ours, &dump_db(&mut c));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// RESTORE with a relative TTL reaches replicas as
+/// `RESTORE key <absolute ms> payload ABSTTL` (Redis's restoreCommand
+/// rewrites it so), so a replica applying it later sets the same expiry:
+/// the stream carries the primary's PEXPIRETIME, and a live replica's
+/// PEXPIRETIME equals it.
+#[test]
+fn restore_with_a_ttl_is_streamed_with_an_absolute_ttl() {
+    let primary = start(&[]);
+    let replica = start_replica_of(primary.port, &[]);
+    let (mut p, mut r) = (primary.client(), replica.client());
+    let mut raw = command_stream(&primary);
+
+    let _: () = q(&mut p, &["SET", "src", "value"]);
+    let payload: Vec<u8> = redis::cmd("DUMP").arg("src").query(&mut p).unwrap();
+    let _: () = redis::cmd("RESTORE")
+        .arg("restored")
+        .arg(100_000)
+        .arg(&payload)
+        .query(&mut p)
+        .unwrap();
+    let at: i64 = q(&mut p, &["PEXPIRETIME", "restored"]);
+    assert!(at > 0);
+    // The primary's PINGs keep the stream alive: bounded by a deadline,
+    // not the read timeout.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut stream = Vec::new();
+    while !String::from_utf8_lossy(&stream).contains("ABSTTL\r\n") {
+        assert!(
+            Instant::now() < deadline,
+            "no RESTORE ... ABSTTL in the stream {:?}",
+            String::from_utf8_lossy(&stream)
+        );
+        stream.extend(raw.read_exact_len(1));
+    }
+    let text = String::from_utf8_lossy(&stream).to_string();
+    let at_s = at.to_string();
+    let expected = format!(
+        "$7\r\nRESTORE\r\n$8\r\nrestored\r\n${}\r\n{at_s}\r\n",
+        at_s.len()
+    );
+    assert!(text.contains(&expected), "{expected:?} not in {text:?}");
+
+    wait_in_sync(&mut p, &mut r);
+    assert_eq!(q::<i64>(&mut r, &["PEXPIRETIME", "restored"]), at);
+    let pttl: i64 = q(&mut r, &["PTTL", "restored"]);
+    assert!((99_000..=100_000).contains(&pttl), "{pttl}");
 }

@@ -1036,6 +1036,59 @@ fn info_commandstats() {
     assert_eq!(cmdstat(&i, "client|id"), Some((1, 0, 0)));
 }
 
+/// INFO errorstats counts error replies by code (the message's first
+/// word), as Redis does; total_error_replies is their sum.
+#[test]
+fn info_errorstats_counts_errors_by_code() {
+    let srv = TestServer::start();
+    let mut con = srv.client();
+    let _: () = q(&mut con, &["CONFIG", "RESETSTAT"]);
+    assert_eq!(info(&mut con, "errorstats"), "# Errorstats\r\n");
+
+    assert_eq!(
+        q_err(&mut con, &["GET"]),
+        "ERR wrong number of arguments for 'get' command"
+    );
+    let _: i64 = q(&mut con, &["RPUSH", "es:list", "x"]);
+    for _ in 0..2 {
+        assert_eq!(
+            q_err(&mut con, &["GET", "es:list"]),
+            "WRONGTYPE Operation against a key holding the wrong kind of value"
+        );
+    }
+    let mut c = srv.raw();
+    c.roundtrip(
+        b"FOO\r\n",
+        b"-ERR unknown command 'FOO', with args beginning with: \r\n",
+    );
+    // A command refused while queuing dooms the transaction: ERR, then
+    // EXECABORT.
+    c.roundtrip(b"MULTI\r\n", b"+OK\r\n");
+    c.roundtrip(
+        b"GET\r\n",
+        b"-ERR wrong number of arguments for 'get' command\r\n",
+    );
+    c.roundtrip(
+        b"EXEC\r\n",
+        b"-EXECABORT Transaction discarded because of previous errors.\r\n",
+    );
+    // Errors inside EXEC's reply count too.
+    c.roundtrip(b"MULTI\r\n", b"+OK\r\n");
+    c.roundtrip(b"INCR es:list\r\n", b"+QUEUED\r\n");
+    c.roundtrip(
+        b"EXEC\r\n",
+        b"*1\r\n-WRONGTYPE Operation against a key holding the wrong kind of value\r\n",
+    );
+
+    assert_eq!(
+        info(&mut con, "errorstats"),
+        "# Errorstats\r\nerrorstat_ERR:count=3\r\nerrorstat_EXECABORT:count=1\r\nerrorstat_WRONGTYPE:count=3\r\n"
+    );
+    assert_eq!(info_int(&mut con, "stats", "total_error_replies"), 7);
+    let _: () = q(&mut con, &["CONFIG", "RESETSTAT"]);
+    assert_eq!(info(&mut con, "errorstats"), "# Errorstats\r\n");
+}
+
 // -------------------------------------------------------------- CONFIG
 
 #[test]

@@ -1,6 +1,8 @@
 //! TLS as Redis's --tls-port: redis-cli --tls and the `redis` crate over
 //! rustls, client certificates as tls-auth-clients asks, the plain port
-//! alongside. Certificates are made per test with the openssl CLI.
+//! alongside; replication over TLS (tls-replication) to a TLS-only
+//! primary, with real redis-server 7.0 on either side. Certificates are
+//! made per test with the openssl CLI (tests/common/tls.rs).
 //!
 //! Checked against redis-server 7.0.15 (built with TLS) with
 //! `FERROCACHE_TEST_BIN=/usr/bin/redis-server cargo test --test tls`.
@@ -8,106 +10,10 @@
 mod common;
 use common::*;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
-struct Certs {
-    dir: PathBuf,
-}
-
-impl Certs {
-    fn path(&self, name: &str) -> String {
-        self.dir.join(name).display().to_string()
-    }
-
-    fn read(&self, name: &str) -> Vec<u8> {
-        std::fs::read(self.dir.join(name)).unwrap()
-    }
-}
-
-impl Drop for Certs {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run openssl");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A CA, a server certificate for localhost/127.0.0.1 and a client
-/// certificate, all signed by the CA (P-256 keys).
-fn make_certs() -> Certs {
-    let dir = temp_path("tls");
-    std::fs::create_dir_all(&dir).unwrap();
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let mut ca = vec!["req", "-x509"];
-    ca.extend(ec);
-    ca.extend([
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=ferrocache test CA",
-    ]);
-    openssl(&dir, &ca);
-    std::fs::write(
-        dir.join("server.ext"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
-    for who in ["server", "client"] {
-        let key = format!("{who}.key");
-        let csr = format!("{who}.csr");
-        let crt = format!("{who}.crt");
-        let ext = format!("{who}.ext");
-        let subj = format!("/CN={who}");
-        let mut req = vec!["req"];
-        req.extend(ec);
-        req.extend(["-keyout", &key, "-out", &csr, "-subj", &subj]);
-        openssl(&dir, &req);
-        openssl(
-            &dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.crt",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                &crt,
-                "-days",
-                "2",
-                "-extfile",
-                &ext,
-            ],
-        );
-    }
-    Certs { dir }
-}
+use common::tls::{Certs, make_certs, start_tls_only, start_tls_only_binary};
 
 fn start_tls(certs: &Certs, auth_clients: &str) -> (TestServer, u16) {
     let tls_port = pick_free_port();
@@ -174,18 +80,7 @@ fn redis_cli_over_tls_with_client_certificate() {
 fn redis_crate_over_tls() {
     let certs = make_certs();
     let (_srv, tls_port) = start_tls(&certs, "yes");
-    let client = redis::Client::build_with_tls(
-        format!("rediss://localhost:{tls_port}/"),
-        redis::TlsCertificates {
-            client_tls: Some(redis::ClientTlsConfig {
-                client_cert: certs.read("client.crt"),
-                client_key: certs.read("client.key"),
-            }),
-            root_cert: Some(certs.read("ca.crt")),
-        },
-    )
-    .unwrap();
-    let mut con = client.get_connection().expect("TLS connection");
+    let mut con = certs.connect(tls_port);
     let _: () = q(&mut con, &["SET", "big", &"x".repeat(300_000)]);
     let v: String = q(&mut con, &["GET", "big"]);
     assert_eq!(v.len(), 300_000);
@@ -247,4 +142,147 @@ fn missing_certificate_file_refuses_to_start() {
     ]);
     assert!(!status.success());
     assert!(err.contains("Failed to load certificate"), "{err}");
+}
+
+// ------------------------------------------------------- replication
+
+/// Flags for a replica that reaches its primary on the TLS port
+/// `primary` (tls-replication, presenting the server certificate), in a
+/// directory of its own.
+fn tls_replica_flags(certs: &Certs, primary: u16) -> Vec<String> {
+    let mut v = vec!["--tls-replication".to_string(), "yes".into()];
+    v.extend(certs.server_flags());
+    v.extend([
+        "--replicaof".into(),
+        "127.0.0.1".into(),
+        primary.to_string(),
+        "--dir".into(),
+        certs.dir(&format!("replica-of-{primary}")),
+    ]);
+    v
+}
+
+fn refs(v: &[String]) -> Vec<&str> {
+    v.iter().map(|s| s.as_str()).collect()
+}
+
+fn link_status(con: &mut redis::Connection) -> String {
+    info_field(
+        &q::<String>(con, &["INFO", "replication"]),
+        "master_link_status",
+    )
+}
+
+/// Waits until `replica` is linked and holds key `k` with value `v`.
+fn wait_replicated(replica: &mut redis::Connection, k: &str, v: &str) {
+    wait_until(
+        &format!("{k}={v} on the replica"),
+        Duration::from_secs(20),
+        || {
+            link_status(replica) == "up"
+                && q::<Option<String>>(replica, &["GET", k]).as_deref() == Some(v)
+        },
+    );
+}
+
+#[test]
+fn tls_replication_links_to_a_tls_only_primary() {
+    let certs = make_certs();
+    let primary = start_tls_only(&certs, &["--repl-diskless-sync-delay", "0"]);
+    let mut p = certs.connect(primary.port);
+    let big = "x".repeat(300_000);
+    q::<()>(&mut p, &["SET", "before", &big]);
+    let port = primary.port.to_string();
+
+    // Without tls-replication a replica talks plain RESP to the TLS
+    // port: the link never comes up.
+    let started = Instant::now();
+    let plain = TestServer::start_with(&["--replicaof", "127.0.0.1", &port]);
+
+    // With it, the snapshot and the stream come over TLS. The replica
+    // has a TLS port of its own, which it announces to the primary.
+    let replica_tls_port = pick_free_port();
+    let mut flags = tls_replica_flags(&certs, primary.port);
+    flags.extend(["--tls-port".into(), replica_tls_port.to_string()]);
+    let replica = TestServer::start_with(&refs(&flags));
+    let mut r = replica.client();
+    wait_replicated(&mut r, "before", &big);
+    q::<()>(&mut p, &["SET", "after", "streamed"]);
+    wait_replicated(&mut r, "after", "streamed");
+    let mut r_tls = certs.connect(replica_tls_port);
+    let v: String = q(&mut r_tls, &["GET", "after"]);
+    assert_eq!(v, "streamed");
+    // The primary sees one replica, at its TLS port; its WAIT counts the
+    // acknowledgements that come back over TLS.
+    let info: String = q(&mut p, &["INFO", "replication"]);
+    assert_eq!(info_field(&info, "connected_slaves"), "1", "{info}");
+    let slave0 = info_field(&info, "slave0");
+    assert!(
+        slave0.contains(&format!("port={replica_tls_port},")),
+        "{slave0}"
+    );
+    assert_eq!(q::<i64>(&mut p, &["WAIT", "1", "10000"]), 1);
+
+    // The plain replica had seconds of retries and got nothing.
+    std::thread::sleep(Duration::from_secs(2).saturating_sub(started.elapsed()));
+    let mut c = plain.client();
+    assert_eq!(link_status(&mut c), "down");
+    assert_eq!(q::<Option<String>>(&mut c, &["GET", "after"]), None);
+}
+
+#[test]
+fn real_redis_replica_of_ferrocache_over_tls() {
+    let certs = make_certs();
+    let primary = start_tls_only(&certs, &["--repl-diskless-sync-delay", "0"]);
+    let mut p = certs.connect(primary.port);
+    q::<()>(&mut p, &["SET", "before", &"y".repeat(100_000)]);
+    let Some(redis) = TestServer::start_real_redis(&refs(&tls_replica_flags(&certs, primary.port)))
+    else {
+        eprintln!("skipping: {REAL_REDIS} not installed");
+        return;
+    };
+    let mut r = redis.client();
+    wait_replicated(&mut r, "before", &"y".repeat(100_000));
+    q::<()>(&mut p, &["RPUSH", "list", "a", "b"]);
+    q::<()>(&mut p, &["SET", "after", "streamed"]);
+    wait_replicated(&mut r, "after", "streamed");
+    assert_eq!(
+        q::<Vec<String>>(&mut r, &["LRANGE", "list", "0", "-1"]),
+        ["a", "b"]
+    );
+    assert_eq!(q::<i64>(&mut p, &["WAIT", "1", "10000"]), 1);
+}
+
+#[test]
+fn ferrocache_replica_of_real_redis_over_tls() {
+    if !std::path::Path::new(REAL_REDIS).exists() {
+        eprintln!("skipping: {REAL_REDIS} not installed");
+        return;
+    }
+    let certs = make_certs();
+    let primary = start_tls_only_binary(REAL_REDIS, &certs, &["--repl-diskless-sync-delay", "0"]);
+    let mut p = certs.connect(primary.port);
+    q::<()>(&mut p, &["SET", "before", &"z".repeat(100_000)]);
+    let replica = TestServer::start_with(&refs(&tls_replica_flags(&certs, primary.port)));
+    let mut r = replica.client();
+    wait_replicated(&mut r, "before", &"z".repeat(100_000));
+    q::<()>(&mut p, &["HSET", "h", "f", "v"]);
+    q::<()>(&mut p, &["SET", "after", "streamed"]);
+    wait_replicated(&mut r, "after", "streamed");
+    assert_eq!(q::<String>(&mut r, &["HGET", "h", "f"]), "v");
+    // Redis's WAIT counts our acknowledgements, sent over TLS.
+    assert_eq!(q::<i64>(&mut p, &["WAIT", "1", "10000"]), 1);
+}
+
+#[test]
+fn port_zero_without_tls_port_refuses_to_start() {
+    // `--port 0` turns the plain listener off, as in Redis; with no TLS
+    // port either there is nothing to listen on.
+    let (status, out, err) = run_expecting_exit(&["--port", "0", "--save", ""]);
+    assert!(!status.success());
+    let text = format!("{out}{err}");
+    assert!(
+        text.contains("Configured to not listen anywhere, exiting."),
+        "{text}"
+    );
 }

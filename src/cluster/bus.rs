@@ -1,11 +1,15 @@
-//! The cluster bus: nodes talk over TCP on the cluster port with our own
+//! The cluster bus: nodes talk over TCP (TLS with tls-cluster, see
+//! `crate::tls`) on the cluster port with our own
 //! compact encoding of Redis Cluster's messages (PING, PONG, MEET, FAIL)
 //! and run Redis Cluster's algorithms on them: gossip of the node table,
 //! slot ownership settled by config epoch, PFAIL after node-timeout
 //! without a PONG, FAIL when a majority of slot-serving primaries report
 //! it. Every link starts with a mutual challenge-response over the shared
 //! secret (`cluster-bus-secret`, else `masterauth`), HMAC-SHA1 of both
-//! nonces, so only nodes that know the secret can join.
+//! nonces, so only nodes that know the secret can join. Over TLS the
+//! challenge still runs inside the session: TLS proves a peer holds a
+//! certificate from our CA (client certificates included), the secret
+//! that it is one of this cluster's nodes.
 //!
 //! Tasks (all on the main thread's runtime, never holding the state
 //! mutex across an await): one listener, one task per inbound link, one
@@ -18,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
@@ -50,7 +54,8 @@ pub const MF_PAUSED: u8 = 1;
 /// is not failing.
 pub const MF_FORCEACK: u8 = 2;
 
-const MAGIC: &[u8; 8] = b"FCBUS01\n";
+/// Version 2 added the plain port (`pport`) to the header and gossip.
+const MAGIC: &[u8; 8] = b"FCBUS02\n";
 /// No legitimate message comes near this (a 1,000-node gossip section is
 /// ~100 KiB); anything larger is a broken or hostile peer.
 const MAX_FRAME: usize = 4 << 20;
@@ -61,6 +66,7 @@ pub struct Gossip {
     pub id: String,
     pub ip: String,
     pub port: u16,
+    pub pport: u16,
     pub cport: u16,
     pub flags: u16,
 }
@@ -74,6 +80,7 @@ pub struct Msg {
     pub primary: String,
     pub ip: String,
     pub port: u16,
+    pub pport: u16,
     pub cport: u16,
     pub hostname: String,
     pub shard_id: String,
@@ -147,6 +154,7 @@ impl Msg {
         e.str(&self.primary);
         e.str(&self.ip);
         e.u16(self.port);
+        e.u16(self.pport);
         e.u16(self.cport);
         e.str(&self.hostname);
         e.str(&self.shard_id);
@@ -156,6 +164,7 @@ impl Msg {
             e.str(&g.id);
             e.str(&g.ip);
             e.u16(g.port);
+            e.u16(g.pport);
             e.u16(g.cport);
             e.u16(g.flags);
         }
@@ -178,6 +187,7 @@ impl Msg {
         let primary = d.str()?;
         let ip = d.str()?;
         let port = d.u16()?;
+        let pport = d.u16()?;
         let cport = d.u16()?;
         let hostname = d.str()?;
         let shard_id = d.str()?;
@@ -189,6 +199,7 @@ impl Msg {
                 id: d.str()?,
                 ip: d.str()?,
                 port: d.u16()?,
+                pport: d.u16()?,
                 cport: d.u16()?,
                 flags: d.u16()?,
             });
@@ -209,6 +220,7 @@ impl Msg {
             primary,
             ip,
             port,
+            pport,
             cport,
             hostname,
             shard_id,
@@ -258,6 +270,7 @@ pub fn build_with(st: &mut State, kind: u8, to: Option<u16>, extra: Extra) -> Ve
                 id: n.id.clone(),
                 ip: n.ip.clone(),
                 port: n.port,
+                pport: n.pport,
                 cport: n.cport,
                 flags: n.flags,
             })
@@ -280,6 +293,7 @@ pub fn build_with(st: &mut State, kind: u8, to: Option<u16>, extra: Extra) -> Ve
         primary: me.primary.clone().unwrap_or_default(),
         ip: me.ip.clone(),
         port: me.port,
+        pport: me.pport,
         cport: me.cport,
         hostname: me.hostname.clone(),
         shard_id: me.shard_id.clone(),
@@ -331,22 +345,28 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Connector side: magic + nonce_c; expects nonce_s + MAC_s; sends MAC_c.
-async fn auth_connect(s: &mut TcpStream, key: &[u8]) -> std::io::Result<()> {
+async fn auth_connect<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+    key: &[u8],
+) -> std::io::Result<()> {
     let mut nc = [0u8; 16];
     super::fill_random(&mut nc);
     let mut hello = MAGIC.to_vec();
     hello.extend_from_slice(&nc);
-    s.write_all(&hello).await?;
+    send(s, &hello).await?;
     let mut resp = [0u8; 36];
     s.read_exact(&mut resp).await?;
     let (ns, mac_s) = resp.split_at(16);
     if !same(mac_s, &hmac_sha1(key, &[b"acceptor", &nc, ns])) {
         return Err(std::io::Error::other("bus peer failed authentication"));
     }
-    s.write_all(&hmac_sha1(key, &[b"connector", ns, &nc])).await
+    send(s, &hmac_sha1(key, &[b"connector", ns, &nc])).await
 }
 
-async fn auth_accept(s: &mut TcpStream, key: &[u8]) -> std::io::Result<()> {
+async fn auth_accept<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+    key: &[u8],
+) -> std::io::Result<()> {
     let mut hello = [0u8; 24];
     s.read_exact(&mut hello).await?;
     if &hello[..8] != MAGIC {
@@ -357,13 +377,19 @@ async fn auth_accept(s: &mut TcpStream, key: &[u8]) -> std::io::Result<()> {
     super::fill_random(&mut ns);
     let mut resp = ns.to_vec();
     resp.extend_from_slice(&hmac_sha1(key, &[b"acceptor", nc, &ns]));
-    s.write_all(&resp).await?;
+    send(s, &resp).await?;
     let mut mac_c = [0u8; 20];
     s.read_exact(&mut mac_c).await?;
     if !same(&mac_c, &hmac_sha1(key, &[b"connector", &ns, nc])) {
         return Err(std::io::Error::other("bus peer failed authentication"));
     }
     Ok(())
+}
+
+/// Writes and flushes: a TLS stream holds written bytes until flushed.
+async fn send<S: AsyncWrite + Unpin>(s: &mut S, bytes: &[u8]) -> std::io::Result<()> {
+    s.write_all(bytes).await?;
+    s.flush().await
 }
 
 /// Next complete frame in `buf`, if any; `Err` for an oversized one.
@@ -596,16 +622,22 @@ async fn outbound(
             continue;
         };
         let timeout = Duration::from_millis(node_timeout(&srv).clamp(100, 5000));
-        let stream =
-            match tokio::time::timeout(timeout, TcpStream::connect((ip.as_str(), cport))).await {
-                Ok(Ok(s)) => s,
-                _ => {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-        let _ = stream.set_nodelay(true);
-        let mut stream = stream;
+        let tls = srv.tls.as_deref().filter(|t| t.cluster);
+        let dialed = match crate::tls::dial(tls, &ip, cport, timeout).await {
+            Ok(d) => d,
+            Err(e @ crate::tls::DialError::Tls(_)) => {
+                // Reachable but refusing us (certificates): as for a
+                // failed challenge, say so and retry slowly.
+                warn!("cluster bus link to {ip}:{cport}: {e}");
+                tokio::time::sleep(Duration::from_millis(1000)).await;
+                continue;
+            }
+            Err(crate::tls::DialError::Connect(_)) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let mut stream = dialed.stream;
         match tokio::time::timeout(timeout, auth_connect(&mut stream, &secret(&srv))).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
@@ -615,8 +647,8 @@ async fn outbound(
             }
             Err(_) => continue,
         }
-        let local_ip = stream.local_addr().map(|a| a.ip()).ok();
-        let peer_ip = stream.peer_addr().map(|a| a.ip()).ok();
+        let local_ip = Some(dialed.local.ip());
+        let peer_ip = Some(dialed.peer.ip());
         let first = {
             let mut st = cl.lock();
             let Some(n) = st.node_mut(idx).filter(|n| n.generation == generation) else {
@@ -627,14 +659,14 @@ async fn outbound(
             let kind = if n.flags & nf::MEET != 0 { MEET } else { PING };
             build(&mut st, kind, Some(idx), "")
         };
-        if stream.write_all(&first).await.is_err() {
+        if send(&mut stream, &first).await.is_err() {
             continue;
         }
         let mut buf = BytesMut::with_capacity(8192);
         let gone = loop {
             tokio::select! {
                 frame = rx.recv() => match frame {
-                    Some(f) => if stream.write_all(&f).await.is_err() { break false },
+                    Some(f) => if send(&mut stream, &f).await.is_err() { break false },
                     None => break true,
                 },
                 r = stream.read_buf(&mut buf) => {
@@ -670,25 +702,36 @@ async fn outbound(
     }
 }
 
-async fn inbound(srv: Arc<Server>, bus: Arc<Bus>, mut stream: TcpStream) {
+async fn inbound(srv: Arc<Server>, bus: Arc<Bus>, tcp: TcpStream) {
     let Some(cl) = srv.cluster.clone() else {
         return;
     };
+    let (Ok(peer), Ok(local)) = (tcp.peer_addr(), tcp.local_addr()) else {
+        return;
+    };
     let timeout = Duration::from_millis(node_timeout(&srv).clamp(100, 5000));
+    let mut stream: Box<dyn crate::tls::Stream> =
+        match srv.tls.as_ref().and_then(|t| t.bus.as_ref()) {
+            None => Box::new(tcp),
+            Some(acceptor) => match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => Box::new(s),
+                Ok(Err(e)) => {
+                    warn!("Error accepting cluster node connection from {peer}: {e}");
+                    return;
+                }
+                Err(_) => return,
+            },
+        };
     match tokio::time::timeout(timeout, auth_accept(&mut stream, &secret(&srv))).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
-            let peer = stream
-                .peer_addr()
-                .map(|a| a.to_string())
-                .unwrap_or_default();
             warn!("cluster bus connection from {peer} refused: {e}");
             return;
         }
         Err(_) => return,
     }
-    let local_ip = stream.local_addr().map(|a| a.ip()).ok();
-    let peer_ip = stream.peer_addr().map(|a| a.ip()).ok();
+    let local_ip = Some(local.ip());
+    let peer_ip = Some(peer.ip());
     let mut buf = BytesMut::with_capacity(8192);
     let mut sender: Option<(u16, u64)> = None;
     'conn: loop {
@@ -717,7 +760,7 @@ async fn inbound(srv: Arc<Server>, bus: Arc<Bus>, mut stream: TcpStream) {
                 }
             }
             if let Some(r) = reply
-                && stream.write_all(&r).await.is_err()
+                && send(&mut stream, &r).await.is_err()
             {
                 break 'conn;
             }
@@ -792,6 +835,7 @@ fn process(
             shard_id: msg.shard_id.clone(),
             ip: sender_ip.clone(),
             port: msg.port,
+            pport: msg.pport,
             cport: msg.cport,
             flags: msg.flags & (nf::MASTER | nf::SLAVE),
             ..Node::default()
@@ -840,6 +884,10 @@ fn process(
                 n.port = msg.port;
                 n.cport = msg.cport;
                 moved = true;
+            }
+            if n.pport != msg.pport {
+                n.pport = msg.pport;
+                st.dirty = true;
             }
         }
         if moved {
@@ -946,6 +994,7 @@ fn process(
                             shard_id: super::random_id(),
                             ip: g.ip.clone(),
                             port: g.port,
+                            pport: g.pport,
                             cport: g.cport,
                             flags: g.flags & (nf::MASTER | nf::SLAVE),
                             ..Node::default()
@@ -1141,6 +1190,7 @@ mod tests {
             primary: String::new(),
             ip: "10.0.0.1".into(),
             port: 7000,
+            pport: 6000,
             cport: 17000,
             hostname: "h".into(),
             shard_id: "b".repeat(40),
@@ -1153,6 +1203,7 @@ mod tests {
                 id: "c".repeat(40),
                 ip: "10.0.0.2".into(),
                 port: 7001,
+                pport: 0,
                 cport: 17001,
                 flags: nf::MASTER | nf::PFAIL,
             }],
@@ -1170,7 +1221,8 @@ mod tests {
         assert_eq!(len, frame.len() - 4);
         let m = Msg::decode(&frame[4..]).expect("decodes");
         assert_eq!((m.kind, m.current_epoch, m.config_epoch), (PING, 7, 3));
-        assert_eq!((m.port, m.cport, m.ip.as_str()), (7000, 17000, "10.0.0.1"));
+        assert_eq!((m.port, m.pport, m.cport), (7000, 6000, 17000));
+        assert_eq!(m.ip, "10.0.0.1");
         assert_eq!(m.slots[0], 0b101);
         assert_eq!(m.gossip.len(), 1);
         assert_eq!(m.gossip[0].flags, nf::MASTER | nf::PFAIL);

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::nodes_conf::{node_line, node_line_with};
+use super::nodes_conf::{Line, node_line, node_line_with};
 use super::{Cluster, MSG_TYPES, Node, SLOTS, State, nf, random_id};
 use crate::cmd::{Args, Ctx};
 use crate::server::Server;
@@ -175,17 +175,25 @@ pub fn nodes(ctx: &mut Ctx, _args: &Args) {
     let mut out = String::new();
     let by_node = st.ranges_by_node();
     for (idx, _) in st.known_nodes() {
-        out.push_str(&node_line_with(&st, idx, false, &by_node[idx as usize]));
+        out.push_str(&node_line_with(
+            &st,
+            idx,
+            Line::Client {
+                pport: cl.uses_pport(ctx.client.tls),
+            },
+            &by_node[idx as usize],
+        ));
         out.push('\n');
     }
     drop(st);
     ctx.reply.verbatim("txt", out.as_bytes());
 }
 
-fn node_entry(ctx: &mut Ctx, n: &Node) {
+fn node_entry(ctx: &mut Ctx, cl: &Cluster, n: &Node) {
+    let port = cl.client_port(n, ctx.client.tls);
     ctx.reply.array(4);
     ctx.reply.bulk(n.ip.as_bytes());
-    ctx.reply.int(n.port as i64);
+    ctx.reply.int(port as i64);
     ctx.reply.bulk(n.id.as_bytes());
     if n.hostname.is_empty() {
         ctx.reply.map(0);
@@ -221,9 +229,9 @@ pub fn slots(ctx: &mut Ctx, _args: &Args) {
         ctx.reply.array(3 + reps.len());
         ctx.reply.int(a as i64);
         ctx.reply.int(b as i64);
-        node_entry(ctx, &n);
+        node_entry(ctx, &cl, &n);
         for r in &reps {
-            node_entry(ctx, r);
+            node_entry(ctx, &cl, r);
         }
     }
 }
@@ -260,11 +268,23 @@ pub fn shards(ctx: &mut Ctx, _args: &Args) {
         ctx.reply.bulk(b"nodes");
         ctx.reply.array(members.len());
         for n in members {
-            ctx.reply.map(if n.hostname.is_empty() { 7 } else { 8 });
+            // In a tls-cluster "port" is the plain one (if any) and
+            // "tls-port" the announced one, as Redis 7.0 shows them.
+            let (port, tls_port) = if cl.tls {
+                (n.pport, n.port)
+            } else {
+                (n.port, 0)
+            };
+            let fields = 6 + [port, tls_port].iter().filter(|p| **p != 0).count();
+            ctx.reply.map(fields + usize::from(!n.hostname.is_empty()));
             ctx.reply.bulk(b"id");
             ctx.reply.bulk(n.id.as_bytes());
-            ctx.reply.bulk(b"port");
-            ctx.reply.int(n.port as i64);
+            for (name, p) in [(&b"port"[..], port), (b"tls-port", tls_port)] {
+                if p != 0 {
+                    ctx.reply.bulk(name);
+                    ctx.reply.int(p as i64);
+                }
+            }
             ctx.reply.bulk(b"ip");
             ctx.reply.bulk(n.ip.as_bytes());
             ctx.reply.bulk(b"endpoint");
@@ -741,7 +761,10 @@ pub fn replicas(ctx: &mut Ctx, args: &Args) {
     let lines: Vec<String> = st
         .known_nodes()
         .filter(|(_, r)| r.primary.as_deref() == Some(id.as_str()))
-        .map(|(i, _)| node_line(&st, i, false))
+        .map(|(i, _)| {
+            let pport = cl.uses_pport(ctx.client.tls);
+            node_line(&st, i, Line::Client { pport })
+        })
         .collect();
     drop(st);
     ctx.reply.array(lines.len());

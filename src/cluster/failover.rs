@@ -479,6 +479,7 @@ mod tests {
             primary: "b".repeat(40),
             ip: String::new(),
             port: 0,
+            pport: 0,
             cport: 0,
             hostname: String::new(),
             shard_id: String::new(),

@@ -89,7 +89,11 @@ pub struct Node {
     pub id: String,
     pub shard_id: String,
     pub ip: String,
+    /// The client port it announces: its tls-port in a tls-cluster.
     pub port: u16,
+    /// Its plain TCP port in a tls-cluster (Redis's pport; 0 if none),
+    /// shown to clients that are not on TLS.
+    pub pport: u16,
     pub cport: u16,
     pub hostname: String,
     pub flags: u16,
@@ -193,8 +197,14 @@ pub struct Cluster {
     pub my_primary: AtomicU32,
     pub inner: Mutex<State>,
     pub path: PathBuf,
+    /// The ports we announce unless cluster-announce-* say otherwise
+    /// (Redis's deriveAnnouncedPorts): with tls-cluster the client port
+    /// is the tls-port and the plain one is `pport`.
     pub port: u16,
+    pub pport: u16,
     pub cport: u16,
+    /// tls-cluster: bus links are TLS and clients see TLS ports.
+    pub tls: bool,
     /// Keeps the flock on nodes.conf for the process's life.
     _lock: std::fs::File,
     pub started_ms: AtomicU64,
@@ -229,7 +239,13 @@ impl Cluster {
     /// Loads nodes.conf (or creates it with a fresh identity), locking it
     /// so two servers cannot share one file.
     pub fn open(config: &Config) -> Result<Cluster, String> {
-        let port = config.get_int("port") as u16;
+        let tls = config.get("tls-cluster").as_deref() == Some("yes");
+        let plain = config.get_int("port") as u16;
+        let (port, pport) = if tls {
+            (config.get_int("tls-port") as u16, plain)
+        } else {
+            (plain, 0)
+        };
         let cport = match config.get_int("cluster-port") {
             0 => port.checked_add(10000).ok_or_else(|| {
                 "Redis port number too high. Cluster communication port is 10,000 port numbers higher than your Redis port. Your Redis port number must be 55535 or less.".to_string()
@@ -264,6 +280,7 @@ impl Cluster {
         {
             let me = st.myself_mut();
             me.port = port;
+            me.pport = pport;
             me.cport = cport;
         }
         let cl = Cluster {
@@ -273,7 +290,9 @@ impl Cluster {
             inner: Mutex::new(st),
             path,
             port,
+            pport,
             cport,
+            tls,
             _lock: lock,
             started_ms: AtomicU64::new(now_ms()),
             bus: std::sync::OnceLock::new(),
@@ -288,6 +307,22 @@ impl Cluster {
         Ok(cl)
     }
 
+    /// The port to show a client for node `n` (CLUSTER SLOTS / NODES /
+    /// SHARDS, MOVED / ASK): in a tls-cluster a client that is not on TLS
+    /// gets the node's plain port when it has one, as in Redis.
+    pub fn client_port(&self, n: &Node, client_tls: bool) -> u16 {
+        if self.uses_pport(client_tls) && n.pport != 0 {
+            n.pport
+        } else {
+            n.port
+        }
+    }
+
+    /// Whether plain ports are what this client should see.
+    pub fn uses_pport(&self, client_tls: bool) -> bool {
+        self.tls && !client_tls
+    }
+
     pub fn lock(&self) -> MutexGuard<'_, State> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -297,16 +332,27 @@ impl Cluster {
     /// tick.
     pub fn apply_announce(&self, st: &mut State, config: &Config) {
         let ip = config.get("cluster-announce-ip").unwrap_or_default();
-        let aport = config.get_int("cluster-announce-port");
+        let aport = config.get_int("cluster-announce-port") as u16;
+        let atls = config.get_int("cluster-announce-tls-port") as u16;
         let abus = config.get_int("cluster-announce-bus-port");
-        let port = if aport > 0 { aport as u16 } else { self.port };
+        let (port, pport) = if self.tls && atls > 0 {
+            (atls, aport)
+        } else if aport > 0 {
+            (aport, self.pport)
+        } else {
+            (self.port, self.pport)
+        };
         let cport = if abus > 0 { abus as u16 } else { self.cport };
         let me = st.myself_mut();
-        let changed = (!ip.is_empty() && me.ip != ip) || me.port != port || me.cport != cport;
+        let changed = (!ip.is_empty() && me.ip != ip)
+            || me.port != port
+            || me.pport != pport
+            || me.cport != cport;
         if !ip.is_empty() {
             me.ip = ip;
         }
         me.port = port;
+        me.pport = pport;
         me.cport = cport;
         if changed {
             st.dirty = true;

@@ -35,19 +35,33 @@ pub fn lock_file(path: &Path) -> Result<std::fs::File, String> {
     Ok(f)
 }
 
-/// One node's CLUSTER NODES line (no newline). `in_file` adds the aux
-/// shard-id field.
-pub fn node_line(st: &State, idx: u16, in_file: bool) -> String {
-    node_line_with(st, idx, in_file, &ranges(&st.slots_of(idx)))
+/// Who a node line is for.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Line {
+    /// nodes.conf: with the aux fields (hostname, shard-id).
+    File,
+    /// A client's CLUSTER NODES / REPLICAS; `pport`: show plain ports
+    /// where nodes have them (`Cluster::uses_pport`).
+    Client { pport: bool },
+}
+
+/// One node's CLUSTER NODES line (no newline).
+pub fn node_line(st: &State, idx: u16, to: Line) -> String {
+    node_line_with(st, idx, to, &ranges(&st.slots_of(idx)))
 }
 
 /// `node_line` with the node's slot ranges already computed (see
 /// `State::ranges_by_node`, one pass for all nodes).
-pub fn node_line_with(st: &State, idx: u16, in_file: bool, slot_ranges: &[(u16, u16)]) -> String {
+pub fn node_line_with(st: &State, idx: u16, to: Line, slot_ranges: &[(u16, u16)]) -> String {
     let Some(n) = st.node(idx) else {
         return String::new();
     };
-    let mut s = format!("{} {}:{}@{}", n.id, n.ip, n.port, n.cport);
+    let in_file = to == Line::File;
+    let port = match to {
+        Line::Client { pport: true } if n.pport != 0 => n.pport,
+        _ => n.port,
+    };
+    let mut s = format!("{} {}:{}@{}", n.id, n.ip, port, n.cport);
     if !n.hostname.is_empty() || in_file {
         s.push(',');
         s.push_str(&n.hostname);
@@ -111,7 +125,7 @@ pub fn save(path: &Path, st: &State) -> std::io::Result<()> {
         if n.flags & nf::HANDSHAKE != 0 {
             continue;
         }
-        text.push_str(&node_line_with(st, idx, true, &by_node[idx as usize]));
+        text.push_str(&node_line_with(st, idx, Line::File, &by_node[idx as usize]));
         text.push('\n');
     }
     text.push_str(&format!(
@@ -281,7 +295,7 @@ mod tests {
         assert_eq!(st.migrating_to[5], 2);
         assert_eq!(st.importing_from[300], 2);
         assert_eq!(st.node(1).map(|n| n.hostname.as_str()), Some("host1"));
-        let line = node_line(&st, 0, false);
+        let line = node_line(&st, 0, Line::Client { pport: false });
         assert_eq!(
             line,
             format!(

@@ -5,10 +5,10 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use super::{Cluster, MYSELF_OWNER, OWNER_MASK, SLOT_IMPORTING, SLOT_MIGRATING};
+use super::{Cluster, MYSELF_OWNER, OWNER_MASK, SLOT_IMPORTING, SLOT_MIGRATING, State};
 use crate::client::ClientState;
 use crate::cmd::table::{CommandSpec, Lookup, flag, lookup};
-use crate::cmd::{Args, OwnedArgs};
+use crate::cmd::{Args, Locked, OwnedArgs};
 use crate::server::Server;
 use crate::store::slot::key_slot;
 
@@ -51,10 +51,10 @@ fn key_present(srv: &Server, slot: u16, key: &[u8]) -> bool {
 impl<'k> Query<'k> {
     fn add(
         &mut self,
-        srv: &Server,
         cl: &Cluster,
         spec: &CommandSpec,
         args: &Args<'k>,
+        present: &impl Fn(u16, &[u8]) -> bool,
     ) -> Result<(), String> {
         self.write |= spec.flags & flag::WRITE != 0;
         self.asking_cmd |= spec.name == "restore-asking";
@@ -80,7 +80,7 @@ impl<'k> Query<'k> {
                 }
             }
             if self.word & (SLOT_MIGRATING | SLOT_IMPORTING) != 0 {
-                if key_present(srv, s, key) {
+                if present(s, key) {
                     self.existing += 1;
                 } else {
                     self.missing += 1;
@@ -91,17 +91,96 @@ impl<'k> Query<'k> {
     }
 }
 
-/// Routes a command (or, for EXEC, the queued transaction). `Ok(slot)`:
-/// serve here; `Err`: the reply to send instead.
+/// A command that routing lets run here, in `slot`. What the decision
+/// read (the slot's word, the client's flags) is kept for `confirm`.
+#[derive(Clone, Copy)]
+pub struct Here {
+    pub slot: u16,
+    word: u32,
+    client: Client,
+}
+
+/// What routing looks at in the client: ASKING (for this command),
+/// READONLY, and whether it came over TLS (the port a redirection names).
+#[derive(Clone, Copy)]
+struct Client {
+    asking: bool,
+    readonly: bool,
+    tls: bool,
+}
+
+/// Routes a command (or, for EXEC, the queued transaction).
+/// `Ok(Some(here))`: serve it here, then `confirm` once its shards are
+/// locked; `Ok(None)`: it has no keys; `Err`: the reply to send instead.
 pub fn route(
     srv: &Server,
     cl: &Cluster,
     state: &mut ClientState,
     spec: &CommandSpec,
     args: &Args,
-) -> Result<Option<u16>, String> {
-    let asking = state.asking;
+) -> Result<Option<Here>, String> {
+    let client = Client {
+        asking: state.asking,
+        readonly: state.readonly,
+        tls: state.tls,
+    };
     command_done(state, spec);
+    let present = |slot: u16, key: &[u8]| key_present(srv, slot, key);
+    let Some(q) = query(cl, spec, args, state.multi.as_deref(), present)? else {
+        return Ok(None);
+    };
+    decide(srv, cl, client, &q)?;
+    Ok(Some(Here {
+        slot: q.slot.unwrap_or_default(),
+        word: q.word,
+        client,
+    }))
+}
+
+/// Decides again, with the command's shards locked (they stay locked
+/// while it runs), when the first decision depended on what another
+/// thread may have changed since: whether keys of a slot being migrated
+/// are here (MIGRATE moves them holding every shard) or the slot's state
+/// (SETSLOT). Redis decides and runs in one step; without this a key
+/// MIGRATEd in between was read as missing, or written here again after
+/// it had moved. One atomic load when the slot is stable and unchanged.
+/// `queue`: EXEC's queued commands.
+pub fn confirm(
+    srv: &Server,
+    cl: &Cluster,
+    spec: &CommandSpec,
+    args: &Args,
+    queue: Option<&[OwnedArgs]>,
+    here: Here,
+    locked: &Locked,
+) -> Result<(), String> {
+    let word = cl.table.word(here.slot);
+    if word == here.word && word & (SLOT_MIGRATING | SLOT_IMPORTING) == 0 {
+        return Ok(());
+    }
+    let now = crate::util::now_ms();
+    // Keyed commands lock their keys' shard; were it not held, it is
+    // locked just for the look, as `route` did.
+    let present = |slot: u16, key: &[u8]| match locked.get(slot as usize % srv.store.len()) {
+        Some(shard) => shard.dbs[0].peek(key).is_some_and(|e| !e.is_expired(now)),
+        None => key_present(srv, slot, key),
+    };
+    match query(cl, spec, args, queue, present)? {
+        Some(q) => decide(srv, cl, here.client, &q),
+        None => Ok(()),
+    }
+}
+
+/// The slot of the command's keys (of every command in `queue`, for
+/// EXEC) and, if the slot is being migrated or imported, which keys are
+/// `present`. None: no keys.
+fn query<'q>(
+    cl: &Cluster,
+    spec: &CommandSpec,
+    args: &Args<'q>,
+    queue: Option<&'q [OwnedArgs]>,
+    present: impl Fn(u16, &[u8]) -> bool,
+) -> Result<Option<Query<'q>>, String> {
     if spec.keys.0 == 0 && spec.name != "exec" {
         return Ok(None);
     }
@@ -116,17 +195,23 @@ pub fn route(
         asking_cmd: false,
     };
     if spec.name == "exec" {
-        let Some(queue) = state.multi.as_ref() else {
+        let Some(queue) = queue else {
             return Ok(None);
         };
         for queued in queue.iter() {
-            add_queued(srv, cl, &mut q, queued)?;
+            add_queued(cl, &mut q, queued, &present)?;
         }
     } else {
-        q.add(srv, cl, spec, args)?;
+        q.add(cl, spec, args, &present)?;
     }
+    Ok(q.slot.is_some().then_some(q))
+}
+
+/// Redis's getNodeByQuery once the keys are known: Ok to serve here, or
+/// the redirection / error to reply.
+fn decide(srv: &Server, cl: &Cluster, client: Client, q: &Query) -> Result<(), String> {
     let Some(slot) = q.slot else {
-        return Ok(None);
+        return Ok(());
     };
     if !cl.state_ok.load(Relaxed) {
         let reads_ok = srv.config.get("cluster-allow-reads-when-down").as_deref() == Some("yes");
@@ -142,42 +227,68 @@ pub fn route(
         if q.existing > 0 {
             return Err(TRYAGAIN.into());
         }
-        let target = cl.lock().migrating_to[slot as usize];
-        return Err(format!("ASK {slot} {}", addr_of(cl, target)));
+        return ask_for_missing(cl, slot, client.tls);
     }
-    if owner != MYSELF_OWNER && q.word & SLOT_IMPORTING != 0 && (asking || q.asking_cmd) {
+    if owner != MYSELF_OWNER && q.word & SLOT_IMPORTING != 0 && (client.asking || q.asking_cmd) {
         if q.multiple_keys && q.missing > 0 {
             return Err(TRYAGAIN.into());
         }
-        return Ok(Some(slot));
+        return Ok(());
     }
-    if state.readonly && !q.write && owner == cl.my_primary.load(Relaxed) {
-        return Ok(Some(slot));
+    if client.readonly && !q.write && owner == cl.my_primary.load(Relaxed) {
+        return Ok(());
     }
     if owner != MYSELF_OWNER {
-        return Err(format!("MOVED {slot} {}", addr_of(cl, owner as u16)));
-    }
-    Ok(Some(slot))
-}
-
-fn add_queued<'q>(
-    srv: &Server,
-    cl: &Cluster,
-    q: &mut Query<'q>,
-    queued: &'q OwnedArgs,
-) -> Result<(), String> {
-    let args = queued.args();
-    if let Lookup::Found(r) = lookup(args.get(0), (args.len() > 1).then(|| args.get(1))) {
-        q.add(srv, cl, r.spec, &args)?;
+        return Err(format!(
+            "MOVED {slot} {}",
+            addr_of(cl, owner as u16, client.tls)
+        ));
     }
     Ok(())
 }
 
-/// "ip:port" of a node by its slot-table owner number (index + 1).
-fn addr_of(cl: &Cluster, owner: u16) -> String {
+/// Keys missing from a slot we are migrating go to the target (ASK). The
+/// slot's word was read without the lock and SETSLOT may have closed the
+/// migration since, so the target is read under the lock together with
+/// the slot's owner (SETSLOT changes both under it): closed to another
+/// node, the client is sent there (MOVED); closed back to us, the
+/// command is served here (and `confirm` checks again). Reading only
+/// the target, a closed migration gave "ASK <slot> :0", which clients
+/// cannot follow.
+fn ask_for_missing(cl: &Cluster, slot: u16, client_tls: bool) -> Result<(), String> {
     let st = cl.lock();
-    match owner.checked_sub(1).and_then(|i| st.node(i)) {
-        Some(n) => format!("{}:{}", n.ip, n.port),
-        None => ":0".into(),
+    if let Some(addr) = node_addr(cl, &st, st.migrating_to[slot as usize], client_tls) {
+        return Err(format!("ASK {slot} {addr}"));
     }
+    let owner = (cl.table.word(slot) & OWNER_MASK) as u16;
+    match node_addr(cl, &st, owner, client_tls) {
+        Some(addr) if owner as u32 != MYSELF_OWNER => Err(format!("MOVED {slot} {addr}")),
+        Some(_) => Ok(()),
+        None => Err(UNBOUND.into()),
+    }
+}
+
+fn add_queued<'q>(
+    cl: &Cluster,
+    q: &mut Query<'q>,
+    queued: &'q OwnedArgs,
+    present: &impl Fn(u16, &[u8]) -> bool,
+) -> Result<(), String> {
+    let args = queued.args();
+    if let Lookup::Found(r) = lookup(args.get(0), (args.len() > 1).then(|| args.get(1))) {
+        q.add(cl, r.spec, &args, present)?;
+    }
+    Ok(())
+}
+
+/// "ip:port" of a node by its slot-table owner number (index + 1), the
+/// port as this client should see it (`Cluster::client_port`).
+fn addr_of(cl: &Cluster, owner: u16, client_tls: bool) -> String {
+    node_addr(cl, &cl.lock(), owner, client_tls).unwrap_or_else(|| ":0".into())
+}
+
+/// `addr_of`, if the node is known.
+fn node_addr(cl: &Cluster, st: &State, owner: u16, client_tls: bool) -> Option<String> {
+    let n = st.node(owner.checked_sub(1)?)?;
+    Some(format!("{}:{}", n.ip, cl.client_port(n, client_tls)))
 }

@@ -8,6 +8,7 @@ use bytes::BytesMut;
 use super::table::{CommandSpec, LockSpec, Lookup, Resolved, flag, lookup};
 use super::{Args, Ctx, KeyShards, Locked, OwnedArgs};
 use crate::client::ClientState;
+use crate::cluster::routing::{self, Here};
 use crate::protocol::Reply;
 use crate::server::Server;
 use crate::stats::{WorkerStats, bump};
@@ -22,7 +23,7 @@ pub fn execute(
     stats: &WorkerStats,
 ) {
     let mark = out.len();
-    let mut reply = Reply::new(out, state.resp3);
+    let mut reply = Reply::counted(out, state.resp3, &stats.error_codes);
     // One monotonic reading per command: it times the command and gives
     // its wall clock (`unix_ms_at`).
     let started = mono_ns();
@@ -31,6 +32,9 @@ pub fn execute(
     // carried it into the shared dataset figure.
     crate::eviction::flush_freed();
     bump(&stats.commands, 1);
+    // Every error line of this command's reply (those nested in EXEC's
+    // too), as errorstats counted them.
+    bump(&stats.error_replies, reply.errors as u64);
     state
         .handle
         .last_interaction_ms
@@ -57,7 +61,6 @@ fn reject(
     if let Some(id) = id {
         bump(&stats.cmd[id].rejected, 1);
     }
-    bump(&stats.error_replies, 1);
     if state.multi.is_some() {
         state.multi_error = true;
     }
@@ -121,12 +124,12 @@ fn run_command(
     }
     // Cluster mode off: this one branch is all routing costs. Our
     // primary's stream is applied whatever the slot table says.
-    let mut slot = None;
+    let mut here = None;
     if let Some(cluster) = &srv.cluster
         && !state.is_master
     {
-        match crate::cluster::routing::route(srv, cluster, state, spec, args) {
-            Ok(s) => slot = s,
+        match routing::route(srv, cluster, state, spec, args) {
+            Ok(h) => here = h,
             Err(msg) => {
                 if spec.name == "exec" && state.multi.is_some() {
                     // Redis discards the transaction along with the error.
@@ -201,16 +204,20 @@ fn run_command(
         return;
     }
     if state.multi.is_some() && spec.name == "exec" {
-        return exec(srv, state, resolved, reply, stats);
+        return exec(srv, state, resolved, args, here, reply, stats);
     }
-    let (locked, key_shards) = match slot {
+    let (locked, key_shards) = match here {
         // Cluster mode: every key is in this one slot, hence one shard.
-        Some(slot) if resolved.spec.lock == LockSpec::Keys => {
-            let idx = slot as usize % srv.store.len();
+        Some(h) if resolved.spec.lock == LockSpec::Keys => {
+            let idx = h.slot as usize % srv.store.len();
             (Locked::One(idx, srv.store.lock(idx)), KeyShards::new())
         }
         _ => lock_for(srv, resolved, args),
     };
+    if let Err(msg) = confirm_route(srv, spec, args, None, here, &locked) {
+        drop(locked);
+        return reject(state, reply, stats, Some(resolved.id), &msg);
+    }
     run_locked(
         srv, state, resolved, args, reply, stats, locked, key_shards, started,
     );
@@ -326,9 +333,24 @@ fn run_locked<'a>(
     let errs = reply.errors - errors_before;
     if errs > 0 {
         bump(&cstat.failed, 1);
-        bump(&stats.error_replies, errs as u64);
     }
     locked
+}
+
+/// Cluster mode: routing's decision checked again with the command's
+/// shards locked (`routing::confirm`); nothing to do otherwise.
+fn confirm_route(
+    srv: &Server,
+    spec: &CommandSpec,
+    args: &Args,
+    queue: Option<&[OwnedArgs]>,
+    here: Option<Here>,
+    locked: &Locked,
+) -> Result<(), String> {
+    match (here, &srv.cluster) {
+        (Some(h), Some(cl)) => routing::confirm(srv, cl, spec, args, queue, h, locked),
+        _ => Ok(()),
+    }
 }
 
 /// Marks WATCHers of the keys a write command changed (Redis's
@@ -350,6 +372,8 @@ fn exec(
     srv: &Server,
     state: &mut ClientState,
     exec_cmd: &Resolved,
+    args: &Args,
+    here: Option<Here>,
     reply: &mut Reply,
     stats: &WorkerStats,
 ) {
@@ -359,7 +383,6 @@ fn exec(
         reply.error("EXECABORT Transaction discarded because of previous errors.");
         bump(&stats.cmd[exec_cmd.id].calls, 1);
         bump(&stats.cmd[exec_cmd.id].failed, 1);
-        bump(&stats.error_replies, 1);
         return;
     }
     let mut all = false;
@@ -401,6 +424,12 @@ fn exec(
         shards.dedup();
         Locked::acquire(srv, &shards)
     };
+    if let Err(msg) = confirm_route(srv, exec_cmd.spec, args, Some(&queue), here, &locked) {
+        // Discarded with the error, as when routing refused the EXEC.
+        drop(locked);
+        state.unwatch_all();
+        return reject(state, reply, stats, Some(exec_cmd.id), &msg);
+    }
     let now = now_ms();
     let expired_watch = state
         .watched

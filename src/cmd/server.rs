@@ -229,9 +229,19 @@ fn info_section(ctx: &mut Ctx, name: &str) -> Option<String> {
         "modules" => o.push_str("# Modules\r\n"),
         "errorstats" => {
             o.push_str("# Errorstats\r\n");
-            let errs = srv.sum_workers(|w| w.error_replies.load(Relaxed));
-            if errs > 0 {
-                let _ = write!(o, "errorstat_ERR:count={errs}\r\n");
+            let mut codes = std::collections::HashMap::new();
+            for w in &srv.workers {
+                w.error_codes.add_to(&mut codes);
+            }
+            // Redis lists them in its rax's (byte) order.
+            let mut codes: Vec<_> = codes.into_iter().collect();
+            codes.sort_unstable();
+            for (code, n) in codes {
+                let _ = write!(
+                    o,
+                    "errorstat_{}:count={n}\r\n",
+                    String::from_utf8_lossy(&code)
+                );
             }
         }
         "cluster" => o.push_str(if ctx.srv.cluster.is_some() {

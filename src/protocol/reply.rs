@@ -7,11 +7,15 @@
 
 use bytes::{BufMut, BytesMut};
 
+use crate::stats::ErrorCodes;
+
 pub struct Reply<'a> {
     pub out: &'a mut BytesMut,
     pub resp3: bool,
     /// Error replies written so far (commandstats' failed_calls).
     pub errors: u32,
+    /// Where each error reply is counted by code (INFO errorstats).
+    error_codes: Option<&'a ErrorCodes>,
 }
 
 impl<'a> Reply<'a> {
@@ -20,6 +24,15 @@ impl<'a> Reply<'a> {
             out,
             resp3,
             errors: 0,
+            error_codes: None,
+        }
+    }
+
+    /// A reply whose error lines are also counted in `codes`.
+    pub fn counted(out: &'a mut BytesMut, resp3: bool, codes: &'a ErrorCodes) -> Self {
+        Reply {
+            error_codes: Some(codes),
+            ..Reply::new(out, resp3)
         }
     }
 
@@ -52,6 +65,9 @@ impl<'a> Reply<'a> {
     /// (Redis echoes them raw).
     pub fn error_bytes(&mut self, msg: &[u8]) {
         self.errors += 1;
+        if let Some(codes) = self.error_codes {
+            codes.count(msg);
+        }
         self.out.reserve(msg.len() + 3);
         self.out.put_u8(b'-');
         for &b in msg {

@@ -472,6 +472,36 @@ fn effect_of(
     if eq_ic(name, "getex") && args.len() >= 3 {
         return Some(expire_effect(args.get(1)));
     }
+    if eq_ic(name, "migrate") {
+        // The keys the target acknowledged were deleted here: replicas
+        // delete them too (Redis propagates MIGRATE as DEL). Sent as is, a
+        // replica would run the MIGRATE itself, against the target.
+        let opts = crate::cluster::migrate::parse(args).ok()?;
+        let mut del = vec![b"DEL".to_vec()];
+        del.extend(
+            opts.keys
+                .into_iter()
+                .filter(|k| entry(k).is_none())
+                .map(<[u8]>::to_vec),
+        );
+        return Some(del);
+    }
+    if (eq_ic(name, "restore") || eq_ic(name, "restore-asking")) && args.len() >= 4 {
+        // As Redis's restoreCommand: a relative TTL goes out as the
+        // absolute time it set, so a replica (or a later replay) that
+        // applies it later sets the same expiry.
+        let absttl = args.iter().skip(4).any(|a| eq_ic(a, "absttl"));
+        return match entry(args.get(1)) {
+            Some(e) if e.expire_at != 0 && !absttl => {
+                let mut parts: Vec<Vec<u8>> = args.iter().map(<[u8]>::to_vec).collect();
+                parts[2] = at(e.expire_at);
+                parts.push(b"ABSTTL".to_vec());
+                Some(parts)
+            }
+            Some(_) => None,
+            None => Some(vec![b"DEL".to_vec(), args.get(1).to_vec()]),
+        };
+    }
     if eq_ic(name, "getdel") && args.len() == 2 {
         return Some(vec![b"DEL".to_vec(), args.get(1).to_vec()]);
     }

@@ -9,8 +9,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tracing::{info, warn};
 
 use super::{ReplicaLink, SYNC_FULL, SYNC_PARTIAL_ERR, SYNC_PARTIAL_OK, feed, snapshot};
@@ -24,9 +23,13 @@ use crate::util::{eq_ic, now_ms, parse_i64};
 /// Most stream bytes handed to the socket in one write.
 const CHUNK: usize = 256 * 1024;
 
-pub async fn serve_replica(
+/// A replica's connection: plain TCP or TLS.
+pub trait ReplicaStream: AsyncRead + AsyncWrite + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Unpin> ReplicaStream for T {}
+
+pub async fn serve_replica<S: ReplicaStream>(
     srv: &Arc<Server>,
-    stream: &mut TcpStream,
+    stream: &mut S,
     state: &mut ClientState,
     psync: Option<(String, i64)>,
     rbuf: BytesMut,
@@ -110,7 +113,7 @@ pub async fn serve_replica(
         }
         link.online.store(true, Relaxed);
         info!("Synchronization with replica {ip}:{port} succeeded");
-    } else if stream.write_all(&header).await.is_err() {
+    } else if send(stream, &header).await.is_err() {
         feed().remove_replica(&link);
         return;
     }
@@ -120,8 +123,8 @@ pub async fn serve_replica(
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn send_snapshot(
-    stream: &mut TcpStream,
+async fn send_snapshot<S: ReplicaStream>(
+    stream: &mut S,
     mut out: Vec<u8>,
     job: &snapshot::Job,
     images: &mut tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>,
@@ -146,11 +149,11 @@ async fn send_snapshot(
         let mark = crate::server::random_hex(40);
         out.extend_from_slice(format!("$EOF:{mark}\r\n").as_bytes());
         out.extend_from_slice(&head);
-        stream.write_all(&out).await?;
+        send(stream, &out).await?;
         super::NET_REPL_OUT.fetch_add(out.len() as u64, Relaxed);
         while let Some(img) = images.recv().await {
             crc.update(&img);
-            let r = stream.write_all(&img).await;
+            let r = send(stream, &img).await;
             job.consumed();
             r?;
             super::NET_REPL_OUT.fetch_add(img.len() as u64, Relaxed);
@@ -158,7 +161,7 @@ async fn send_snapshot(
         let mut tail = Vec::new();
         rdb::write_trailer(&mut tail, &mut crc);
         tail.extend_from_slice(mark.as_bytes());
-        stream.write_all(&tail).await?;
+        send(stream, &tail).await?;
         super::NET_REPL_OUT.fetch_add(tail.len() as u64, Relaxed);
     } else {
         // The length comes first: build the whole file.
@@ -170,9 +173,9 @@ async fn send_snapshot(
         }
         rdb::write_trailer(&mut body, &mut crc);
         out.extend_from_slice(format!("${}\r\n", body.len()).as_bytes());
-        stream.write_all(&out).await?;
+        send(stream, &out).await?;
         super::NET_REPL_OUT.fetch_add(out.len() as u64, Relaxed);
-        stream.write_all(&body).await?;
+        send(stream, &body).await?;
         super::NET_REPL_OUT.fetch_add(body.len() as u64, Relaxed);
     }
     Ok(())
@@ -180,13 +183,19 @@ async fn send_snapshot(
 
 /// Sends the stream from the link's cursor on, and reads the replica's
 /// acknowledgements, until either side fails or the link is cut.
-async fn stream_to(
-    stream: &mut TcpStream,
+/// Writes and flushes (TLS holds written bytes until then).
+async fn send<S: AsyncWrite + Unpin>(stream: &mut S, bytes: &[u8]) -> std::io::Result<()> {
+    stream.write_all(bytes).await?;
+    stream.flush().await
+}
+
+async fn stream_to<S: ReplicaStream>(
+    stream: &mut S,
     link: &Arc<ReplicaLink>,
     mut rbuf: BytesMut,
     srv: &Server,
 ) {
-    let (mut rd, mut wr) = stream.split();
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let reader = async {
         let mut decoder = Decoder::new(srv.config.proto_max_bulk_len.load(Relaxed));
         loop {
@@ -238,7 +247,7 @@ async fn stream_to(
                 let _ = tokio::time::timeout(Duration::from_secs(1), woken).await;
                 continue;
             }
-            if wr.write_all(&chunk).await.is_err() {
+            if send(&mut wr, &chunk).await.is_err() {
                 return;
             }
             super::NET_REPL_OUT.fetch_add(chunk.len() as u64, Relaxed);

@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tracing::{info, warn};
 
 use super::feed;
@@ -112,9 +111,9 @@ async fn link_loop(srv: Arc<Server>, host: String, port: u16) {
     }
 }
 
-/// Buffered reads from the primary.
+/// Buffered reads from the primary, over TCP or TLS (tls-replication).
 struct Conn {
-    stream: TcpStream,
+    link: crate::tls::Dialed,
     buf: BytesMut,
 }
 
@@ -123,7 +122,7 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 impl Conn {
     async fn fill(&mut self) -> Result<(), String> {
         self.buf.reserve(64 * 1024);
-        match tokio::time::timeout(TIMEOUT, self.stream.read_buf(&mut self.buf)).await {
+        match tokio::time::timeout(TIMEOUT, self.link.stream.read_buf(&mut self.buf)).await {
             Ok(Ok(0)) => Err("connection closed by primary".into()),
             Ok(Ok(n)) => {
                 LAST_IO_MS.store(now_ms(), Relaxed);
@@ -153,22 +152,16 @@ impl Conn {
     async fn command(&mut self, parts: &[&[u8]]) -> Result<String, String> {
         let mut out = Vec::new();
         encode_command(&mut out, parts);
-        self.stream
-            .write_all(&out)
-            .await
-            .map_err(|e| e.to_string())?;
+        send(&mut self.link.stream, &out).await?;
         self.line().await
     }
 }
 
 async fn sync_and_stream(srv: &Arc<Server>, host: &str, port: u16) -> Result<(), String> {
-    let stream = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect((host, port)))
-        .await
-        .map_err(|_| "connect timeout".to_string())?
-        .map_err(|e| e.to_string())?;
-    let _ = stream.set_nodelay(true);
+    let tls = srv.tls.as_deref().filter(|t| t.replication);
+    let link = crate::tls::dial(tls, host, port, Duration::from_secs(5)).await?;
     let mut c = Conn {
-        stream,
+        link,
         buf: BytesMut::new(),
     };
     info!("MASTER <-> REPLICA sync started");
@@ -193,7 +186,13 @@ async fn sync_and_stream(srv: &Arc<Server>, host: &str, port: u16) -> Result<(),
             return Err(format!("Unable to AUTH to MASTER: {r}"));
         }
     }
-    let my_port = srv.port.to_string();
+    // With tls-replication the primary should reach us on our TLS port
+    // (Redis announces it the same way).
+    let tls_port = srv.config.get_int("tls-port");
+    let my_port = match tls {
+        Some(_) if tls_port != 0 => tls_port.to_string(),
+        _ => srv.port.to_string(),
+    };
     c.command(&[b"REPLCONF", b"listening-port", my_port.as_bytes()])
         .await?;
     c.command(&[b"REPLCONF", b"capa", b"eof", b"capa", b"psync2"])
@@ -203,7 +202,7 @@ async fn sync_and_stream(srv: &Arc<Server>, host: &str, port: u16) -> Result<(),
         let f = feed();
         (f.replid.clone(), f.offset)
     };
-    let psync = if offset > 0 {
+    let mut psync = if offset > 0 {
         c.command(&[
             b"PSYNC",
             replid.as_bytes(),
@@ -213,6 +212,12 @@ async fn sync_and_stream(srv: &Arc<Server>, host: &str, port: u16) -> Result<(),
     } else {
         c.command(&[b"PSYNC", b"?", b"-1"]).await?
     };
+    // A primary that delays its snapshot (Redis's repl-diskless-sync-delay)
+    // sends a newline a second meanwhile to keep the link alive; Redis's
+    // replica skips them, and so do we.
+    while psync.is_empty() {
+        psync = c.line().await?;
+    }
     if let Some(rest) = psync.strip_prefix("+FULLRESYNC ") {
         let mut it = rest.split_whitespace();
         let (Some(id), Some(off)) = (it.next(), it.next().and_then(|o| o.parse::<u64>().ok()))
@@ -324,15 +329,11 @@ pub fn load_snapshot(srv: &Server, data: &[u8]) -> Result<(), String> {
 
 /// Applies the replication stream until the link fails.
 async fn apply_stream(srv: &Arc<Server>, mut c: Conn) -> Result<(), String> {
-    let (Ok(addr), Ok(laddr)) = (c.stream.peer_addr(), c.stream.local_addr()) else {
-        return Err("socket lost".into());
-    };
-    use std::os::fd::AsRawFd;
     let handle = Arc::new(ClientHandle::new(
         srv.next_client_id(),
-        addr,
-        laddr,
-        c.stream.as_raw_fd(),
+        c.link.peer,
+        c.link.local,
+        c.link.fd,
     ));
     let mut state = ClientState::new(handle, true);
     state.is_master = true;
@@ -374,12 +375,12 @@ async fn apply_stream(srv: &Arc<Server>, mut c: Conn) -> Result<(), String> {
         rbuf.advance(keep);
         decoder.consumed(keep);
         if ack_now {
-            send_ack(&mut c.stream).await?;
+            send_ack(&mut c.link.stream).await?;
             continue;
         }
         rbuf.reserve(64 * 1024);
         tokio::select! {
-            r = c.stream.read_buf(&mut rbuf) => match r {
+            r = c.link.stream.read_buf(&mut rbuf) => match r {
                 Ok(0) => return Err("connection lost".into()),
                 Ok(n) => {
                     LAST_IO_MS.store(now_ms(), Relaxed);
@@ -387,7 +388,7 @@ async fn apply_stream(srv: &Arc<Server>, mut c: Conn) -> Result<(), String> {
                 }
                 Err(e) => return Err(e.to_string()),
             },
-            _ = ack_timer.tick() => send_ack(&mut c.stream).await?,
+            _ = ack_timer.tick() => send_ack(&mut c.link.stream).await?,
         }
         if LAST_IO_MS.load(Relaxed) + TIMEOUT.as_millis() as u64 <= now_ms() {
             return Err("MASTER timeout: no data nor PING received...".into());
@@ -395,9 +396,15 @@ async fn apply_stream(srv: &Arc<Server>, mut c: Conn) -> Result<(), String> {
     }
 }
 
-async fn send_ack(stream: &mut TcpStream) -> Result<(), String> {
+async fn send_ack(stream: &mut Box<dyn crate::tls::Stream>) -> Result<(), String> {
     let off = feed().offset.to_string();
     let mut out = Vec::new();
     encode_command(&mut out, &[b"REPLCONF", b"ACK", off.as_bytes()]);
-    stream.write_all(&out).await.map_err(|e| e.to_string())
+    send(stream, &out).await
+}
+
+/// Writes and flushes (a TLS stream may hold written bytes until then).
+async fn send(stream: &mut Box<dyn crate::tls::Stream>, bytes: &[u8]) -> Result<(), String> {
+    stream.write_all(bytes).await.map_err(|e| e.to_string())?;
+    stream.flush().await.map_err(|e| e.to_string())
 }

@@ -6,6 +6,8 @@
 //! behaviour and not our own.
 #![allow(dead_code)]
 
+pub mod tls;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -281,6 +283,24 @@ impl TestServer {
         port: u16,
         dir: Option<&std::path::Path>,
     ) -> Result<TestServer, String> {
+        let password = args
+            .windows(2)
+            .find(|w| w[0] == "--requirepass")
+            .map(|w| w[1].clone());
+        Self::try_start_probed(binary, args, port, dir, &|p| {
+            listening_pid(p, password.as_deref())
+        })
+    }
+
+    /// `try_start_binary` where `probe(port)` asks the server on the port
+    /// for its process id (over TLS for a TLS-only server).
+    fn try_start_probed(
+        binary: &str,
+        args: &[String],
+        port: u16,
+        dir: Option<&std::path::Path>,
+        probe: &dyn Fn(u16) -> Option<u32>,
+    ) -> Result<TestServer, String> {
         let mut cmd = Command::new(binary);
         cmd.args(args)
             .stdin(Stdio::null())
@@ -296,10 +316,6 @@ impl TestServer {
             cmd.current_dir(d);
         }
         let mut child = cmd.spawn().expect("spawn server");
-        let password = args
-            .windows(2)
-            .find(|w| w[0] == "--requirepass")
-            .map(|w| w[1].clone());
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(Some(status)) = child.try_wait() {
@@ -310,7 +326,7 @@ impl TestServer {
                 return Err(format!("server exited with {status}: {err}"));
             }
             if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                if listening_pid(port, password.as_deref()) != Some(child.id()) {
+                if probe(port) != Some(child.id()) {
                     // Someone else's server holds the port: ours will
                     // fail to bind.
                     let _ = child.kill();
@@ -350,6 +366,23 @@ impl TestServer {
             }
         }
         panic!("could not start server: {last_err}");
+    }
+
+    /// Starts the server (with `start_with`'s flags) on the given port,
+    /// e.g. the port of one just stopped, to restart it there.
+    pub fn start_on_port(port: u16, extra: &[&str]) -> TestServer {
+        let mut args = harness_flags(port);
+        args.extend(["--enable-debug-command".into(), "yes".into()]);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut last_err = String::new();
+        for _ in 0..50 {
+            match Self::try_start_binary(&server_binary(), &args, port, None) {
+                Ok(srv) => return srv,
+                Err(e) => last_err = e,
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("could not start server on port {port}: {last_err}");
     }
 
     /// Sends `sig` (e.g. `libc::SIGTERM`) to the server process.
@@ -437,4 +470,53 @@ pub fn harness_flags(port: u16) -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect()
+}
+
+// ------------------------------------------------------ waits and tools
+
+/// Polls `f` every 50 ms until it holds; fails the test after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Runs a tool to completion within `timeout`; returns (success, output).
+pub fn run_tool(bin: &str, args: &[String], timeout: Duration) -> (bool, String) {
+    let out_path = temp_path("tool-out");
+    let out = std::fs::File::create(&out_path).expect("out file");
+    let mut child = Command::new(bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().expect("dup"))
+        .stderr(out)
+        .spawn()
+        .expect("spawn tool");
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let text = std::fs::read_to_string(&out_path).unwrap_or_default();
+            panic!("{bin} {args:?} did not finish within {timeout:?}:\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let text = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&out_path);
+    (status.success(), text)
+}
+
+/// A field of an INFO-style text ("name:value" lines), "" if absent.
+pub fn info_field(info: &str, name: &str) -> String {
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
 }
