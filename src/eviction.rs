@@ -20,8 +20,10 @@
 //!   wake-ups) or, skipping it, wrote past maxmemory while a preempted
 //!   holder evicted for them.
 //!
-//! Only one shard lock is held at a time, and never together with the
-//! command's own locks (eviction runs before the command locks).
+//! Eviction never holds a lock together with the command's own locks
+//! (it runs before the command locks). It waits for one shard lock at a
+//! time; a second shard is only ever tried (`Store::try_lock`), never
+//! waited for, so holding two cannot deadlock.
 
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -30,7 +32,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::server::Server;
+use crate::store::Shard;
 use crate::store::{Db, EntryRef, SampleId, idle_ms, lru_clock};
+use std::sync::MutexGuard;
 
 /// New keys start with this LFU counter so they are not evicted before
 /// they had a chance to be read (Redis's LFU_INIT_VAL).
@@ -419,10 +423,26 @@ impl Pool {
         }
     }
 
+    /// The best candidate, left in.
+    fn best(&self) -> Option<Candidate> {
+        self.len.checked_sub(1).map(|i| self.cands[i])
+    }
+
     /// Takes the best candidate out.
     fn pop(&mut self) -> Option<Candidate> {
         self.len = self.len.checked_sub(1)?;
         Some(self.cands[self.len])
+    }
+
+    /// Takes out the best candidate of `shard`, if any.
+    fn take_best_of(&mut self, shard: usize) -> Option<Candidate> {
+        let i = self.cands[..self.len]
+            .iter()
+            .rposition(|c| c.shard as usize == shard)?;
+        let c = self.cands[i];
+        self.cands.copy_within(i + 1..self.len, i);
+        self.len -= 1;
+        Some(c)
     }
 
     pub fn clear(&mut self) {
@@ -556,8 +576,10 @@ fn evict_one(srv: &Server, policy: Policy, now: u64) -> Evicted {
 /// The shards take turns, so each eviction samples as many keys as
 /// Redis's does (maxmemory-samples per database), whatever the number of
 /// shards, while the pool still compares candidates of every shard. The
-/// sampled shard stays locked until its candidate is evicted; a
-/// candidate of another shard takes that shard's lock instead.
+/// sampled shard stays locked until its candidate is evicted. A
+/// candidate of another shard is evicted if that shard's lock is free at
+/// once; if another thread holds it, the best candidate of the shard
+/// held goes instead, so an eviction never queues for a second lock.
 fn evict_from_pool(
     srv: &Server,
     pool: &mut Pool,
@@ -570,22 +592,41 @@ fn evict_from_pool(
     // Shards in a row that had nothing the policy may evict.
     let mut barren = 0;
     for _round in 0..nshards + 3 {
-        let idx = next_shard(nshards);
-        let mut held = (idx, srv.store.lock(idx));
-        if populate(pool, &mut held.1, idx, policy, samples, now) {
+        let mut held = sampling_shard(srv, nshards);
+        if populate(pool, &mut held.1, held.0, policy, samples, now) {
             barren = 0;
         } else {
             barren += 1;
         }
-        while let Some(c) = pool.pop() {
+        while let Some(c) = pool.best() {
             let shard = c.shard as usize;
-            if shard != held.0 {
-                drop(held);
-                held = (shard, srv.store.lock(shard));
+            if shard == held.0 {
+                pool.pop();
+                if evict_candidate(&mut held.1, &c, volatile) {
+                    return Evicted::One;
+                }
+                continue;
             }
-            if evict_candidate(&mut held.1, &c, volatile) {
-                return Evicted::One;
+            // Another shard's candidate: taken if that shard is free now.
+            // Holding two shards cannot deadlock, since the second is
+            // only tried, never waited for.
+            if let Some(mut other) = srv.store.try_lock(shard) {
+                pool.pop();
+                if evict_candidate(&mut other, &c, volatile) {
+                    return Evicted::One;
+                }
+                continue;
             }
+            // That shard is busy: the best candidate of the shard held
+            // goes instead; with none, wait for the busy one.
+            if let Some(c) = pool.take_best_of(held.0) {
+                if evict_candidate(&mut held.1, &c, volatile) {
+                    return Evicted::One;
+                }
+                continue;
+            }
+            drop(held);
+            held = (shard, srv.store.lock(shard));
         }
         // The pool is empty now: every shard barren means nothing left.
         if barren >= nshards {
@@ -593,6 +634,21 @@ fn evict_from_pool(
         }
     }
     Evicted::Nothing
+}
+
+/// The shard to sample: the next in this thread's turn or, if another
+/// thread holds it, the first after it that is free; when all are held,
+/// the one in turn, waited for. With two workers, one's eviction thus
+/// rarely queues behind the other's command on the same shard.
+fn sampling_shard(srv: &Server, nshards: usize) -> (usize, MutexGuard<'_, Shard>) {
+    let first = next_shard(nshards);
+    for k in 0..nshards {
+        let idx = (first + k) % nshards;
+        if let Some(guard) = srv.store.try_lock(idx) {
+            return (idx, guard);
+        }
+    }
+    (first, srv.store.lock(first))
 }
 
 /// Samples `samples` keys of each of `shard`'s databases that has keys
@@ -738,6 +794,7 @@ mod tests {
             let score = (i * 17) % 40;
             p.offer(cand(score, score));
         }
+        assert_eq!(p.best().map(|c| c.score), Some(39));
         assert_eq!(p.len, POOL_SIZE);
         let scores: Vec<u64> = p.cands[..p.len].iter().map(|c| c.score).collect();
         assert_eq!(scores, (24..40).collect::<Vec<_>>());
@@ -771,5 +828,19 @@ mod tests {
         p.offer(cand(9, 3));
         let scores: Vec<u64> = p.cands[..p.len].iter().map(|c| c.score).collect();
         assert_eq!(scores, [2, 5, 9]);
+        // The best of one shard comes out, the rest stays in order.
+        p.offer(Candidate {
+            shard: 1,
+            ..cand(4, 4)
+        });
+        p.offer(Candidate {
+            shard: 1,
+            ..cand(3, 5)
+        });
+        assert_eq!(p.take_best_of(1).map(|c| c.score), Some(4));
+        assert_eq!(p.take_best_of(2).map(|c| c.score), None);
+        let scores: Vec<u64> = p.cands[..p.len].iter().map(|c| c.score).collect();
+        assert_eq!(scores, [2, 3, 5, 9]);
+        assert_eq!(p.best().map(|c| c.score), Some(9));
     }
 }

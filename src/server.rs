@@ -70,6 +70,16 @@ impl Store {
     pub fn lock(&self, idx: usize) -> MutexGuard<'_, Shard> {
         self.shards[idx].0.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// Locks one shard if no one holds it (poisoning ignored, as `lock`).
+    #[inline]
+    pub fn try_lock(&self, idx: usize) -> Option<MutexGuard<'_, Shard>> {
+        match self.shards[idx].0.try_lock() {
+            Ok(guard) => Some(guard),
+            Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
 }
 
 pub struct Server {
