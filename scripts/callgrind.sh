@@ -8,6 +8,11 @@
 #   scripts/callgrind.sh                  # N=100000 per command, SET then GET
 #   N=50000 TESTS="get set incr" scripts/callgrind.sh
 #   SERVERS=ferrocache scripts/callgrind.sh   # skip redis-server
+#   # SET while evicting (docs/benchmarks.md, Eviction): 64mb allkeys-lru,
+#   # ferrocache with its default shard count, 100-byte values:
+#   TESTS=set N=200000 PIPELINE=16 KEYSPACE=10000000 PRELOAD=600000 \
+#     DATASIZE=100 FERRO_SHARDS= \
+#     SERVER_ARGS="--maxmemory 64mb --maxmemory-policy allkeys-lru" scripts/callgrind.sh
 #
 # Each server runs under callgrind with one shard/thread serving (ferrocache
 # --shards 1). Counters are zeroed just before each redis-benchmark run and
@@ -18,7 +23,10 @@
 # and asked for, default 100000), CACHE_SIM=1 (also simulate the caches:
 # first-level and last-level data read misses per command, which is where
 # a large keyspace costs; valgrind's simulated caches, sized like the
-# host's unless VALGRIND_ARGS says otherwise, e.g. "--LL=33554432,16,64").
+# host's unless VALGRIND_ARGS says otherwise, e.g. "--LL=33554432,16,64"),
+# PRELOAD (SETs before counting, default 2 x KEYSPACE), DATASIZE (value
+# bytes, -d; default redis-benchmark's 3), SERVER_ARGS (more arguments for
+# both servers), FERRO_SHARDS (default 1; empty: ferrocache's default).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -31,6 +39,11 @@ TESTS="${TESTS:-set get}"
 CLIENTS="${CLIENTS:-50}"
 PIPELINE="${PIPELINE:-1}"
 KEYSPACE="${KEYSPACE:-100000}"
+PRELOAD="${PRELOAD:-$((KEYSPACE * 2))}"
+DATASIZE="${DATASIZE:-3}"
+FERRO_SHARDS="${FERRO_SHARDS-1}"
+# shellcheck disable=SC2206 # extra server flags, split on spaces on purpose
+SERVER_ARGS=(${SERVER_ARGS:-})
 CACHE_SIM="${CACHE_SIM:-}"
 SIM_ARGS=()
 [[ -n "$CACHE_SIM" ]] && SIM_ARGS=(--cache-sim=yes)
@@ -62,22 +75,22 @@ RESULTS="$WORK/results.tsv"
 : >"$RESULTS"
 for name in $SERVERS; do
     case "$name" in
-        ferrocache) bin="$BIN" extra=(--shards 1) ;;
+        ferrocache) bin="$BIN" extra=(${FERRO_SHARDS:+--shards "$FERRO_SHARDS"}) ;;
         redis) bin="$REDIS_BIN" extra=() ;;
         *) die "unknown server '$name' in SERVERS" ;;
     esac
     port="$(free_port)"
     (cd "$WORK" && exec valgrind --tool=callgrind "${SIM_ARGS[@]}" --callgrind-out-file="$WORK/$name.%p.out" \
-        "$bin" --port "$port" --bind 127.0.0.1 --save '' --appendonly no "${extra[@]}" \
+        "$bin" --port "$port" --bind 127.0.0.1 --save '' --appendonly no "${extra[@]}" "${SERVER_ARGS[@]}" \
         >"$WORK/$name.log" 2>&1) &
     pid=$!
     FC_PIDS+=("$pid")
     wait_ping "$port" "$pid" 120 || die "$name did not start under valgrind (log: $(tail -5 "$WORK/$name.log"))"
-    # Every key the GETs ask for exists.
-    redis-benchmark -h 127.0.0.1 -p "$port" -t set -r "$KEYSPACE" -n $((KEYSPACE * 2)) -P 16 -q >/dev/null
+    # Every key the GETs ask for exists (with the default PRELOAD).
+    redis-benchmark -h 127.0.0.1 -p "$port" -t set -r "$KEYSPACE" -n "$PRELOAD" -d "$DATASIZE" -P 16 -q >/dev/null
     for test in $TESTS; do
         callgrind_do "$pid" "$port" --zero
-        redis-benchmark -h 127.0.0.1 -p "$port" -t "$test" -r "$KEYSPACE" -n "$N" -c "$CLIENTS" -P "$PIPELINE" -q >/dev/null
+        redis-benchmark -h 127.0.0.1 -p "$port" -t "$test" -r "$KEYSPACE" -n "$N" -d "$DATASIZE" -c "$CLIENTS" -P "$PIPELINE" -q >/dev/null
         callgrind_do "$pid" "$port" --dump="$test"
         out="$(ls -t "$WORK"/"$name".*.out.* 2>/dev/null | head -1)"
         [[ -n "$out" ]] || die "no callgrind dump for $name $test"
@@ -97,7 +110,7 @@ done
 echo "## Instructions per command (callgrind, user space)"
 echo
 print_run_facts "$ROOT"
-echo "- command: N=$N TESTS=\"$TESTS\" CLIENTS=$CLIENTS PIPELINE=$PIPELINE KEYSPACE=$KEYSPACE CACHE_SIM=${CACHE_SIM:-} VALGRIND_ARGS=\"${VALGRIND_ARGS:-}\" scripts/callgrind.sh"
+echo "- command: N=$N TESTS=\"$TESTS\" CLIENTS=$CLIENTS PIPELINE=$PIPELINE KEYSPACE=$KEYSPACE PRELOAD=$PRELOAD DATASIZE=$DATASIZE FERRO_SHARDS=$FERRO_SHARDS SERVER_ARGS=\"${SERVER_ARGS[*]}\" CACHE_SIM=${CACHE_SIM:-} VALGRIND_ARGS=\"${VALGRIND_ARGS:-}\" scripts/callgrind.sh"
 echo
 python3 - "$RESULTS" "$N" "$CACHE_SIM" <<'PY'
 import sys
