@@ -68,7 +68,7 @@ n = int(sys.argv[1])
 val = b"v" * 100
 out = sys.stdout.buffer
 for i in range(n):
-    k = b"key:%d" % i
+    k = b"key:%012d" % i  # redis-benchmark -r names keys key:<12 digits>
     out.write(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$100\r\n%s\r\n" % (len(k), k, val))
 PY
     local base_rss base_p99

@@ -148,7 +148,12 @@ pub fn bgsave(srv: &Arc<Server>) -> Result<(), String> {
         return Err("ERR Background save already in progress".into());
     }
     let dirty = srv.dirty.load(Relaxed);
-    let Some((job, mut images)) = crate::replication::snapshot::start(srv, now_ms(), || {}) else {
+    let Some((job, mut images)) = crate::replication::snapshot::start(
+        srv,
+        now_ms(),
+        crate::replication::snapshot::Walker::Thread,
+        || {},
+    ) else {
         BGSAVE_RUNNING.store(false, Relaxed);
         return Err("ERR Background save already in progress".into());
     };

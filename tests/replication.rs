@@ -445,6 +445,53 @@ fn snapshot_is_exact_under_non_idempotent_writes() {
     assert_eq!(stat(&mut p, "sync_full"), 1);
 }
 
+/// A replica that goes away in the middle of its full sync: the walk it
+/// drove must still be completed, or the next snapshot would neither
+/// start (one runs at a time) nor be exact (each walk must tag every
+/// entry for the one-bit tag to tell serialized from not).
+#[test]
+fn snapshot_abandoned_mid_walk_leaves_the_next_one_exact() {
+    // 300,000 values of 200 bytes: a 60 MB RDB, more than loopback socket
+    // buffers hold, so the primary is still walking when the reader goes.
+    const N: usize = 300_000;
+    let primary = start(&[]);
+    let mut p = primary.client();
+    let keys: Vec<String> = (0..N).map(|i| format!("a{i}")).collect();
+    let value = "x".repeat(200);
+    for chunk in keys.chunks(1000) {
+        let mut c = redis::cmd("MSET");
+        for k in chunk {
+            c.arg(k).arg(&value);
+        }
+        c.query::<()>(&mut p).unwrap();
+    }
+    {
+        let mut raw = primary.raw();
+        raw.s
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        raw.send(&resp_cmd(&[b"REPLCONF", b"capa", b"eof"]));
+        assert_eq!(read_line(&mut raw), "+OK");
+        raw.send(&resp_cmd(&[b"PSYNC", b"?", b"-1"]));
+        let reply = read_line(&mut raw);
+        assert!(reply.starts_with("+FULLRESYNC"), "{reply}");
+        raw.read_exact_len(64 * 1024);
+        // Dropped here, unread.
+    }
+    // Writes after the abandoned snapshot, to keys it may or may not have
+    // reached.
+    for i in (0..N).step_by(1000) {
+        q::<()>(&mut p, &["SET", &keys[i], &format!("new-{i}")]);
+    }
+    let replica = start_replica_of(primary.port, &[]);
+    let mut r = replica.client();
+    wait_in_sync(&mut p, &mut r);
+    assert_eq!(q::<i64>(&mut r, &["DBSIZE"]), N as i64);
+    let (a, b) = (mget_all(&mut p, &keys), mget_all(&mut r, &keys));
+    let diffs: Vec<_> = (0..N).filter(|&i| a[i] != b[i]).take(5).collect();
+    assert!(diffs.is_empty(), "first differing keys: {:?}", diffs);
+}
+
 #[test]
 fn replica_is_read_only_and_reports_its_role() {
     let primary = start(&[]);

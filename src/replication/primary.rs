@@ -77,16 +77,17 @@ pub async fn serve_replica<S: ReplicaStream>(
     }
     if full_resync {
         info!("Replica {ip}:{port} asks for synchronization; starting a full resync");
-        let started = snapshot::start_when_free(srv, now_ms(), || {
+        let started = snapshot::start_when_free(srv, now_ms(), snapshot::Walker::Consumer, || {
             let mut f = feed();
             f.activate();
             link.cursor.store(f.offset, Relaxed);
             f.replicas.push(link.clone());
         })
         .await;
-        let Some((job, mut images)) = started else {
+        let Some((job, images)) = started else {
             return;
         };
+        let mut pieces = snapshot::Pieces::new(srv, job, images);
         SYNC_FULL.fetch_add(1, Relaxed);
         let (replid, offset) = {
             let f = feed();
@@ -98,16 +99,15 @@ pub async fn serve_replica<S: ReplicaStream>(
         let sent = send_snapshot(
             stream,
             header,
-            &job,
-            &mut images,
+            &mut pieces,
             &replid,
             offset,
             capa_eof,
             srv.used_memory() as u64,
         )
         .await;
+        drop(pieces);
         if sent.is_err() {
-            job.abandon();
             feed().remove_replica(&link);
             return;
         }
@@ -126,8 +126,7 @@ pub async fn serve_replica<S: ReplicaStream>(
 async fn send_snapshot<S: ReplicaStream>(
     stream: &mut S,
     mut out: Vec<u8>,
-    job: &snapshot::Job,
-    images: &mut tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>,
+    pieces: &mut snapshot::Pieces,
     replid: &str,
     offset: u64,
     capa_eof: bool,
@@ -151,11 +150,9 @@ async fn send_snapshot<S: ReplicaStream>(
         out.extend_from_slice(&head);
         send(stream, &out).await?;
         super::NET_REPL_OUT.fetch_add(out.len() as u64, Relaxed);
-        while let Some(img) = images.recv().await {
+        while let Some(img) = pieces.next().await {
             crc.update(&img);
-            let r = send(stream, &img).await;
-            job.consumed();
-            r?;
+            send(stream, &img).await?;
             super::NET_REPL_OUT.fetch_add(img.len() as u64, Relaxed);
         }
         let mut tail = Vec::new();
@@ -166,10 +163,9 @@ async fn send_snapshot<S: ReplicaStream>(
     } else {
         // The length comes first: build the whole file.
         let mut body = head;
-        while let Some(img) = images.recv().await {
+        while let Some(img) = pieces.next().await {
             crc.update(&img);
             body.extend_from_slice(&img);
-            job.consumed();
         }
         rdb::write_trailer(&mut body, &mut crc);
         out.extend_from_slice(format!("${}\r\n", body.len()).as_bytes());

@@ -6,9 +6,12 @@
 //! stream for it starts. From then on every entry is serialized at most
 //! once, as it was at P, by whoever reaches it first:
 //!
-//! - the background walker, which visits each shard's tables in short
-//!   slices under the shard's lock (a few thousand entries at a time),
-//!   paced by the consumer so about one slice is in memory at a time;
+//! - the walker, which visits each shard's tables in short slices under
+//!   the shard's lock: for a full resync the replica's own connection
+//!   task drives it (`Pieces`), a few hundred entries at a time between
+//!   other connections' commands on the same worker; for BGSAVE a
+//!   `snapshot` thread walks a few thousand at a time, paced by the file
+//!   writer so about one slice is in memory at a time;
 //! - a write command, before its handler runs (`before_write`): the
 //!   entries of its keys (in every database of their shard) that are not
 //!   serialized yet are serialized first; a whole-keyspace write (FLUSHALL,
@@ -37,8 +40,28 @@ static EPOCH: AtomicU64 = AtomicU64::new(0);
 static NEXT_EPOCH: AtomicU64 = AtomicU64::new(1);
 static CURRENT: Mutex<Option<Arc<Job>>> = Mutex::new(None);
 
-/// Entries serialized per slice of the walk (one lock hold).
+/// Entries serialized per slice of the walk (one lock hold) by the
+/// BGSAVE thread.
 const SLICE_ENTRIES: usize = 2000;
+
+/// Entries per slice when a connection task drives the walk. The slice
+/// runs on a worker thread between other connections' commands and holds
+/// one shard's lock meanwhile, so it is kept to tens of microseconds.
+const DRIVEN_SLICE_ENTRIES: usize = 256;
+
+/// Who walks the shards.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Walker {
+    /// A `snapshot` thread, paced by the consumer (BGSAVE: a thread
+    /// writes the file).
+    Thread,
+    /// The consumer, through `Pieces` (full resync). A thread of its own
+    /// would compete with the workers for cores and could be preempted
+    /// while it holds a shard lock, stalling every command on that shard
+    /// for a scheduling quantum; on a worker the walk interleaves with
+    /// the commands instead.
+    Consumer,
+}
 
 pub struct Job {
     pub epoch: u64,
@@ -54,6 +77,10 @@ pub struct Job {
     queued: AtomicUsize,
     /// The consumer went away: stop pacing, just finish.
     abandoned: AtomicBool,
+    /// First shard whose walk is not over (consumer-driven walks).
+    next_shard: AtomicUsize,
+    /// The walk is over and the job released (`finish` ran).
+    finished: AtomicBool,
 }
 
 impl Job {
@@ -86,9 +113,9 @@ impl Job {
         }
     }
 
-    /// Walks up to `budget` positions of the shard; true when the walk of
-    /// the whole shard is over.
-    fn walk(&self, shard: &mut Shard, mut budget: usize) -> bool {
+    /// Walks up to `budget` positions of the shard: the serialized
+    /// entries, and true when the walk of the whole shard is over.
+    fn walk(&self, shard: &mut Shard, mut budget: usize) -> (Vec<u8>, bool) {
         if shard.snapshot_epoch != self.epoch {
             shard.snapshot_epoch = self.epoch;
             shard.snapshot_db = 0;
@@ -118,8 +145,51 @@ impl Job {
             }
             shard.snapshot_cursor = next;
         }
-        self.send(out);
-        shard.snapshot_db >= shard.dbs.len()
+        let done = shard.snapshot_db >= shard.dbs.len();
+        (out, done)
+    }
+
+    /// One slice of the walk, from the first shard not walked yet; None
+    /// once every shard is walked (the job is then finished).
+    fn step(&self, srv: &Server, budget: usize) -> Option<Vec<u8>> {
+        loop {
+            let idx = self.next_shard.load(Relaxed);
+            if idx >= srv.store.len() {
+                self.finish();
+                return None;
+            }
+            let (piece, done) = self.walk(&mut srv.store.lock(idx), budget);
+            if done {
+                self.next_shard.store(idx + 1, Relaxed);
+            }
+            if !piece.is_empty() || !done {
+                return Some(piece);
+            }
+        }
+    }
+
+    /// Walks what is left on the calling thread, paced by the consumer
+    /// unless it has gone away, then finishes.
+    fn walk_rest(&self, srv: &Server) {
+        while !self.finished.load(Relaxed) {
+            while self.queued.load(Relaxed) > 0 && !self.abandoned.load(Relaxed) {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            if let Some(piece) = self.step(srv, SLICE_ENTRIES) {
+                self.send(piece);
+            }
+        }
+    }
+
+    /// Every entry is serialized: later writes need no hook, and the
+    /// consumer's receiver ends once it has taken what is queued.
+    fn finish(&self) {
+        if self.finished.swap(true, Relaxed) {
+            return;
+        }
+        EPOCH.store(0, Relaxed);
+        *CURRENT.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.images.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
 
     /// The consumer wrote out one piece.
@@ -169,7 +239,8 @@ fn before_write_slow(srv: &Server, spec: &CommandSpec, args: &Args, locked: &mut
     if spec.lock != LockSpec::Keys {
         // Whole-keyspace writes: finish the walk of every locked shard.
         for shard in locked.shards_mut() {
-            while !job.walk(shard, usize::MAX) {}
+            let (piece, _) = job.walk(shard, usize::MAX);
+            job.send(piece);
         }
         return;
     }
@@ -189,10 +260,13 @@ pub fn in_progress() -> bool {
 /// Starts a snapshot if none is running. `at_point` runs at P, with every
 /// shard locked (record the stream offset there). Returns the job and the
 /// receiver of its pieces (RDB bytes after the header, in any order),
-/// which ends when the snapshot is complete.
+/// which ends when the snapshot is complete. With `Walker::Consumer` the
+/// receiver alone never ends: read the pieces through `Pieces`, which
+/// drives the walk.
 pub fn start(
     srv: &Arc<Server>,
     now_ms: u64,
+    walker: Walker,
     at_point: impl FnOnce(),
 ) -> Option<(Arc<Job>, mpsc::UnboundedReceiver<Vec<u8>>)> {
     let applying = super::apply_guard();
@@ -210,6 +284,8 @@ pub fn start(
         images: Mutex::new(Some(tx)),
         queued: AtomicUsize::new(0),
         abandoned: AtomicBool::new(false),
+        next_shard: AtomicUsize::new(0),
+        finished: AtomicBool::new(false),
     });
     *CURRENT.lock().unwrap_or_else(|e| e.into_inner()) = Some(job.clone());
     EPOCH.store(job.epoch, Relaxed);
@@ -217,39 +293,94 @@ pub fn start(
     drop(locked);
     drop(applying);
 
-    let walker_srv = srv.clone();
-    let walker_job = job.clone();
-    let walker = move || {
-        let srv = walker_srv;
-        let job = walker_job;
-        for idx in 0..srv.store.len() {
-            loop {
-                while job.queued.load(Relaxed) > 0 && !job.abandoned.load(Relaxed) {
-                    std::thread::sleep(Duration::from_micros(200));
-                }
-                let mut shard = srv.store.lock(idx);
-                if job.walk(&mut shard, SLICE_ENTRIES) {
-                    break;
-                }
-            }
-        }
-        // Every entry is serialized: later writes need no hook.
-        EPOCH.store(0, Relaxed);
-        *CURRENT.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        job.images.lock().unwrap_or_else(|e| e.into_inner()).take();
-    };
-    if let Err(e) = std::thread::Builder::new()
-        .name("snapshot".into())
-        .spawn(walker)
-    {
+    if walker == Walker::Thread && !spawn_walker(srv, &job) {
         // Entries tagged so far keep this tag; the next snapshot draws a
         // new one, so nothing is mistaken for already serialized.
-        tracing::warn!("cannot start the snapshot thread: {e}");
-        EPOCH.store(0, Relaxed);
-        *CURRENT.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        job.finish();
         return None;
     }
     Some((job, rx))
+}
+
+/// Walks the rest of `job` on a `snapshot` thread; false if no thread
+/// could be started.
+fn spawn_walker(srv: &Arc<Server>, job: &Arc<Job>) -> bool {
+    let srv = srv.clone();
+    let job = job.clone();
+    match std::thread::Builder::new()
+        .name("snapshot".into())
+        .spawn(move || job.walk_rest(&srv))
+    {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!("cannot start the snapshot thread: {e}");
+            false
+        }
+    }
+}
+
+/// The pieces of a consumer-driven snapshot (`Walker::Consumer`): pieces
+/// that write commands serialized come first, then one slice of the walk
+/// per call. Dropped before the end (the replica went away, the task was
+/// cancelled), it hands the rest of the walk to a thread: the one-bit
+/// entry tags are only sound if every walk tags every entry.
+pub struct Pieces {
+    srv: Arc<Server>,
+    job: Arc<Job>,
+    images: mpsc::UnboundedReceiver<Vec<u8>>,
+}
+
+impl Pieces {
+    pub fn new(srv: &Arc<Server>, job: Arc<Job>, images: mpsc::UnboundedReceiver<Vec<u8>>) -> Self {
+        Pieces {
+            srv: srv.clone(),
+            job,
+            images,
+        }
+    }
+
+    /// The next piece (RDB bytes after the header); None when the
+    /// snapshot is complete.
+    pub async fn next(&mut self) -> Option<Vec<u8>> {
+        loop {
+            match self.images.try_recv() {
+                Ok(piece) => {
+                    self.job.consumed();
+                    return Some(piece);
+                }
+                Err(mpsc::error::TryRecvError::Disconnected) => return None,
+                Err(mpsc::error::TryRecvError::Empty) => {}
+            }
+            if self.job.finished.load(Relaxed) {
+                // Finished, but a write's piece may still be on its way
+                // (sent before `finish` dropped the sender).
+                let piece = self.images.recv().await?;
+                self.job.consumed();
+                return Some(piece);
+            }
+            let piece = self.job.step(&self.srv, DRIVEN_SLICE_ENTRIES);
+            // Let the worker's other connections run between slices.
+            tokio::task::yield_now().await;
+            match piece {
+                Some(p) if !p.is_empty() => return Some(p),
+                _ => {}
+            }
+        }
+    }
+}
+
+impl Drop for Pieces {
+    fn drop(&mut self) {
+        if self.job.finished.load(Relaxed) {
+            return;
+        }
+        self.job.abandon();
+        if !spawn_walker(&self.srv, &self.job) {
+            // No thread: finish the walk here rather than leave entries
+            // with a stale tag.
+            self.job.walk_rest(&self.srv);
+        }
+    }
 }
 
 /// `start`, waiting (bounded, 10 minutes) for a running snapshot to
@@ -257,11 +388,12 @@ pub fn start(
 pub async fn start_when_free(
     srv: &Arc<Server>,
     now_ms: u64,
+    walker: Walker,
     mut at_point: impl FnMut(),
 ) -> Option<(Arc<Job>, mpsc::UnboundedReceiver<Vec<u8>>)> {
     for _ in 0..60_000 {
         if !in_progress()
-            && let Some(r) = start(srv, now_ms, &mut at_point)
+            && let Some(r) = start(srv, now_ms, walker, &mut at_point)
         {
             return Some(r);
         }
