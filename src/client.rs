@@ -178,6 +178,9 @@ pub struct ClientState {
     pub repl_listening_port: u16,
     pub repl_capa_eof: bool,
     pub repl_capa_psync2: bool,
+    /// REPLCONF rdb-only 1 (redis-cli --rdb): the connection wants the
+    /// snapshot only, and is closed after it instead of getting the stream.
+    pub repl_rdb_only: bool,
     /// Work the connection loop must do after this command (PSYNC, WAIT).
     pub pending: Option<crate::replication::Pending>,
     /// Stream offset after this client's last propagated write: what WAIT
@@ -211,6 +214,7 @@ impl ClientState {
             is_master: false,
             repl_listening_port: 0,
             repl_capa_eof: false,
+            repl_rdb_only: false,
             repl_capa_psync2: false,
             pending: None,
             repl_offset: 0,

@@ -729,6 +729,50 @@ fn sync_without_eof_capability_gets_a_length_prefixed_rdb() {
     }
 }
 
+/// `redis-cli --rdb` sends `REPLCONF rdb-only 1` and then SYNC: it gets
+/// the snapshot and the connection is closed, with no stream after it
+/// (redis-cli finds the end mark only at the end of what it reads).
+#[test]
+fn rdb_only_sync_gets_the_snapshot_then_the_connection_closes() {
+    let primary = start(&[]);
+    let mut p = primary.client();
+    q::<()>(&mut p, &["SET", "k", "v"]);
+    let mut raw = primary.raw();
+    raw.s
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    raw.send(&resp_cmd(&[b"REPLCONF", b"rdb-only", b"2"]));
+    assert_eq!(
+        read_line(&mut raw),
+        "-ERR value is out of range, value must between 0 and 1"
+    );
+    raw.send(&resp_cmd(&[b"REPLCONF", b"rdb-only", b"x"]));
+    assert_eq!(
+        read_line(&mut raw),
+        "-ERR value is not an integer or out of range"
+    );
+    raw.send(&resp_cmd(&[b"REPLCONF", b"rdb-only", b"1"]));
+    assert_eq!(read_line(&mut raw), "+OK");
+    raw.send(&resp_cmd(&[b"SYNC"]));
+    let header = read_line(&mut raw);
+    let len: usize = header
+        .strip_prefix('$')
+        .and_then(|l| l.parse().ok())
+        .unwrap_or_else(|| panic!("bad bulk header {header:?}"));
+    let rdb = raw.read_exact_len(len);
+    assert_eq!(&rdb[..9], b"REDIS0010");
+    // A write after the snapshot must not reach this connection: it is
+    // closed instead.
+    q::<()>(&mut p, &["SET", "after", "1"]);
+    let mut rest = Vec::new();
+    use std::io::Read;
+    raw.s.read_to_end(&mut rest).expect("connection closed");
+    assert!(
+        !String::from_utf8_lossy(&rest).contains("after"),
+        "stream after an rdb-only sync: {rest:?}"
+    );
+}
+
 /// A transaction reaches replicas wrapped in MULTI ... EXEC, so a replica
 /// applies it as one unit (issue: atomic multi-key work, replication).
 /// A connection that sent SYNC and read past the RDB: what follows is

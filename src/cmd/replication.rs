@@ -50,7 +50,15 @@ pub fn replconf(ctx: &mut Ctx, args: &Args) {
             // Only meaningful on a replication link (handled there); a
             // normal client gets no reply, as in Redis.
             return;
-        } else if eq_ic(opt, "ip-address") || eq_ic(opt, "rdb-only") {
+        } else if eq_ic(opt, "rdb-only") {
+            match parse_i64(val) {
+                Some(v @ 0..=1) => ctx.client.repl_rdb_only = v == 1,
+                Some(_) => {
+                    return ctx.error("ERR value is out of range, value must between 0 and 1");
+                }
+                None => return ctx.error("ERR value is not an integer or out of range"),
+            }
+        } else if eq_ic(opt, "ip-address") {
         } else {
             return ctx.error(&format!(
                 "ERR Unrecognized REPLCONF option: {}",

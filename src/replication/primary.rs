@@ -41,6 +41,7 @@ pub async fn serve_replica<S: ReplicaStream>(
         state.handle.addr.port()
     };
     let capa_eof = state.repl_capa_eof;
+    let rdb_only = state.repl_rdb_only;
     state.handle.is_replica.store(true, Relaxed);
     let link;
     let mut header = Vec::new();
@@ -48,7 +49,8 @@ pub async fn serve_replica<S: ReplicaStream>(
     {
         let mut f = feed();
         match &psync {
-            Some((id, from)) if f.can_continue(id, *from) => {
+            // An rdb-only connection wants a snapshot, never a backlog.
+            Some((id, from)) if !rdb_only && f.can_continue(id, *from) => {
                 let cursor = *from as u64 - 1;
                 link = Arc::new(ReplicaLink::new(state.id, ip.clone(), port, cursor));
                 link.online.store(true, Relaxed);
@@ -109,6 +111,14 @@ pub async fn serve_replica<S: ReplicaStream>(
         drop(pieces);
         if sent.is_err() {
             feed().remove_replica(&link);
+            return;
+        }
+        if rdb_only {
+            // As Redis: the snapshot alone, then the connection closes.
+            // Streaming on would also hide the end mark from redis-cli
+            // --rdb, which looks for it at the end of what it last read.
+            feed().remove_replica(&link);
+            info!("Snapshot sent to rdb-only client {ip}:{port}; closing the connection");
             return;
         }
         link.online.store(true, Relaxed);
