@@ -695,6 +695,16 @@ fn read_line(raw: &mut RawConn) -> String {
     }
 }
 
+/// The `$<len>` header after SYNC and the RDB it announces.
+fn read_rdb(raw: &mut RawConn) -> Vec<u8> {
+    let header = read_line(raw);
+    let len: usize = header
+        .strip_prefix('$')
+        .and_then(|l| l.parse().ok())
+        .unwrap_or_else(|| panic!("bad bulk header {header:?}"));
+    raw.read_exact_len(len)
+}
+
 #[test]
 fn sync_without_eof_capability_gets_a_length_prefixed_rdb() {
     // The old SYNC (and PSYNC without `capa eof`) gets `$<len>` and a
@@ -708,12 +718,8 @@ fn sync_without_eof_capability_gets_a_length_prefixed_rdb() {
         .set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
     raw.send(&resp_cmd(&[b"SYNC"]));
-    let header = read_line(&mut raw);
-    let len: usize = header
-        .strip_prefix('$')
-        .and_then(|l| l.parse().ok())
-        .unwrap_or_else(|| panic!("bad bulk header {header:?}"));
-    let rdb = raw.read_exact_len(len);
+    let rdb = read_rdb(&mut raw);
+    let len = rdb.len();
     assert_eq!(&rdb[..9], b"REDIS0010");
     let (body, crc) = rdb.split_at(len - 8);
     assert_eq!(body[body.len() - 1], 0xFF, "EOF opcode");
@@ -754,12 +760,7 @@ fn rdb_only_sync_gets_the_snapshot_then_the_connection_closes() {
     raw.send(&resp_cmd(&[b"REPLCONF", b"rdb-only", b"1"]));
     assert_eq!(read_line(&mut raw), "+OK");
     raw.send(&resp_cmd(&[b"SYNC"]));
-    let header = read_line(&mut raw);
-    let len: usize = header
-        .strip_prefix('$')
-        .and_then(|l| l.parse().ok())
-        .unwrap_or_else(|| panic!("bad bulk header {header:?}"));
-    let rdb = raw.read_exact_len(len);
+    let rdb = read_rdb(&mut raw);
     assert_eq!(&rdb[..9], b"REDIS0010");
     // A write after the snapshot must not reach this connection: it is
     // closed instead.
@@ -783,12 +784,7 @@ fn command_stream(primary: &TestServer) -> RawConn {
         .set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
     raw.send(&resp_cmd(&[b"SYNC"]));
-    let header = read_line(&mut raw);
-    let len: usize = header
-        .strip_prefix('$')
-        .and_then(|l| l.parse().ok())
-        .unwrap_or_else(|| panic!("bad bulk header {header:?}"));
-    raw.read_exact_len(len);
+    read_rdb(&mut raw);
     raw
 }
 
