@@ -7,23 +7,29 @@
 #   scripts/bench_repl_sync.sh                     # KEYS=1000000
 #   KEYS=200000 SHARDS=2 SERVERS=ferrocache scripts/bench_repl_sync.sh
 #   REPLICA_NICE=19 scripts/bench_repl_sync.sh     # replicas at low CPU priority
+#   REPLICA=cli scripts/bench_repl_sync.sh         # syncs by redis-cli --rdb /dev/null
 #
-# Per server: load KEYS keys (100-byte values) into a primary; measure GET
-# p99 with redis-benchmark (baseline); then measure it again while
-# replicas (same server kind) full-sync back to back (each replica is
-# stopped once its link is up and a new one started, so every request
-# overlaps a sync), sampling the primary's VmRSS every 20 ms.
+# Per server: load KEYS keys (100-byte values) into a primary; then, ROUNDS
+# times, measure GET p99 with redis-benchmark (baseline) and measure it
+# again while replicas (same server kind) full-sync back to back (each
+# replica is stopped once its link is up and a new one started, so every
+# request overlaps a sync), sampling the primary's VmRSS every 20 ms.
 #
 # On a 2-core machine the replica, the primary and redis-benchmark share
 # the cores, so a replica loading 1M keys takes CPU from the primary that
 # it would not take on its own host. REPLICA_NICE runs the replicas under
 # `nice -n N` to approximate that: they then get CPU only when the
-# primary and the client leave some.
+# primary and the client leave some. REPLICA=cli takes the replica's
+# work out altogether: the full syncs are `redis-cli --rdb /dev/null`
+# (SYNC with `REPLCONF rdb-only 1`), which reads the RDB and discards it,
+# so what remains is the primary's own cost of a sync.
 #
 # Env: FERROCACHE_BIN (default target/release/ferrocache, built if
 # missing), REDIS_BIN, SERVERS (default "ferrocache redis"), KEYS, SHARDS
-# (ferrocache's --shards; default: its default), REQUESTS (GETs per
-# measurement, default 2000000), CLIENTS (default 50), REPLICA_NICE.
+# (ferrocache's --shards; default: its default), ROUNDS (default 3: each
+# a measurement without syncs, then one during syncs; medians reported),
+# REQUESTS (GETs per measurement, default 500000), CLIENTS (default 50), REPLICA_NICE,
+# REPLICA (server, the default, or cli).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -33,10 +39,13 @@ install_cleanup_trap
 resolve_binaries "$ROOT"
 
 KEYS="${KEYS:-1000000}"
-REQUESTS="${REQUESTS:-2000000}"
+REQUESTS="${REQUESTS:-500000}"
+ROUNDS="${ROUNDS:-3}"
 CLIENTS="${CLIENTS:-50}"
 SERVERS="${SERVERS:-ferrocache redis}"
 REPLICA_NICE="${REPLICA_NICE:-}"
+REPLICA="${REPLICA:-server}"
+[[ "$REPLICA" == server || "$REPLICA" == cli ]] || die "REPLICA must be server or cli, got '$REPLICA'"
 SHARD_ARGS=()
 [[ -n "${SHARDS:-}" ]] && SHARD_ARGS=(--shards "$SHARDS")
 
@@ -71,49 +80,65 @@ for i in range(n):
     k = b"key:%012d" % i  # redis-benchmark -r names keys key:<12 digits>
     out.write(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$100\r\n%s\r\n" % (len(k), k, val))
 PY
-    local base_rss base_p99
+    local base_rss
     base_rss=$(rss "$ppid")
-    base_p99=$(p99 "$pport")
-    log "$name: baseline GET p99 ${base_p99} ms, RSS ${base_rss} kB"
+    log "$name: RSS ${base_rss} kB after loading"
 
-    local stop="$dir/stop" wrapper="$dir/replica-bin"
+    local wrapper="$dir/replica-bin"
     printf '#!/bin/sh\nexec %s %q "$@"\n' "${REPLICA_PREFIX[*]:-}" "$bin" >"$wrapper"
     chmod +x "$wrapper"
-    (
-        while [[ ! -e "$stop" ]]; do
-            # A fresh directory each time: a Redis replica saves the
-            # synced dataset with its replication ID, and a restart from
-            # it would resync partially, not fully.
-            rdir="$(mktemp -d "$dir/replica.XXXXXX")"
-            start_server rport rpid "$dir/replica.log" "$wrapper" "$@" \
-                --dir "$rdir" --replicaof 127.0.0.1 "$pport"
-            for _ in $(seq 1 1200); do
-                [[ -e "$stop" ]] && break
-                redis-cli -p "$rport" info replication 2>/dev/null | grep -q master_link_status:up && break
-                sleep 0.05
+    # Rounds alternate a measurement without syncs and one during syncs,
+    # so a change in the machine's load affects both sides alike.
+    local bases=() syncs=() round
+    for ((round = 1; round <= ROUNDS; round++)); do
+        local stop="$dir/stop.$round" b s
+        b=$(p99 "$pport")
+        bases+=("$b")
+        (
+            while [[ ! -e "$stop" ]]; do
+                if [[ "$REPLICA" == cli ]]; then
+                    ${REPLICA_PREFIX[@]+"${REPLICA_PREFIX[@]}"} redis-cli -p "$pport" --rdb /dev/null >/dev/null 2>&1 || sleep 0.05
+                    continue
+                fi
+                # A fresh directory each time: a Redis replica saves the
+                # synced dataset with its replication ID, and a restart
+                # from it would resync partially, not fully.
+                rdir="$(mktemp -d "$dir/replica.XXXXXX")"
+                start_server rport rpid "$dir/replica.log" "$wrapper" "$@" \
+                    --dir "$rdir" --replicaof 127.0.0.1 "$pport"
+                for _ in $(seq 1 1200); do
+                    [[ -e "$stop" ]] && break
+                    redis-cli -p "$rport" info replication 2>/dev/null | grep -q master_link_status:up && break
+                    sleep 0.05
+                done
+                kill "$rpid" 2>/dev/null || true
+                wait "$rpid" 2>/dev/null || true
+                rm -rf "$rdir"
             done
-            kill "$rpid" 2>/dev/null || true
-            wait "$rpid" 2>/dev/null || true
-            rm -rf "$rdir"
-        done
-    ) &
-    local syncer=$!
-    (
-        local peak=0 r
-        while [[ ! -e "$stop" ]]; do
-            r=$(rss "$ppid")
-            ((r > peak)) && peak=$r && echo "$peak" >"$dir/peak"
-            sleep 0.02
-        done
-    ) &
-    local sampler=$!
-    local sync_p99 peak full
-    sync_p99=$(p99 "$pport")
-    touch "$stop"
-    wait "$syncer" "$sampler" 2>/dev/null || true
+        ) &
+        local syncer=$!
+        (
+            local peak=0 r
+            [[ -e "$dir/peak" ]] && peak=$(cat "$dir/peak")
+            while [[ ! -e "$stop" ]]; do
+                r=$(rss "$ppid")
+                ((r > peak)) && peak=$r && echo "$peak" >"$dir/peak"
+                sleep 0.02
+            done
+        ) &
+        local sampler=$!
+        s=$(p99 "$pport")
+        syncs+=("$s")
+        touch "$stop"
+        wait "$syncer" "$sampler" 2>/dev/null || true
+        log "$name: round $round: GET p99 ${b} ms without syncs, ${s} ms during syncs"
+    done
+    local peak full base_p99 sync_p99
     peak=$(cat "$dir/peak" 2>/dev/null || echo "$base_rss")
     full=$(redis-cli -p "$pport" info stats | awk -F: '/^sync_full/ {print $2}' | tr -d '\r')
-    log "$name: GET p99 ${sync_p99} ms during syncs, peak RSS ${peak} kB, full syncs served: ${full}"
+    base_p99=$(printf '%s\n' "${bases[@]}" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')
+    sync_p99=$(printf '%s\n' "${syncs[@]}" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')
+    log "$name: median GET p99 ${base_p99} ms without, ${sync_p99} ms during syncs; peak RSS ${peak} kB, full syncs served: ${full}"
     kill "$ppid" 2>/dev/null || true
     wait "$ppid" 2>/dev/null || true
     RESULTS+=("$name $base_p99 $sync_p99 $base_rss $peak $full")
@@ -130,9 +155,9 @@ done
 
 step "summary"
 print_run_facts "$ROOT"
-echo "- command: KEYS=$KEYS REQUESTS=$REQUESTS CLIENTS=$CLIENTS SHARDS=${SHARDS:-default} REPLICA_NICE=${REPLICA_NICE:-none} scripts/bench_repl_sync.sh"
+echo "- command: KEYS=$KEYS ROUNDS=$ROUNDS REQUESTS=$REQUESTS CLIENTS=$CLIENTS SHARDS=${SHARDS:-default} REPLICA_NICE=${REPLICA_NICE:-none} REPLICA=$REPLICA scripts/bench_repl_sync.sh"
 echo
-echo "| server | full syncs | GET p99 no sync (ms) | GET p99 during syncs (ms) | ratio | RSS before (kB) | peak RSS (kB) | RSS growth |"
+echo "| server | full syncs | GET p99 no sync (ms, median) | GET p99 during syncs (ms, median) | ratio | RSS before (kB) | peak RSS (kB) | RSS growth |"
 echo "|---|--:|--:|--:|--:|--:|--:|--:|"
 for row in "${RESULTS[@]}"; do
     read -r name b s r0 r1 full <<<"$row"
