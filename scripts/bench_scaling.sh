@@ -64,7 +64,7 @@ for k in $CORES; do
     [[ "$k" =~ ^[1-9][0-9]*$ ]] || die "CORES entries must be positive integers, got '$k'"
     cpus="$BASE-$((BASE + k - 1))"
     FERRO_PORT="" FERRO_PID=""
-    start_server FERRO_PORT FERRO_PID "$WORK/ferrocache-$k.log" "$(pinned_binary "$WORK" "$cpus" "$BIN")" --shards "$k"
+    start_server FERRO_PORT FERRO_PID "$WORK/ferrocache-$k.log" "$(pinned_binary "$WORK" "$cpus" "$BIN")" --shards "$k" --threads "$k"
     measure ferrocache "$k" "$FERRO_PORT"
     kill -0 "$FERRO_PID" 2>/dev/null || die "ferrocache ($k cores) exited during the benchmark"
     kill "$FERRO_PID"

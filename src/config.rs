@@ -80,6 +80,7 @@ pub static PARAMS: &[Param] = &[
     p("save", Kind::Fixed(&[""]), "", true),
     p("appendonly", Kind::Fixed(&["no"]), "no", true),
     p("shards", Kind::Int { min: 1, max: 1024 }, "0", false),
+    p("threads", Kind::Int { min: 1, max: 1024 }, "0", false),
     p("timeout", Kind::Int { min: 0, max: INT_MAX }, "0", true),
     p("tcp-keepalive", Kind::Int { min: 0, max: INT_MAX }, "300", true),
     p("tcp-backlog", Kind::Int { min: 0, max: INT_MAX }, "511", false),

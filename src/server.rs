@@ -117,11 +117,21 @@ pub struct Server {
 
 impl Server {
     pub fn new(config: Config, config_file: Option<String>) -> Server {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
         let nshards = match config.get_int("shards") {
             n if n > 0 => n as usize,
-            _ => std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1),
+            _ => cores,
+        };
+        // One core is left to the kernel's network processing, the
+        // clients and the server's own background threads (main runtime,
+        // snapshot, cluster bus), as Redis advises for its io-threads:
+        // on this project's 2-core machine one worker beat two at P=1 and
+        // P=16 in the same run (docs/benchmarks.md, "Worker threads").
+        let nthreads = match config.get_int("threads") {
+            n if n > 0 => n as usize,
+            _ => cores.saturating_sub(1).max(1),
         };
         let databases = config.get_int("databases").max(1) as usize;
         let port = config.get_int("port") as u16;
@@ -129,7 +139,7 @@ impl Server {
             store: Store::new(nshards, databases),
             clients: DashMap::new(),
             next_client_id: AtomicU64::new(1),
-            workers: (0..nshards)
+            workers: (0..nthreads)
                 .map(|_| Arc::new(WorkerStats::default()))
                 .collect(),
             rates: Mutex::new(Rates::default()),

@@ -327,6 +327,39 @@ fn shards_option_shows_in_info() {
 }
 
 #[test]
+fn threads_option_sets_the_worker_count_apart_from_shards() {
+    if against_real_redis() {
+        return;
+    }
+    let srv = TestServer::start_with(&["--shards", "4", "--threads", "2"]);
+    let mut con = srv.client();
+    assert_eq!(
+        info_field(&mut con, "server", "shards").as_deref(),
+        Some("4")
+    );
+    assert_eq!(
+        info_field(&mut con, "server", "threads").as_deref(),
+        Some("2")
+    );
+    assert_eq!(config_get1(&mut con, "threads"), "2");
+    // Connections, handed to the workers in turn, reach every shard.
+    let mut cons: Vec<_> = (0..4).map(|_| srv.client()).collect();
+    for (i, c) in cons.iter_mut().enumerate() {
+        for k in 0..20 {
+            q::<()>(c, &["SET", &format!("k{i}:{k}"), "v"]);
+        }
+    }
+    assert_eq!(q::<i64>(&mut con, &["DBSIZE"]), 80);
+    let default = TestServer::start();
+    let mut d = default.client();
+    let threads: usize = info_field(&mut d, "server", "threads")
+        .and_then(|t| t.parse().ok())
+        .expect("threads in INFO server");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(threads, cores.saturating_sub(1).max(1));
+}
+
+#[test]
 fn bind_accepts_optional_address_starting_with_dash() {
     // Redis's own default is "127.0.0.1 -::1": a leading '-' makes an
     // address optional (no failure if IPv6 is unavailable). The word
