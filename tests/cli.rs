@@ -350,7 +350,16 @@ fn threads_option_sets_the_worker_count_apart_from_shards() {
         }
     }
     assert_eq!(q::<i64>(&mut con, &["DBSIZE"]), 80);
-    let default = TestServer::start();
+    // The harness asks for two workers; this one keeps the default.
+    let default = TestServer::start_raw(|port| {
+        let mut args = harness_flags(port);
+        let at = args
+            .iter()
+            .position(|a| a == "--threads")
+            .expect("--threads");
+        args.drain(at..at + 2);
+        args
+    });
     let mut d = default.client();
     let threads: usize = info_field(&mut d, "server", "threads")
         .and_then(|t| t.parse().ok())

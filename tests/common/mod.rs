@@ -457,7 +457,7 @@ pub fn err_text<T: std::fmt::Debug>(r: redis::RedisResult<T>) -> String {
 /// The flags every test server gets (port, loopback, no persistence), for
 /// tests that build the whole command line themselves.
 pub fn harness_flags(port: u16) -> Vec<String> {
-    [
+    let mut v: Vec<String> = [
         "--port",
         &port.to_string(),
         "--bind",
@@ -469,7 +469,15 @@ pub fn harness_flags(port: u16) -> Vec<String> {
     ]
     .iter()
     .map(|s| s.to_string())
-    .collect()
+    .collect();
+    if !against_real_redis() {
+        // Two workers whatever the machine (the default is one per core
+        // but one, a single worker on a 2-core machine), so the races
+        // between commands on different workers that the tests look for
+        // can happen everywhere.
+        v.extend(["--threads".into(), "2".into()]);
+    }
+    v
 }
 
 // ------------------------------------------------------ waits and tools
