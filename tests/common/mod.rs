@@ -302,7 +302,7 @@ impl TestServer {
         probe: &dyn Fn(u16) -> Option<u32>,
     ) -> Result<TestServer, String> {
         let mut cmd = Command::new(binary);
-        cmd.args(args)
+        cmd.args(without_ferrocache_only_flags(binary, args))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             // FERROCACHE_TEST_STDERR=1 shows the server's log when
@@ -456,6 +456,25 @@ pub fn err_text<T: std::fmt::Debug>(r: redis::RedisResult<T>) -> String {
 
 /// The flags every test server gets (port, loopback, no persistence), for
 /// tests that build the whole command line themselves.
+/// `args` as `binary` takes them: a real redis-server (in a test that
+/// runs one beside ferrocache) refuses the harness's `--threads`.
+fn without_ferrocache_only_flags(binary: &str, args: &[String]) -> Vec<String> {
+    let is_redis = std::path::Path::new(binary)
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with("redis-server"));
+    let mut out = Vec::with_capacity(args.len());
+    let mut i = 0;
+    while i < args.len() {
+        if is_redis && args[i] == "--threads" {
+            i += 2;
+            continue;
+        }
+        out.push(args[i].clone());
+        i += 1;
+    }
+    out
+}
+
 pub fn harness_flags(port: u16) -> Vec<String> {
     let mut v: Vec<String> = [
         "--port",
