@@ -233,6 +233,9 @@ async fn run<S: ClientStream>(
         state.handle.qbuf.store(rbuf.len(), Relaxed);
 
         buffers.update(rbuf.capacity() + wbuf.capacity());
+        if !wbuf.is_empty() {
+            crate::flush::round_end().await;
+        }
         if !wbuf.is_empty()
             && write_out(srv, stream, &mut wbuf, stats, &limit, &mut clock, state.id)
                 .await

@@ -11,6 +11,7 @@ pub mod config;
 pub mod connection;
 pub mod eviction;
 pub mod expire;
+pub mod flush;
 pub mod limits;
 pub mod memory;
 pub mod outbuf;

@@ -372,8 +372,10 @@ pub fn run(srv: Arc<Server>) -> std::io::Result<()> {
         let t = std::thread::Builder::new()
             .name(format!("worker-{i}"))
             .spawn(move || {
+                crate::flush::install();
                 let rt = match tokio::runtime::Builder::new_current_thread()
                     .enable_all()
+                    .on_thread_park(crate::flush::before_sleep)
                     .build()
                 {
                     Ok(rt) => rt,
