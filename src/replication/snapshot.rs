@@ -52,11 +52,12 @@ const DRIVEN_SLICE_ENTRIES: usize = 256;
 /// The most of the wall time since a consumer-driven walk started that
 /// its slices may take, in percent: a bound on how much of its worker a
 /// full resync takes from the other connections there. An idle primary
-/// then sends 1M keys in 0.7-1.0 s instead of 0.3 s; under GET
-/// load the bound measured GET p99 during back-to-back syncs at 1.27x and
-/// 1.53x of p99 without them, against 1.74x and 1.88x unbounded
-/// (docs/benchmarks.md, "Full resync under load").
-const WALK_SHARE_PERCENT: u32 = 25;
+/// sends 1M keys in about a second instead of 0.3 s. GET p99 during
+/// back-to-back syncs of 1M keys, against p99 without (REPLICA=cli): 25%
+/// gave 1.27x-1.81x, unbounded 1.74x-1.88x; after replies were deferred
+/// to the end of the round, 15% gave 1.89x-2.16x and 25% 2.11x-2.21x on a
+/// quieter machine (docs/benchmarks.md, "Full resync under load").
+const WALK_SHARE_PERCENT: u32 = 15;
 
 /// Who walks the shards.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -389,7 +390,7 @@ impl Pieces {
                 );
             }
             // Let the worker's other connections run between slices.
-            tokio::task::yield_now().await;
+            crate::flush::pass_turn().await;
             match piece {
                 Some(p) if !p.is_empty() => return Some(p),
                 _ => {}
