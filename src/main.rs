@@ -10,6 +10,28 @@ use clap::{Arg, ArgAction, Command};
 // allocations from many threads well.
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's built-in options (`malloc_conf`; `_RJEM_MALLOC_CONF` in the
+/// environment still overrides them).
+///
+/// `thp:always`: the heap is backed by transparent huge pages where the
+/// kernel allows them (`madvise` or `always` in
+/// /sys/kernel/mm/transparent_hugepage/enabled). A keyspace is read at
+/// random addresses, and with 4 KiB pages nearly every entry touched also
+/// misses the TLB. Measured with 1M keys of 100 bytes on the 2-core
+/// development machine: redis-benchmark GET at P=16 +20-24%, a full
+/// resync's walk of the keyspace 2x faster; RSS +3.5 MB when empty, +2.4%
+/// loaded (used_memory is unchanged: it counts allocations). Redis turns
+/// huge pages off because a forked child's copy-on-write would copy 2 MB
+/// per touched page; nothing here forks.
+#[unsafe(export_name = "_rjem_malloc_conf")]
+static MALLOC_CONF: MallocConf = MallocConf(c"thp:always".as_ptr());
+
+/// A C string pointer for jemalloc to read before `main`.
+#[repr(transparent)]
+struct MallocConf(*const std::ffi::c_char);
+// SAFETY: it points to a 'static immutable C string.
+unsafe impl Sync for MallocConf {}
 use ferrocache::config::{Config, PARAMS, parse_config_text};
 use ferrocache::server::{Server, run};
 
