@@ -62,8 +62,30 @@ p99() {
         --csv 2>/dev/null | awk -F'","' 'NR==2 {gsub(/"/,"",$7); print $7}'
 }
 
+# cpu_ms PID: CPU time of the process and its reaped children (Redis's
+# fork child) so far, in ms.
+CLK_TCK=$(getconf CLK_TCK)
+cpu_ms() {
+    local f
+    read -r -a f <"/proc/$1/stat"
+    # Fields 14-17 (utime stime cutime cstime); comm has no spaces here.
+    echo $(((f[13] + f[14] + f[15] + f[16]) * 1000 / CLK_TCK))
+}
+
+# timed_p99 PORT PID: "p99 cpu_share" where cpu_share is the primary's CPU
+# during the measurement in % of one core.
+timed_p99() {
+    local t0 c0 p t1 c1
+    t0=${EPOCHREALTIME/./}
+    c0=$(cpu_ms "$2")
+    p=$(p99 "$1")
+    c1=$(cpu_ms "$2")
+    t1=${EPOCHREALTIME/./}
+    echo "$p $(((c1 - c0) * 100000 / ((t1 - t0) / 1000 + 1) / 1000))"
+}
+
 # measure NAME BIN ARGS...: appends "NAME base_p99 sync_p99 base_rss peak_rss
-# full_syncs" to RESULTS (runs in this shell so the exit trap knows its PIDs).
+# full_syncs base_cpu sync_cpu" to RESULTS (runs in this shell so the exit trap knows its PIDs).
 measure() {
     local name="$1" bin="$2"
     shift 2
@@ -89,11 +111,12 @@ PY
     chmod +x "$wrapper"
     # Rounds alternate a measurement without syncs and one during syncs,
     # so a change in the machine's load affects both sides alike.
-    local bases=() syncs=() round
+    local bases=() syncs=() base_cpus=() sync_cpus=() round
     for ((round = 1; round <= ROUNDS; round++)); do
-        local stop="$dir/stop.$round" b s
-        b=$(p99 "$pport")
+        local stop="$dir/stop.$round" b s bc sc
+        read -r b bc <<<"$(timed_p99 "$pport" "$ppid")"
         bases+=("$b")
+        base_cpus+=("$bc")
         (
             while [[ ! -e "$stop" ]]; do
                 if [[ "$REPLICA" == cli ]]; then
@@ -134,21 +157,25 @@ PY
             done
         ) &
         local sampler=$!
-        s=$(p99 "$pport")
+        read -r s sc <<<"$(timed_p99 "$pport" "$ppid")"
         syncs+=("$s")
+        sync_cpus+=("$sc")
         touch "$stop"
         wait "$syncer" "$sampler" 2>/dev/null || true
-        log "$name: round $round: GET p99 ${b} ms without syncs, ${s} ms during syncs"
+        log "$name: round $round: GET p99 ${b} ms without syncs, ${s} ms during syncs; primary CPU ${bc}% and ${sc}% of a core"
     done
     local peak full base_p99 sync_p99
     peak=$(cat "$dir/peak" 2>/dev/null || echo "$base_rss")
     full=$(redis-cli -p "$pport" info stats | awk -F: '/^sync_full/ {print $2}' | tr -d '\r')
     base_p99=$(printf '%s\n' "${bases[@]}" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')
     sync_p99=$(printf '%s\n' "${syncs[@]}" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')
+    local base_cpu sync_cpu
+    base_cpu=$(printf '%s\n' "${base_cpus[@]}" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')
+    sync_cpu=$(printf '%s\n' "${sync_cpus[@]}" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')
     log "$name: median GET p99 ${base_p99} ms without, ${sync_p99} ms during syncs; peak RSS ${peak} kB, full syncs served: ${full}"
     kill "$ppid" 2>/dev/null || true
     wait "$ppid" 2>/dev/null || true
-    RESULTS+=("$name $base_p99 $sync_p99 $base_rss $peak $full")
+    RESULTS+=("$name $base_p99 $sync_p99 $base_rss $peak $full $base_cpu $sync_cpu")
 }
 
 RESULTS=()
@@ -164,10 +191,10 @@ step "summary"
 print_run_facts "$ROOT"
 echo "- command: KEYS=$KEYS ROUNDS=$ROUNDS REQUESTS=$REQUESTS CLIENTS=$CLIENTS SHARDS=${SHARDS:-default} REPLICA_NICE=${REPLICA_NICE:-none} REPLICA=$REPLICA scripts/bench_repl_sync.sh"
 echo
-echo "| server | full syncs | GET p99 no sync (ms, median) | GET p99 during syncs (ms, median) | ratio | RSS before (kB) | peak RSS (kB) | RSS growth |"
-echo "|---|--:|--:|--:|--:|--:|--:|--:|"
+echo "| server | full syncs | GET p99 no sync (ms, median) | GET p99 during syncs (ms, median) | ratio | RSS before (kB) | peak RSS (kB) | RSS growth | primary CPU no sync / during syncs (% of a core, median) |"
+echo "|---|--:|--:|--:|--:|--:|--:|--:|--:|"
 for row in "${RESULTS[@]}"; do
-    read -r name b s r0 r1 full <<<"$row"
-    awk -v n="$name" -v b="$b" -v s="$s" -v r0="$r0" -v r1="$r1" -v f="$full" 'BEGIN {
-        printf "| %s | %s | %.3f | %.3f | %.2fx | %d | %d | +%.1f%% |\n", n, f, b, s, s / b, r0, r1, 100 * (r1 - r0) / r0 }'
+    read -r name b s r0 r1 full bc sc <<<"$row"
+    awk -v n="$name" -v b="$b" -v s="$s" -v r0="$r0" -v r1="$r1" -v f="$full" -v bc="$bc" -v sc="$sc" 'BEGIN {
+        printf "| %s | %s | %.3f | %.3f | %.2fx | %d | %d | %+.1f%% | %d / %d |\n", n, f, b, s, s / b, r0, r1, 100 * (r1 - r0) / r0, bc, sc }'
 done
