@@ -39,7 +39,7 @@ const MAX_DIST: usize = 255;
 /// the tag), which leaves SCAN 10 bits for the shard index.
 pub const HASH_BITS: u32 = 54;
 const MIN_CAP: usize = 4;
-/// How many slots ahead `scan_step` prefetches entries.
+/// How many slots ahead `scan_step` and `resize` prefetch entries.
 const SCAN_PREFETCH_AHEAD: usize = 24;
 
 #[inline]
@@ -204,7 +204,17 @@ impl Table {
             self.cap = cap;
             self.len = 0;
             self.slots = vec![0u64; cap + Self::pad(cap)].into_boxed_slice();
-            for &s in old.iter().filter(|&&s| s != 0) {
+            for (i, &s) in old.iter().enumerate() {
+                // Rehashing reads every key: prefetched ahead as in
+                // `scan_step`.
+                if let Some(&ahead) = old.get(i + SCAN_PREFETCH_AHEAD)
+                    && ahead != 0
+                {
+                    super::entry::prefetch(ptr_of(ahead));
+                }
+                if s == 0 {
+                    continue;
+                }
                 let p = ptr_of(s);
                 if self.place(rehash(p), p).is_err() {
                     cap = Self::grown(cap);
