@@ -29,7 +29,6 @@ flood() {
         awk -F'","' '/"SET"/ {print $2}' | tr -d '"'
 }
 
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 plain=()
 evict=()

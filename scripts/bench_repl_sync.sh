@@ -81,7 +81,8 @@ timed_p99() {
     p=$(p99 "$1")
     c1=$(cpu_ms "$2")
     t1=${EPOCHREALTIME/./}
-    echo "$p $(((c1 - c0) * 100000 / ((t1 - t0) / 1000 + 1) / 1000))"
+    # ms of CPU per µs of wall, as a percentage.
+    echo "$p $(((c1 - c0) * 100000 / (t1 - t0 + 1)))"
 }
 
 # measure NAME BIN ARGS...: appends "NAME base_p99 sync_p99 base_rss peak_rss
@@ -164,14 +165,13 @@ PY
         wait "$syncer" "$sampler" 2>/dev/null || true
         log "$name: round $round: GET p99 ${b} ms without syncs, ${s} ms during syncs; primary CPU ${bc}% and ${sc}% of a core"
     done
-    local peak full base_p99 sync_p99
+    local peak full base_p99 sync_p99 base_cpu sync_cpu
     peak=$(cat "$dir/peak" 2>/dev/null || echo "$base_rss")
     full=$(redis-cli -p "$pport" info stats | awk -F: '/^sync_full/ {print $2}' | tr -d '\r')
-    base_p99=$(printf '%s\n' "${bases[@]}" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')
-    sync_p99=$(printf '%s\n' "${syncs[@]}" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')
-    local base_cpu sync_cpu
-    base_cpu=$(printf '%s\n' "${base_cpus[@]}" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')
-    sync_cpu=$(printf '%s\n' "${sync_cpus[@]}" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')
+    base_p99=$(printf '%s\n' "${bases[@]}" | median)
+    sync_p99=$(printf '%s\n' "${syncs[@]}" | median)
+    base_cpu=$(printf '%s\n' "${base_cpus[@]}" | median)
+    sync_cpu=$(printf '%s\n' "${sync_cpus[@]}" | median)
     log "$name: median GET p99 ${base_p99} ms without, ${sync_p99} ms during syncs; peak RSS ${peak} kB, full syncs served: ${full}"
     kill "$ppid" 2>/dev/null || true
     wait "$ppid" 2>/dev/null || true

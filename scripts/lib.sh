@@ -12,6 +12,9 @@ FC_TMPDIRS=()
 log() { printf '%s %s\n' "[$(date +%H:%M:%S)]" "$*"; }
 step() { printf '\n==> %s\n' "$*"; }
 die() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
+# median: the median of the numbers on stdin, one per line (the lower
+# middle one for an even count).
+median() { sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 
 fc_cleanup() {
     local pid dir

@@ -4,6 +4,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Arg, ArgAction, Command};
+use ferrocache::config::{Config, PARAMS, parse_config_text};
+use ferrocache::server::{Server, run};
 
 // jemalloc, as Redis uses: its size classes make exact per-entry memory
 // accounting possible (see src/memory.rs) and it handles many small
@@ -32,8 +34,6 @@ static MALLOC_CONF: MallocConf = MallocConf(c"thp:always".as_ptr());
 struct MallocConf(*const std::ffi::c_char);
 // SAFETY: it points to a 'static immutable C string.
 unsafe impl Sync for MallocConf {}
-use ferrocache::config::{Config, PARAMS, parse_config_text};
-use ferrocache::server::{Server, run};
 
 fn cli() -> Command {
     let mut cmd = Command::new("ferrocache")
@@ -249,6 +249,13 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::join_option_values;
+
+    #[test]
+    fn jemalloc_reads_the_built_in_options() {
+        // SAFETY: `opt.thp` is a C string option of jemalloc.
+        let thp = unsafe { tikv_jemalloc_ctl::raw::read_str(b"opt.thp\0") }.unwrap();
+        assert_eq!(thp.strip_suffix(b"\0").unwrap_or(thp), b"always");
+    }
 
     fn j(args: &[&str]) -> Vec<String> {
         join_option_values(args.iter().map(|s| s.to_string()))

@@ -39,8 +39,9 @@ const MAX_DIST: usize = 255;
 /// the tag), which leaves SCAN 10 bits for the shard index.
 pub const HASH_BITS: u32 = 54;
 const MIN_CAP: usize = 4;
-/// How many slots ahead `scan_step` and `resize` prefetch entries.
-const SCAN_PREFETCH_AHEAD: usize = 24;
+/// How many slots ahead walks over the array prefetch entries
+/// (`prefetch_entry_ahead`).
+const PREFETCH_AHEAD: usize = 24;
 
 #[inline]
 fn h54(h: u64) -> u64 {
@@ -60,6 +61,21 @@ fn dist(slot: u64) -> usize {
 #[inline]
 pub fn ptr_of(slot: u64) -> u64 {
     slot & PTR_MASK
+}
+
+/// Asks for the first `lines` cache lines of the entry `PREFETCH_AHEAD`
+/// slots past `pos`. Entries live at random heap addresses, so a walk that
+/// reads each one in turn (a full resync's scan, a resize's rehash) waits
+/// on a cache and TLB miss per entry; asking ahead overlaps those misses.
+#[inline]
+fn prefetch_entry_ahead(slots: &[u64], pos: usize, lines: u64) {
+    if let Some(&s) = slots.get(pos + PREFETCH_AHEAD)
+        && s != 0
+    {
+        for line in 0..lines {
+            super::entry::prefetch(ptr_of(s) + 64 * line);
+        }
+    }
 }
 
 #[derive(Default)]
@@ -205,13 +221,10 @@ impl Table {
             self.len = 0;
             self.slots = vec![0u64; cap + Self::pad(cap)].into_boxed_slice();
             for (i, &s) in old.iter().enumerate() {
-                // Rehashing reads every key: prefetched ahead as in
-                // `scan_step`.
-                if let Some(&ahead) = old.get(i + SCAN_PREFETCH_AHEAD)
-                    && ahead != 0
-                {
-                    super::entry::prefetch(ptr_of(ahead));
-                }
+                // The keyspace's rehash reads the key, at the start of the
+                // entry. (The expiry index hashes the address and gains
+                // nothing from it.)
+                prefetch_entry_ahead(&old, i, 1);
                 if s == 0 {
                     continue;
                 }
@@ -370,16 +383,8 @@ impl Table {
         let mut pos = start;
         let mut walked = 0;
         while pos < n && (walked < count.max(1) || self.slots[pos] != 0) {
-            // Entries live at random heap addresses: a walk that waits for
-            // each one in turn is bound by memory latency (a full resync's
-            // walk of 1M entries spent over half its time here). Asking for
-            // the entry a few slots ahead overlaps those misses.
-            if let Some(&ahead) = self.slots.get(pos + SCAN_PREFETCH_AHEAD)
-                && ahead != 0
-            {
-                super::entry::prefetch(ptr_of(ahead));
-                super::entry::prefetch(ptr_of(ahead) + 64);
-            }
+            // A snapshot serializes key and value: two lines.
+            prefetch_entry_ahead(&self.slots, pos, 2);
             let s = self.slots[pos];
             if s != 0 {
                 let home = pos - dist(s);
