@@ -38,13 +38,10 @@ pub fn changes_since_save(srv: &Server) -> u64 {
     srv.dirty.load(Relaxed) - DIRTY_AT_SAVE.load(Relaxed).min(srv.dirty.load(Relaxed))
 }
 
-fn header(srv: &Server) -> Vec<u8> {
-    header_with(srv, None)
-}
-
 /// The header, with the replication ID and offset the data corresponds
-/// to when given (so a restarted replica can continue, PSYNC2).
-fn header_with(srv: &Server, repl: Option<(&str, u64)>) -> Vec<u8> {
+/// to when given (so a restarted replica can continue, PSYNC2), and the
+/// databases' sizes.
+fn header(srv: &Server, repl: Option<(&str, u64)>, db_sizes: &[(u64, u64)]) -> Vec<u8> {
     let mut out = Vec::new();
     rdb::write_header(
         &mut out,
@@ -52,6 +49,7 @@ fn header_with(srv: &Server, repl: Option<(&str, u64)>) -> Vec<u8> {
             ctime_secs: now_ms() / 1000,
             used_mem: srv.used_memory() as u64,
             repl,
+            db_sizes,
         },
     );
     out
@@ -97,7 +95,15 @@ pub fn save(srv: &Server) -> std::io::Result<()> {
         let f = crate::replication::feed();
         f.active.then(|| (f.replid.clone(), f.offset))
     };
-    let mut body = header_with(srv, repl.as_ref().map(|(id, off)| (id.as_str(), *off)));
+    let mut sizes = Vec::new();
+    for g in &guards {
+        rdb::add_db_sizes(&mut sizes, g);
+    }
+    let mut body = header(
+        srv,
+        repl.as_ref().map(|(id, off)| (id.as_str(), *off)),
+        &sizes,
+    );
     for g in &guards {
         rdb::write_shard(&mut body, g, now);
     }
@@ -116,7 +122,9 @@ pub fn save(srv: &Server) -> std::io::Result<()> {
 /// RDB format).
 pub fn reload(srv: &Server, locked: &mut crate::cmd::Locked<'_>, now: u64) -> Result<(), String> {
     let dirty = srv.dirty.load(Relaxed);
-    let mut body = header(srv);
+    let mut sizes = Vec::new();
+    locked.for_each_indexed(|_, shard| rdb::add_db_sizes(&mut sizes, shard));
+    let mut body = header(srv, None, &sizes);
     for shard in locked.shards_mut() {
         rdb::write_shard(&mut body, shard, now);
     }
@@ -131,15 +139,51 @@ pub fn reload(srv: &Server, locked: &mut crate::cmd::Locked<'_>, now: u64) -> Re
             db.clear();
         }
     }
+    load_image(srv, locked, &data, now, |_| true).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Loads an RDB image into the locked shards (all of them), inserting
+/// each key as it is parsed. Each database's tables are sized from the
+/// image's RESIZEDB first, as Redis sizes its dicts, so the load never
+/// grows a table on the way (a growth rehashes every key so far: without
+/// the sizing a replica's full sync of 1M keys took about twice the CPU).
+/// `keep` drops entries (a primary skips keys already expired).
+pub fn load_image(
+    srv: &Server,
+    locked: &mut crate::cmd::Locked<'_>,
+    data: &[u8],
+    now: u64,
+    keep: impl Fn(&crate::store::Entry) -> bool,
+) -> Result<rdb::LoadInfo, rdb::RdbError> {
     let dbs = srv.databases();
-    rdb::load(&data, now, |db, key, entry| {
-        if db < dbs {
+    let shards = srv.store.len();
+    // Keys spread over the shards by slot: a little over an even share
+    // each (a shard that gets more grows as usual).
+    let share = |n: usize| {
+        let per = n.div_ceil(shards);
+        per + per / 32
+    };
+    let info = rdb::load(data, now, |item| match item {
+        rdb::Loaded::Sized { db, keys, expires } if db < dbs => {
+            // A size for the whole database: room for that many, not that
+            // many more (a file may give a database's size more than once).
+            for shard in locked.shards_mut() {
+                let d = &mut shard.dbs[db];
+                let (have, have_volatile) = (d.len(), d.expires_len());
+                d.reserve(
+                    share(keys).saturating_sub(have),
+                    share(expires).saturating_sub(have_volatile),
+                );
+            }
+        }
+        rdb::Loaded::Key { db, key, entry } if db < dbs && keep(&entry) => {
             locked.shard_mut(srv.store.shard_of(&key)).dbs[db].insert(&key, entry);
         }
-    })
-    .map_err(|e| e.to_string())?;
+        _ => {}
+    })?;
     locked.for_each_indexed(|_, shard| shard.refresh_mem());
-    Ok(())
+    Ok(info)
 }
 
 /// BGSAVE: snapshot without stopping the world, written by a thread.
@@ -187,7 +231,7 @@ fn write_snapshot_file(
     let result = (|| {
         let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
         let mut crc = rdb::Crc64::new();
-        let head = header(srv);
+        let head = header(srv, None, &job.db_sizes);
         crc.update(&head);
         f.write_all(&head)?;
         while let Some(img) = images.blocking_recv() {
@@ -219,23 +263,14 @@ pub fn load_at_start(srv: &Server) -> Result<(), String> {
     };
     let started = std::time::Instant::now();
     let now = now_ms();
-    let dbs = srv.databases();
     // A replica keeps expired keys: its primary's DELs remove them.
     let replica = srv.config.get("replicaof").is_some_and(|m| !m.is_empty());
-    let mut per_shard: Vec<Vec<_>> = (0..srv.store.len()).map(|_| Vec::new()).collect();
-    let info = rdb::load(&data, now, |db, key, entry| {
-        if db < dbs && (replica || !entry.is_expired(now)) {
-            per_shard[srv.store.shard_of(&key)].push((db, key, entry));
-        }
+    let mut locked = crate::cmd::Locked::all(srv);
+    let info = load_image(srv, &mut locked, &data, now, |entry| {
+        replica || !entry.is_expired(now)
     })
     .map_err(|e| format!("Fatal error loading the DB: {e}. Exiting."))?;
-    for (idx, entries) in per_shard.into_iter().enumerate() {
-        let mut shard = srv.store.lock(idx);
-        for (db, key, entry) in entries {
-            shard.dbs[db].insert(&key, entry);
-        }
-        shard.refresh_mem();
-    }
+    drop(locked);
     if replica && let (Some(id), Some(offset)) = (&info.repl_id, info.repl_offset) {
         // The history this data belongs to: the replica asks its primary
         // to continue from there. (Redis also restores it on a primary;

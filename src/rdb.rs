@@ -149,6 +149,20 @@ pub struct HeaderInfo<'a> {
     /// Replication ID and offset the snapshot corresponds to (a full
     /// resync), if any.
     pub repl: Option<(&'a str, u64)>,
+    /// Keys and keys with an expiry in each database at the snapshot's
+    /// point (`db_sizes`), written as RESIZEDB so a loader can size its
+    /// tables before the keys arrive.
+    pub db_sizes: &'a [(u64, u64)],
+}
+
+/// Adds `shard`'s keys and keys with an expiry to `sizes`, per database
+/// (`HeaderInfo::db_sizes` is the sum over every shard).
+pub fn add_db_sizes(sizes: &mut Vec<(u64, u64)>, shard: &Shard) {
+    sizes.resize(sizes.len().max(shard.dbs.len()), (0, 0));
+    for (size, db) in sizes.iter_mut().zip(&shard.dbs) {
+        size.0 += db.len() as u64;
+        size.1 += db.expires_len() as u64;
+    }
 }
 
 /// Magic, version and aux fields, as Redis 7.0's rdbSaveInfoAuxFields.
@@ -164,6 +178,18 @@ pub fn write_header(out: &mut Vec<u8>, info: &HeaderInfo) {
         write_aux(out, "repl-offset", offset.to_string().as_bytes());
     }
     write_aux(out, "aof-base", b"0");
+    // Each database's size once, up front: the keys follow shard by
+    // shard, under SELECTDB alone (Redis's loader takes RESIZEDB as a
+    // sizing hint for the database selected, with or without keys after
+    // it).
+    for (index, &(keys, expires)) in info.db_sizes.iter().enumerate() {
+        if keys > 0 {
+            write_select(out, index);
+            out.push(OP_RESIZEDB);
+            write_len(out, keys);
+            write_len(out, expires);
+        }
+    }
 }
 
 /// One key with its expiry.
@@ -233,18 +259,14 @@ pub fn write_select(out: &mut Vec<u8>, index: usize) {
     write_len(out, index as u64);
 }
 
-/// Every live key of one database, under SELECTDB/RESIZEDB. Redis
-/// accepts a database's keys spread over several SELECTDB sections, which
-/// is what a shard-by-shard snapshot produces.
+/// Every live key of one database, under SELECTDB (the header gave the
+/// database's size). Redis accepts a database's keys spread over several
+/// SELECTDB sections, which is what a shard-by-shard snapshot produces.
 pub fn write_db(out: &mut Vec<u8>, index: usize, db: &Db, now_ms: u64) {
     if db.is_empty() {
         return;
     }
-    out.push(OP_SELECTDB);
-    write_len(out, index as u64);
-    out.push(OP_RESIZEDB);
-    write_len(out, db.len() as u64);
-    write_len(out, db.expires_len() as u64);
+    write_select(out, index);
     for (k, e) in db.iter(now_ms) {
         write_entry(out, k, &e);
     }
@@ -263,23 +285,6 @@ pub fn write_trailer(out: &mut Vec<u8>, crc: &mut Crc64) {
     out.push(OP_EOF);
     crc.update(&[OP_EOF]);
     out.extend_from_slice(&crc.value().to_le_bytes());
-}
-
-/// A whole file from shards given one at a time (SAVE, DEBUG RELOAD).
-pub fn write_file_bytes<'a>(
-    info: &HeaderInfo,
-    shards: impl Iterator<Item = std::sync::MutexGuard<'a, Shard>>,
-    now_ms: u64,
-) -> Vec<u8> {
-    let mut out = Vec::new();
-    write_header(&mut out, info);
-    for shard in shards {
-        write_shard(&mut out, &shard, now_ms);
-    }
-    let mut crc = Crc64::new();
-    crc.update(&out);
-    write_trailer(&mut out, &mut crc);
-    out
 }
 
 // ----------------------------------------------------------------- reader
@@ -715,13 +720,28 @@ fn is_empty_collection(value: &Value) -> bool {
     }
 }
 
-/// Parses a whole RDB image and hands each key to `sink(db, key, entry)`.
-/// `now_ms` is the clock given to new entries (their LRU time).
-pub fn load(
-    data: &[u8],
-    now_ms: u64,
-    mut sink: impl FnMut(usize, Bytes, Entry),
-) -> Result<LoadInfo> {
+/// What a load finds, in file order.
+pub enum Loaded {
+    /// RESIZEDB: how many keys (and keys with an expiry) database `db`
+    /// holds, a hint to size its tables before they arrive. Bounded by
+    /// what the image could hold (a key takes at least 3 bytes), so a
+    /// forged count cannot ask for more memory than a constant times the
+    /// image's size.
+    Sized {
+        db: usize,
+        keys: usize,
+        expires: usize,
+    },
+    Key {
+        db: usize,
+        key: Bytes,
+        entry: Entry,
+    },
+}
+
+/// Parses a whole RDB image and hands what it holds to `sink`. `now_ms`
+/// is the clock given to new entries (their LRU time).
+pub fn load(data: &[u8], now_ms: u64, mut sink: impl FnMut(Loaded)) -> Result<LoadInfo> {
     let mut r = Reader { buf: data, pos: 0 };
     let magic = r.take(9)?;
     if &magic[..5] != b"REDIS" {
@@ -743,8 +763,10 @@ pub fn load(
             OP_EOF => break,
             OP_SELECTDB => db = r.len()? as usize,
             OP_RESIZEDB => {
-                r.len()?;
-                r.len()?;
+                let most = data.len() / 3;
+                let keys = (r.len()? as usize).min(most);
+                let expires = (r.len()? as usize).min(keys);
+                sink(Loaded::Sized { db, keys, expires });
             }
             OP_EXPIRETIME_MS => {
                 let s = r.take(8)?;
@@ -788,7 +810,7 @@ pub fn load(
                 let mut e = Entry::new(value, 0, now_ms);
                 e.expire_at = expire_at;
                 info.keys += 1;
-                sink(db, key, e);
+                sink(Loaded::Key { db, key, entry: e });
             }
         }
     }
@@ -907,6 +929,7 @@ mod tests {
                 ctime_secs: 1,
                 used_mem: 2,
                 repl: Some(("abc", 7)),
+                db_sizes: &[],
             },
         );
         write_shard(&mut out, &shard, now);
@@ -915,7 +938,12 @@ mod tests {
         write_trailer(&mut out, &mut crc);
 
         let mut got = Vec::new();
-        let info = load(&out, now, |db, k, e| got.push((db, k, e))).unwrap();
+        let info = load(&out, now, |item| {
+            if let Loaded::Key { db, key, entry } = item {
+                got.push((db, key, entry));
+            }
+        })
+        .unwrap();
         assert_eq!(info.repl_id.as_deref(), Some("abc"));
         assert_eq!(info.repl_offset, Some(7));
         assert_eq!(got.len(), 6);
@@ -930,11 +958,86 @@ mod tests {
         let mut bad = out.clone();
         let i = bad.len() - 12;
         bad[i] ^= 1;
-        assert!(load(&bad, now, |_, _, _| {}).is_err());
+        assert!(load(&bad, now, |_| {}).is_err());
         // Truncation is an error, not a panic.
         for cut in 0..out.len() {
-            let _ = load(&out[..cut], now, |_, _, _| {});
+            let _ = load(&out[..cut], now, |_| {});
         }
+    }
+
+    #[test]
+    fn header_gives_each_database_size_once_and_forged_sizes_are_bounded() {
+        let mut shards = vec![Shard::new(3, 1), Shard::new(3, 2)];
+        for (i, shard) in shards.iter_mut().enumerate() {
+            for k in 0..5u64 {
+                let key = format!("k{i}-{k}");
+                let expire = if k < 2 { 10_000 } else { 0 };
+                let mut e = Entry::new(Value::Str(Bytes::from("v")), 0, 1);
+                e.expire_at = expire;
+                shard.dbs[2].insert(key.as_bytes(), e);
+            }
+        }
+        let mut sizes = Vec::new();
+        for shard in &shards {
+            add_db_sizes(&mut sizes, shard);
+        }
+        assert_eq!(sizes, vec![(0, 0), (0, 0), (10, 4)]);
+        let mut out = Vec::new();
+        let info = HeaderInfo {
+            ctime_secs: 1,
+            used_mem: 2,
+            repl: None,
+            db_sizes: &sizes,
+        };
+        write_header(&mut out, &info);
+        for shard in &shards {
+            write_shard(&mut out, shard, 1);
+        }
+        let mut crc = Crc64::new();
+        crc.update(&out);
+        write_trailer(&mut out, &mut crc);
+        let mut sized = Vec::new();
+        let mut keys = 0;
+        load(&out, 1, |item| match item {
+            Loaded::Sized { db, keys, expires } => sized.push((db, keys, expires)),
+            Loaded::Key { db, .. } => {
+                assert_eq!(db, 2);
+                keys += 1;
+            }
+        })
+        .unwrap();
+        // Once, before the keys, with the totals of both shards.
+        assert_eq!(sized, vec![(2, 10, 4)]);
+        assert_eq!(keys, 10);
+
+        // A forged RESIZEDB asks for no more than the image could hold.
+        let mut forged = Vec::new();
+        write_header(
+            &mut forged,
+            &HeaderInfo {
+                db_sizes: &[],
+                ..info
+            },
+        );
+        write_select(&mut forged, 0);
+        forged.push(OP_RESIZEDB);
+        write_len(&mut forged, 1 << 40);
+        write_len(&mut forged, 1 << 41);
+        let mut crc = Crc64::new();
+        crc.update(&forged);
+        write_trailer(&mut forged, &mut crc);
+        let mut got = None;
+        load(&forged, 1, |item| {
+            if let Loaded::Sized { keys, expires, .. } = item {
+                got = Some((keys, expires));
+            }
+        })
+        .unwrap();
+        let (keys, expires) = got.unwrap();
+        assert!(
+            keys <= forged.len() / 3 && expires <= keys,
+            "{keys} {expires}"
+        );
     }
 
     #[test]
@@ -955,6 +1058,7 @@ mod tests {
             ctime_secs: 1,
             used_mem: 2,
             repl: None,
+            db_sizes: &[],
         };
         write_header(&mut out, &info);
         write_shard(&mut out, &shard, 1);
@@ -962,7 +1066,12 @@ mod tests {
         crc.update(&out);
         write_trailer(&mut out, &mut crc);
         let mut keys = Vec::new();
-        load(&out, 1, |_, k, _| keys.push(k)).unwrap();
+        load(&out, 1, |item| {
+            if let Loaded::Key { key, .. } = item {
+                keys.push(key);
+            }
+        })
+        .unwrap();
         assert_eq!(keys, vec![Bytes::from("s")]);
     }
 

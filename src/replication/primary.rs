@@ -149,6 +149,7 @@ async fn send_snapshot<S: ReplicaStream>(
             ctime_secs: now_ms() / 1000,
             used_mem,
             repl: Some((replid, offset)),
+            db_sizes: pieces.db_sizes(),
         },
     );
     let mut crc = rdb::Crc64::new();

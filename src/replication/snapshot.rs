@@ -91,6 +91,9 @@ pub struct Job {
     next_shard: AtomicUsize,
     /// The walk is over and the job released (`finish` ran).
     finished: AtomicBool,
+    /// Keys and keys with an expiry per database at the point, for the
+    /// image's header (`rdb::HeaderInfo::db_sizes`).
+    pub db_sizes: Vec<(u64, u64)>,
 }
 
 impl Job {
@@ -285,6 +288,8 @@ pub fn start(
         return None;
     }
     let (tx, rx) = mpsc::unbounded_channel();
+    let mut db_sizes = Vec::new();
+    locked.for_each_indexed(|_, shard| crate::rdb::add_db_sizes(&mut db_sizes, shard));
     let job = Arc::new(Job {
         epoch: NEXT_EPOCH.fetch_add(1, Relaxed),
         // Every existing entry carries the previous snapshot's tag (that
@@ -296,6 +301,7 @@ pub fn start(
         abandoned: AtomicBool::new(false),
         next_shard: AtomicUsize::new(0),
         finished: AtomicBool::new(false),
+        db_sizes,
     });
     *CURRENT.lock().unwrap_or_else(|e| e.into_inner()) = Some(job.clone());
     EPOCH.store(job.epoch, Relaxed);
@@ -352,6 +358,10 @@ impl Pieces {
             started: Instant::now(),
             walking: Duration::ZERO,
         }
+    }
+
+    pub fn db_sizes(&self) -> &[(u64, u64)] {
+        &self.job.db_sizes
     }
 
     /// The next piece (RDB bytes after the header); None when the

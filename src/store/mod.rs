@@ -756,6 +756,24 @@ impl Db {
         }
     }
 
+    /// Sizes both tables for `keys` more keys, `volatile` of them with an
+    /// expiry, before a bulk load (a full sync, a restart from the RDB),
+    /// as Redis sizes its dicts from the RDB's RESIZEDB.
+    pub fn reserve(&mut self, keys: usize, volatile: usize) {
+        if keys == 0 {
+            return;
+        }
+        if self.table.slot_count() == 0 {
+            // As in `link`: this database now holds an array.
+            DBS_FILLED.fetch_add(1, Ordering::Relaxed);
+        }
+        let hasher = &self.hasher;
+        // SAFETY: the table holds live entries of this Db only.
+        self.table
+            .reserve(keys, |b| unsafe { stored_hash(hasher, b) });
+        self.volatile.reserve(volatile, ptr_hash);
+    }
+
     /// Replaces the entry at `pos` by what `f` makes of it (same key).
     fn rebuild_at(&mut self, pos: usize, f: impl FnOnce(OwnedEntry) -> OwnedEntry) {
         let old_bits = self.table.get(pos);

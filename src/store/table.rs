@@ -187,6 +187,16 @@ impl Table {
         }
     }
 
+    /// Makes room for `additional` more elements, so that inserting them
+    /// never grows the table on the way: a bulk load that knows its size
+    /// rehashes nothing (each growth on the way reads every key so far).
+    pub fn reserve(&mut self, additional: usize, rehash: impl Fn(u64) -> u64) {
+        let want = self.len + additional;
+        if want * 10 > self.cap * 9 {
+            self.resize((want * 10).div_ceil(9), &rehash);
+        }
+    }
+
     fn place(&mut self, h: u64, ptr: u64) -> Result<(), Overflow> {
         let mut cur = ptr | tag(h) << TAG_SHIFT;
         let mut pos = self.home(h);
@@ -420,6 +430,43 @@ mod tests {
     /// hash is a function of the pointer, as for the expiry index.
     fn p(i: u64) -> u64 {
         (i + 1) * 8
+    }
+
+    /// A reserved table takes that many elements without growing (the
+    /// array is the same one), keeps the ones it had, and a reservation
+    /// it already has room for changes nothing.
+    #[test]
+    fn reserve_makes_room_without_growth_on_the_way() {
+        for (had, more) in [(0u64, 1u64), (0, 100_000), (37, 5000), (1000, 10)] {
+            let mut t = Table::default();
+            for i in 0..had {
+                t.insert(mix(p(i)), p(i), mix);
+            }
+            t.reserve(more as usize, mix);
+            let slots = t.slot_count();
+            let array = t.slots.as_ptr();
+            for i in had..had + more {
+                t.insert(mix(p(i)), p(i), mix);
+            }
+            assert_eq!(
+                t.slot_count(),
+                slots,
+                "grew after reserve({more}) over {had}"
+            );
+            assert_eq!(t.slots.as_ptr(), array);
+            assert_eq!(t.len(), (had + more) as usize);
+            for i in 0..had + more {
+                assert!(t.find(mix(p(i)), |x| x == p(i)).is_some());
+            }
+            // Load right after: at most 90% (the growth threshold) and, for
+            // a large reservation, not far under it.
+            assert!(t.len() * 10 <= t.cap * 9);
+            if more >= 5000 {
+                assert!(t.len() * 100 >= t.cap * 85, "{} in {}", t.len(), t.cap);
+            }
+            t.reserve(0, mix);
+            assert_eq!(t.slots.as_ptr(), array);
+        }
     }
 
     /// Property test against a HashMap model: random inserts, removes,
