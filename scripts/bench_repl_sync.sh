@@ -8,6 +8,7 @@
 #   KEYS=200000 SHARDS=2 SERVERS=ferrocache scripts/bench_repl_sync.sh
 #   REPLICA_NICE=19 scripts/bench_repl_sync.sh     # replicas at low CPU priority
 #   REPLICA=cli scripts/bench_repl_sync.sh         # syncs by redis-cli --rdb /dev/null
+#   REPLICA=cli CONTROL=pump scripts/bench_repl_sync.sh   # and the bytes alone
 #
 # Per server: load KEYS keys (100-byte values) into a primary; then, ROUNDS
 # times, measure GET p99 with redis-benchmark (baseline) and measure it
@@ -24,12 +25,20 @@
 # (SYNC with `REPLCONF rdb-only 1`), which reads the RDB and discards it,
 # so what remains is the primary's own cost of a sync.
 #
+# CONTROL=pump (with REPLICA=cli) adds a third measurement to each round:
+# GET p99 while scripts/loopback_pump.py moves the same snapshot's bytes
+# between two processes of its own at the pace the syncs of that round
+# kept, with nothing asked of the server. The difference between it and
+# the sync measurement is the primary's own cost; the difference between
+# it and the baseline is what moving those bytes through this machine's
+# loopback costs any server sharing its cores.
+#
 # Env: FERROCACHE_BIN (default target/release/ferrocache, built if
 # missing), REDIS_BIN, SERVERS (default "ferrocache redis"), KEYS, SHARDS
 # (ferrocache's --shards; default: its default), ROUNDS (default 3: each
 # a measurement without syncs, then one during syncs; medians reported),
 # REQUESTS (GETs per measurement, default 500000), CLIENTS (default 50), REPLICA_NICE,
-# REPLICA (server, the default, or cli).
+# REPLICA (server, the default, or cli), CONTROL (pump, or empty).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -46,6 +55,9 @@ SERVERS="${SERVERS:-ferrocache redis}"
 REPLICA_NICE="${REPLICA_NICE:-}"
 REPLICA="${REPLICA:-server}"
 [[ "$REPLICA" == server || "$REPLICA" == cli ]] || die "REPLICA must be server or cli, got '$REPLICA'"
+CONTROL="${CONTROL:-}"
+[[ -z "$CONTROL" || "$CONTROL" == pump ]] || die "CONTROL must be pump or empty, got '$CONTROL'"
+[[ -z "$CONTROL" || "$REPLICA" == cli ]] || die "CONTROL=pump needs REPLICA=cli"
 SHARD_ARGS=()
 [[ -n "${SHARDS:-}" ]] && SHARD_ARGS=(--shards "$SHARDS")
 
@@ -107,21 +119,34 @@ PY
     base_rss=$(rss "$ppid")
     log "$name: RSS ${base_rss} kB after loading"
 
+    local snapshot_bytes=0
+    if [[ -n "$CONTROL" ]]; then
+        redis-cli -p "$pport" --rdb "$dir/snapshot.rdb" >/dev/null 2>&1 || die "$name: redis-cli --rdb failed"
+        snapshot_bytes=$(stat -c %s "$dir/snapshot.rdb")
+    fi
+
     local wrapper="$dir/replica-bin"
     printf '#!/bin/sh\nexec %s %q "$@"\n' "${REPLICA_PREFIX[*]:-}" "$bin" >"$wrapper"
     chmod +x "$wrapper"
     # Rounds alternate a measurement without syncs and one during syncs,
     # so a change in the machine's load affects both sides alike.
-    local bases=() syncs=() base_cpus=() sync_cpus=() round
+    local bases=() syncs=() pumps=() base_cpus=() sync_cpus=() round
     for ((round = 1; round <= ROUNDS; round++)); do
-        local stop="$dir/stop.$round" b s bc sc
+        local stop="$dir/stop.$round" done_syncs="$dir/syncs.$round" b s bc sc t0 t1
         read -r b bc <<<"$(timed_p99 "$pport" "$ppid")"
         bases+=("$b")
         base_cpus+=("$bc")
         (
             while [[ ! -e "$stop" ]]; do
                 if [[ "$REPLICA" == cli ]]; then
-                    ${REPLICA_PREFIX[@]+"${REPLICA_PREFIX[@]}"} redis-cli -p "$pport" --rdb /dev/null >/dev/null 2>&1 || sleep 0.05
+                    # Exits 1 even after a whole transfer: /dev/null
+                    # cannot be fsynced.
+                    out=$(${REPLICA_PREFIX[@]+"${REPLICA_PREFIX[@]}"} redis-cli -p "$pport" --rdb /dev/null 2>&1 || true)
+                    if [[ "$out" == *"Transfer finished with success"* ]]; then
+                        echo >>"$done_syncs"
+                    else
+                        sleep 0.05
+                    fi
                     continue
                 fi
                 # A fresh directory each time: a Redis replica saves the
@@ -158,24 +183,43 @@ PY
             done
         ) &
         local sampler=$!
+        t0=${EPOCHREALTIME/./}
         read -r s sc <<<"$(timed_p99 "$pport" "$ppid")"
+        t1=${EPOCHREALTIME/./}
         syncs+=("$s")
         sync_cpus+=("$sc")
         touch "$stop"
         wait "$syncer" "$sampler" 2>/dev/null || true
         log "$name: round $round: GET p99 ${b} ms without syncs, ${s} ms during syncs; primary CPU ${bc}% and ${sc}% of a core"
+        if [[ -n "$CONTROL" ]]; then
+            local n p rate pump
+            n=$(wc -l <"$done_syncs" 2>/dev/null || echo 0)
+            ((n > 0)) || n=1
+            # Bytes per second the syncs of this round kept.
+            rate=$((snapshot_bytes * n * 1000000 / (t1 - t0)))
+            python3 "$ROOT/scripts/loopback_pump.py" "$dir/snapshot.rdb" "$rate" &
+            pump=$!
+            FC_PIDS+=("$pump")
+            sleep 0.3
+            p=$(p99 "$pport")
+            kill "$pump" 2>/dev/null || true
+            wait "$pump" 2>/dev/null || true
+            pumps+=("$p")
+            log "$name: round $round: GET p99 ${p} ms with the bytes of $n syncs pumped between two other processes at $((rate / 1000000)) MB/s"
+        fi
     done
-    local peak full base_p99 sync_p99 base_cpu sync_cpu
+    local peak full base_p99 sync_p99 pump_p99=- base_cpu sync_cpu
     peak=$(cat "$dir/peak" 2>/dev/null || echo "$base_rss")
     full=$(redis-cli -p "$pport" info stats | awk -F: '/^sync_full/ {print $2}' | tr -d '\r')
     base_p99=$(printf '%s\n' "${bases[@]}" | median)
     sync_p99=$(printf '%s\n' "${syncs[@]}" | median)
+    ((${#pumps[@]})) && pump_p99=$(printf '%s\n' "${pumps[@]}" | median)
     base_cpu=$(printf '%s\n' "${base_cpus[@]}" | median)
     sync_cpu=$(printf '%s\n' "${sync_cpus[@]}" | median)
     log "$name: median GET p99 ${base_p99} ms without, ${sync_p99} ms during syncs; peak RSS ${peak} kB, full syncs served: ${full}"
     kill "$ppid" 2>/dev/null || true
     wait "$ppid" 2>/dev/null || true
-    RESULTS+=("$name $base_p99 $sync_p99 $base_rss $peak $full $base_cpu $sync_cpu")
+    RESULTS+=("$name $base_p99 $sync_p99 $base_rss $peak $full $base_cpu $sync_cpu $pump_p99")
 }
 
 RESULTS=()
@@ -189,12 +233,25 @@ done
 
 step "summary"
 print_run_facts "$ROOT"
-echo "- command: KEYS=$KEYS ROUNDS=$ROUNDS REQUESTS=$REQUESTS CLIENTS=$CLIENTS SHARDS=${SHARDS:-default} REPLICA_NICE=${REPLICA_NICE:-none} REPLICA=$REPLICA scripts/bench_repl_sync.sh"
+echo "- command: KEYS=$KEYS ROUNDS=$ROUNDS REQUESTS=$REQUESTS CLIENTS=$CLIENTS SHARDS=${SHARDS:-default} REPLICA_NICE=${REPLICA_NICE:-none} REPLICA=$REPLICA CONTROL=${CONTROL:-none} scripts/bench_repl_sync.sh"
 echo
 echo "| server | full syncs | GET p99 no sync (ms, median) | GET p99 during syncs (ms, median) | ratio | RSS before (kB) | peak RSS (kB) | RSS growth | primary CPU no sync / during syncs (% of a core, median) |"
 echo "|---|--:|--:|--:|--:|--:|--:|--:|--:|"
+CONTROL_ROWS=()
 for row in "${RESULTS[@]}"; do
-    read -r name b s r0 r1 full bc sc <<<"$row"
+    read -r name b s r0 r1 full bc sc p <<<"$row"
     awk -v n="$name" -v b="$b" -v s="$s" -v r0="$r0" -v r1="$r1" -v f="$full" -v bc="$bc" -v sc="$sc" 'BEGIN {
         printf "| %s | %s | %.3f | %.3f | %.2fx | %d | %d | %+.1f%% | %d / %d |\n", n, f, b, s, s / b, r0, r1, 100 * (r1 - r0) / r0, bc, sc }'
+    if [[ -n "$CONTROL" ]]; then
+        CONTROL_ROWS+=("$(awk -v n="$name" -v b="$b" -v s="$s" -v p="$p" 'BEGIN {
+            printf "| %s | %.3f | %.3f | %.2fx | %.3f | %.2fx |", n, b, s, s / b, p, p / b }')")
+    fi
 done
+if [[ -n "$CONTROL" ]]; then
+    echo
+    echo "Control: the same bytes moved between two other processes at each round's pace, the server only serving GETs."
+    echo
+    echo "| server | GET p99 no sync (ms, median) | during syncs | ratio | bytes alone (pump) | ratio |"
+    echo "|---|--:|--:|--:|--:|--:|"
+    printf '%s\n' "${CONTROL_ROWS[@]}"
+fi
