@@ -29,7 +29,6 @@ flood() {
         awk -F'","' '/"SET"/ {print $2}' | tr -d '"'
 }
 
-
 plain=()
 evict=()
 for ((i = 1; i <= RUNS; i++)); do

@@ -84,8 +84,9 @@ cpu_ms() {
     echo $(((f[13] + f[14] + f[15] + f[16]) * 1000 / CLK_TCK))
 }
 
-# timed_p99 PORT PID: "p99 cpu_share" where cpu_share is the primary's CPU
-# during the measurement in % of one core.
+# timed_p99 PORT PID: "p99 cpu_share wall_us" where cpu_share is the
+# primary's CPU during the measurement in % of one core and wall_us how
+# long the measurement took.
 timed_p99() {
     local t0 c0 p t1 c1
     t0=${EPOCHREALTIME/./}
@@ -94,7 +95,7 @@ timed_p99() {
     c1=$(cpu_ms "$2")
     t1=${EPOCHREALTIME/./}
     # ms of CPU per µs of wall, as a percentage.
-    echo "$p $(((c1 - c0) * 100000 / (t1 - t0 + 1)))"
+    echo "$p $(((c1 - c0) * 100000 / (t1 - t0 + 1))) $((t1 - t0 + 1))"
 }
 
 # measure NAME BIN ARGS...: appends "NAME base_p99 sync_p99 base_rss peak_rss
@@ -132,8 +133,8 @@ PY
     # so a change in the machine's load affects both sides alike.
     local bases=() syncs=() pumps=() base_cpus=() sync_cpus=() round
     for ((round = 1; round <= ROUNDS; round++)); do
-        local stop="$dir/stop.$round" done_syncs="$dir/syncs.$round" b s bc sc t0 t1
-        read -r b bc <<<"$(timed_p99 "$pport" "$ppid")"
+        local stop="$dir/stop.$round" done_syncs="$dir/syncs.$round" b s bc sc wall
+        read -r b bc _ <<<"$(timed_p99 "$pport" "$ppid")"
         bases+=("$b")
         base_cpus+=("$bc")
         (
@@ -183,9 +184,7 @@ PY
             done
         ) &
         local sampler=$!
-        t0=${EPOCHREALTIME/./}
-        read -r s sc <<<"$(timed_p99 "$pport" "$ppid")"
-        t1=${EPOCHREALTIME/./}
+        read -r s sc wall <<<"$(timed_p99 "$pport" "$ppid")"
         syncs+=("$s")
         sync_cpus+=("$sc")
         touch "$stop"
@@ -196,7 +195,7 @@ PY
             n=$(wc -l <"$done_syncs" 2>/dev/null || echo 0)
             ((n > 0)) || n=1
             # Bytes per second the syncs of this round kept.
-            rate=$((snapshot_bytes * n * 1000000 / (t1 - t0)))
+            rate=$((snapshot_bytes * n * 1000000 / wall))
             python3 "$ROOT/scripts/loopback_pump.py" "$dir/snapshot.rdb" "$rate" &
             pump=$!
             FC_PIDS+=("$pump")

@@ -134,13 +134,33 @@ pub fn reload(srv: &Server, locked: &mut crate::cmd::Locked<'_>, now: u64) -> Re
     write_file(srv, std::iter::once(body)).map_err(|e| e.to_string())?;
     saved(dirty);
     let data = std::fs::read(file_name(srv)).map_err(|e| e.to_string())?;
+    replace_with_image(srv, locked, &data, now).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Empties every database of the locked shards (all of them) and loads
+/// the image in their place, every key kept (DEBUG RELOAD, a replica's
+/// full sync).
+pub fn replace_with_image(
+    srv: &Server,
+    locked: &mut crate::cmd::Locked<'_>,
+    data: &[u8],
+    now: u64,
+) -> Result<rdb::LoadInfo, rdb::RdbError> {
     for shard in locked.shards_mut() {
         for db in shard.dbs.iter_mut() {
             db.clear();
         }
     }
-    load_image(srv, locked, &data, now, |_| true).map_err(|e| e.to_string())?;
-    Ok(())
+    load_image(srv, locked, data, now, |_| true)
+}
+
+/// The room each of `shards` reserves for a database of `keys` keys:
+/// keys spread over the shards by slot, so a little over an even share
+/// (a shard that gets more grows as usual).
+fn shard_share(keys: usize, shards: usize) -> usize {
+    let per = keys.div_ceil(shards);
+    per + per / 32
 }
 
 /// Loads an RDB image into the locked shards (all of them), inserting
@@ -158,23 +178,12 @@ pub fn load_image(
 ) -> Result<rdb::LoadInfo, rdb::RdbError> {
     let dbs = srv.databases();
     let shards = srv.store.len();
-    // Keys spread over the shards by slot: a little over an even share
-    // each (a shard that gets more grows as usual).
-    let share = |n: usize| {
-        let per = n.div_ceil(shards);
-        per + per / 32
-    };
     let info = rdb::load(data, now, |item| match item {
         rdb::Loaded::Sized { db, keys, expires } if db < dbs => {
-            // A size for the whole database: room for that many, not that
-            // many more (a file may give a database's size more than once).
+            // A size for the whole database: room for that many in all (a
+            // file may give a database's size more than once).
             for shard in locked.shards_mut() {
-                let d = &mut shard.dbs[db];
-                let (have, have_volatile) = (d.len(), d.expires_len());
-                d.reserve(
-                    share(keys).saturating_sub(have),
-                    share(expires).saturating_sub(have_volatile),
-                );
+                shard.dbs[db].reserve_for(shard_share(keys, shards), shard_share(expires, shards));
             }
         }
         rdb::Loaded::Key { db, key, entry } if db < dbs && keep(&entry) => {
@@ -285,4 +294,76 @@ pub fn load_at_start(srv: &Server) -> Result<(), String> {
         info.keys
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmd::Locked;
+    use crate::config::Config;
+    use crate::store::{Db, Entry, Value};
+    use bytes::Bytes;
+
+    /// A load sizes each shard's tables from the image's RESIZEDB before
+    /// the keys come: after it, each shard has the arrays that sizing
+    /// gives, not the larger ones that growing key by key reached.
+    #[test]
+    fn a_load_sizes_the_tables_from_the_image_first() {
+        const SHARDS: usize = 3;
+        // About 8,100 keys a shard, just past a growth of the key table
+        // (7,996 fit the array before it): grown, it is 70% full.
+        const KEYS: usize = 24_300;
+        let config = Config::new(&[("shards".into(), SHARDS.to_string())]).unwrap();
+        let srv = Server::new(config, None);
+        let now = 1;
+        let mut locked = Locked::all(&srv);
+        // The same count in every shard, a third of them with a TTL (a
+        // real keyspace spreads only about evenly; a shard over its share
+        // grows as usual).
+        let mut per_shard = [0; SHARDS];
+        for i in 0.. {
+            let key = format!("key:{i}");
+            let shard = srv.store.shard_of(key.as_bytes());
+            if per_shard[shard] == KEYS / SHARDS {
+                if per_shard.iter().all(|&n| n == KEYS / SHARDS) {
+                    break;
+                }
+                continue;
+            }
+            let expire_at = if per_shard[shard] % 3 == 0 {
+                u64::MAX / 2
+            } else {
+                0
+            };
+            per_shard[shard] += 1;
+            let e = Entry::new(Value::Str(Bytes::from_static(b"v")), expire_at, now);
+            locked.shard_mut(shard).dbs[0].insert(key.as_bytes(), e);
+        }
+        let grown: Vec<_> = (0..SHARDS)
+            .map(|i| locked.shard_mut(i).dbs[0].slot_counts())
+            .collect();
+        let mut sizes = Vec::new();
+        locked.for_each_indexed(|_, shard| rdb::add_db_sizes(&mut sizes, shard));
+        let mut image = header(&srv, None, &sizes);
+        for shard in locked.shards_mut() {
+            rdb::write_shard(&mut image, shard, now);
+        }
+        let mut crc = rdb::Crc64::new();
+        crc.update(&image);
+        rdb::write_trailer(&mut image, &mut crc);
+
+        let info = replace_with_image(&srv, &mut locked, &image, now).unwrap();
+        assert_eq!(info.keys, KEYS as u64);
+        let mut sized = Db::default();
+        sized.reserve_for(shard_share(KEYS, SHARDS), shard_share(KEYS / 3, SHARDS));
+        for (i, grown) in grown.into_iter().enumerate() {
+            let db = &locked.shard_mut(i).dbs[0];
+            assert_eq!(
+                (db.len(), db.expires_len()),
+                (KEYS / SHARDS, KEYS / SHARDS / 3)
+            );
+            assert_eq!(db.slot_counts(), sized.slot_counts(), "shard {i}");
+            assert!(db.slot_counts().0 < grown.0, "shard {i}: {grown:?}");
+        }
+    }
 }

@@ -308,12 +308,7 @@ async fn read_snapshot(c: &mut Conn) -> Result<Vec<u8>, String> {
 /// primary's DELs will remove them).
 pub fn load_snapshot(srv: &Server, data: &[u8]) -> Result<(), String> {
     let mut locked = crate::cmd::Locked::all(srv);
-    for shard in locked.shards_mut() {
-        for db in shard.dbs.iter_mut() {
-            db.clear();
-        }
-    }
-    crate::persistence::load_image(srv, &mut locked, data, now_ms(), |_| true)
+    crate::persistence::replace_with_image(srv, &mut locked, data, now_ms())
         .map_err(|e| e.to_string())?;
     Ok(())
 }

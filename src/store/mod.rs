@@ -593,7 +593,7 @@ impl Db {
     /// Bytes of both tables' arrays. Asked after every write, so the size
     /// is cached until an array's size changes.
     fn tables_bytes(&self) -> usize {
-        let counts = (self.table.slot_count(), self.volatile.slot_count());
+        let counts = self.slot_counts();
         let (cached, bytes) = self.tables_cache.get();
         if cached == counts {
             return bytes;
@@ -738,11 +738,7 @@ impl Db {
 
     /// Adds an entry whose key is absent (`h`: its key's hash).
     fn link(&mut self, h: u64, e: OwnedEntry) {
-        if self.table.slot_count() == 0 {
-            // Visible to a refresh under this shard's lock (the lock
-            // orders it), and to this thread's own.
-            DBS_FILLED.fetch_add(1, Ordering::Relaxed);
-        }
+        self.note_array_appears();
         let v = e.view();
         self.mem += entry_cost(v);
         let has_ttl = v.expire_at() != 0;
@@ -756,22 +752,38 @@ impl Db {
         }
     }
 
-    /// Sizes both tables for `keys` more keys, `volatile` of them with an
-    /// expiry, before a bulk load (a full sync, a restart from the RDB),
-    /// as Redis sizes its dicts from the RDB's RESIZEDB.
-    pub fn reserve(&mut self, keys: usize, volatile: usize) {
-        if keys == 0 {
+    /// Sizes both tables to hold `keys` keys in all, `volatile` of them
+    /// with an expiry, before a bulk load (a full sync, a restart from the
+    /// RDB), as Redis sizes its dicts from the RDB's RESIZEDB. Tables that
+    /// already have the room are left as they are.
+    pub fn reserve_for(&mut self, keys: usize, volatile: usize) {
+        if keys <= self.table.len() {
             return;
         }
-        if self.table.slot_count() == 0 {
-            // As in `link`: this database now holds an array.
-            DBS_FILLED.fetch_add(1, Ordering::Relaxed);
-        }
+        self.note_array_appears();
         let hasher = &self.hasher;
         // SAFETY: the table holds live entries of this Db only.
-        self.table
-            .reserve(keys, |b| unsafe { stored_hash(hasher, b) });
-        self.volatile.reserve(volatile, ptr_hash);
+        self.table.reserve(keys - self.table.len(), |b| unsafe {
+            stored_hash(hasher, b)
+        });
+        self.volatile
+            .reserve(volatile.saturating_sub(self.volatile.len()), ptr_hash);
+    }
+
+    /// Before the key table gets its first array: from then on
+    /// `Shard::refresh_mem` must measure this database. Visible to a
+    /// refresh under this shard's lock (the lock orders it), and to this
+    /// thread's own.
+    #[inline]
+    fn note_array_appears(&self) {
+        if self.table.slot_count() == 0 {
+            DBS_FILLED.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Slots in the key table's and the expiry index's arrays.
+    pub fn slot_counts(&self) -> (usize, usize) {
+        (self.table.slot_count(), self.volatile.slot_count())
     }
 
     /// Replaces the entry at `pos` by what `f` makes of it (same key).

@@ -115,10 +115,16 @@ impl Table {
         alloc_size((cap + Self::pad(cap)) * 8)
     }
 
-    /// Whether inserting one more element grows the table: above 90%
-    /// of the home range (Robin Hood keeps probes short at that load).
+    /// Whether inserting one more element grows the table.
     pub fn full(&self) -> bool {
-        (self.len + 1) * 10 > self.cap * 9
+        !Self::holds(self.cap, self.len + 1)
+    }
+
+    /// Whether a home range of `cap` takes `n` elements: up to 90% of it
+    /// (Robin Hood keeps probes short at that load).
+    #[inline]
+    fn holds(cap: usize, n: usize) -> bool {
+        n * 10 <= cap * 9
     }
 
     /// Growth by 1.3x keeps the load between 69% and 90% (8.9 to 11.6
@@ -192,7 +198,8 @@ impl Table {
     /// rehashes nothing (each growth on the way reads every key so far).
     pub fn reserve(&mut self, additional: usize, rehash: impl Fn(u64) -> u64) {
         let want = self.len + additional;
-        if want * 10 > self.cap * 9 {
+        if !Self::holds(self.cap, want) {
+            // The smallest range that `holds` `want`.
             self.resize((want * 10).div_ceil(9), &rehash);
         }
     }
