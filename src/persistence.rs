@@ -147,12 +147,23 @@ pub fn replace_with_image(
     data: &[u8],
     now: u64,
 ) -> Result<rdb::LoadInfo, rdb::RdbError> {
+    // A WATCHed key that the image drops or replaces fails its watcher's
+    // EXEC, as after FLUSHALL (Redis's emptyData signals the flush); one
+    // that the image brings into being does too, as Redis's swapdb load
+    // does.
     for shard in locked.shards_mut() {
-        for db in shard.dbs.iter_mut() {
-            db.clear();
+        for db in 0..shard.dbs.len() {
+            shard.touch_watched_in_db(db, |dbs, k| dbs[db].has_key(k));
+            shard.dbs[db].clear();
         }
     }
-    load_image(srv, locked, data, now, |_| true)
+    let info = load_image(srv, locked, data, now, |_| true)?;
+    for shard in locked.shards_mut() {
+        for db in 0..shard.dbs.len() {
+            shard.touch_watched_in_db(db, |dbs, k| dbs[db].has_key(k));
+        }
+    }
+    Ok(info)
 }
 
 /// The room each of `shards` reserves for a database of `keys` keys:

@@ -1051,6 +1051,65 @@ fn debug_reload_round_trips_every_type() {
     assert_same_data(&before, &dump_db(&mut c));
 }
 
+/// Opens a connection per key, each WATCHing its key.
+fn watchers(port: u16, keys: &[&str]) -> Vec<Connection> {
+    keys.iter()
+        .map(|k| {
+            let mut w = connect(port);
+            q::<()>(&mut w, &["WATCH", k]);
+            w
+        })
+        .collect()
+}
+
+/// Runs `MULTI; GET key; EXEC` and says whether EXEC ran (`false`: the
+/// transaction was aborted, EXEC answered a null).
+fn exec_runs(w: &mut Connection, key: &str) -> bool {
+    q::<()>(w, &["MULTI"]);
+    q::<()>(w, &["GET", key]);
+    q::<redis::Value>(w, &["EXEC"]) != redis::Value::Nil
+}
+
+#[test]
+fn debug_reload_aborts_transactions_watching_existing_keys() {
+    // DEBUG RELOAD empties the databases and loads them again: Redis
+    // signals the flush, so a watcher of a key that was there fails.
+    let s = start(&[]);
+    let mut c = s.client();
+    q::<()>(&mut c, &["SET", "present", "v"]);
+    let mut ws = watchers(s.port, &["present", "absent"]);
+    assert_eq!(q::<String>(&mut c, &["DEBUG", "RELOAD"]), "OK");
+    assert!(!exec_runs(&mut ws[0], "present"));
+    // A key that exists neither before nor after is left alone.
+    assert!(exec_runs(&mut ws[1], "absent"));
+}
+
+#[test]
+fn full_sync_aborts_transactions_watching_the_keys_it_replaces() {
+    let primary = start(&[]);
+    let node = start(&[]);
+    let (mut p, mut n) = (primary.client(), node.client());
+    q::<()>(&mut p, &["SET", "replaced", "new"]);
+    q::<()>(&mut p, &["SET", "created", "new"]);
+    q::<()>(&mut n, &["SET", "replaced", "old"]);
+    q::<()>(&mut n, &["SET", "dropped", "old"]);
+    let keys = ["replaced", "dropped", "created", "absent"];
+    let mut ws = watchers(node.port, &keys);
+    let port = primary.port.to_string();
+    q::<()>(&mut n, &["REPLICAOF", "127.0.0.1", &port]);
+    wait_in_sync(&mut p, &mut n);
+    assert_eq!(q::<String>(&mut n, &["GET", "replaced"]), "new");
+    assert!(!exec_runs(&mut ws[0], "replaced"));
+    assert!(!exec_runs(&mut ws[1], "dropped"));
+    // A key the sync brings into being: ferrocache aborts its watcher
+    // too (the value changed under it); Redis 7.0's disk-based load only
+    // touches the keys it empties.
+    if !against_real_redis() {
+        assert!(!exec_runs(&mut ws[2], "created"));
+    }
+    assert!(exec_runs(&mut ws[3], "absent"));
+}
+
 #[test]
 fn bgsave_writes_a_snapshot_while_serving() {
     let dir = temp_path("bgsave");
