@@ -17,6 +17,9 @@ use crate::util::now_ms;
 
 const KEYS_PER_LOOP: usize = 20;
 const ACCEPTABLE_STALE_PERCENT: usize = 10;
+/// Slots of a table resize each database moves every 100 ms without
+/// writes (a fraction of a millisecond under the shard's lock).
+const MOVE_SLOTS_PER_CRON: usize = 8192;
 /// Longest a cycle holds one shard's lock in one go.
 const SLICE: Duration = Duration::from_micros(500);
 
@@ -37,7 +40,11 @@ pub async fn cron(srv: Arc<Server>) {
             srv.measure_memory();
             srv.migrate_sockets.close_idle();
             for idx in 0..srv.store.len() {
-                srv.store.lock(idx).prune_watched();
+                let mut shard = srv.store.lock(idx);
+                shard.prune_watched();
+                for db in shard.dbs.iter_mut() {
+                    db.continue_moves(MOVE_SLOTS_PER_CRON);
+                }
             }
         }
         // Background eviction, for memory that grew without a write

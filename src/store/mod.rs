@@ -752,6 +752,17 @@ impl Db {
         }
     }
 
+    /// Moves up to `budget` slots of each table's resize in progress (the
+    /// cron's share, as Redis's activerehashing): a table that stops
+    /// getting writes in the middle of a move would keep both arrays.
+    pub fn continue_moves(&mut self, budget: usize) {
+        let hasher = &self.hasher;
+        // SAFETY: the table holds live entries of this Db only.
+        self.table
+            .continue_move(budget, |b| unsafe { stored_hash(hasher, b) });
+        self.volatile.continue_move(budget, ptr_hash);
+    }
+
     /// Sizes both tables to hold `keys` keys in all, `volatile` of them
     /// with an expiry, before a bulk load (a full sync, a restart from the
     /// RDB), as Redis sizes its dicts from the RDB's RESIZEDB. Tables that
@@ -927,7 +938,7 @@ impl Db {
         if self.table.is_empty() || !self.table.full() {
             return;
         }
-        let growth = self.table.bytes_after_growth() - self.table.bytes();
+        let growth = self.table.growth_bytes();
         if crate::eviction::growth_allowed(growth) {
             return;
         }

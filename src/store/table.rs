@@ -78,8 +78,48 @@ fn prefetch_entry_ahead(slots: &[u64], pos: usize, lines: u64) {
     }
 }
 
+/// A table that grows or shrinks moves its elements to the new array a
+/// little at a time (`STEP_SLOTS` old slots per insert or removal), as
+/// Redis rehashes its dicts incrementally: moving them all at once
+/// stalled every client of the worker, 160 ms at 3M keys a shard.
+///
+/// Homes are monotonic in the hash, so the old array holds its elements
+/// in hash order, and a move that has emptied the old array up to an
+/// empty slot has moved exactly the elements whose hash is below a
+/// bound (`Moving::bound`). Every element is then in one array, found by
+/// comparing its hash with the bound: a lookup probes one array, as
+/// before.
 #[derive(Default)]
 pub struct Table {
+    /// Where new elements go: the only array, or the new one of a move.
+    cur: Array,
+    /// The array being emptied into `cur`.
+    old: Option<Box<Moving>>,
+}
+
+/// Old slots a move walks per insert or removal (to the next empty slot
+/// past them). Inserts during a move raise the old array's load by at
+/// most 1/STEP_SLOTS before it is empty: 90% at the start, under 94%.
+const STEP_SLOTS: usize = 32;
+
+/// Tables with fewer elements than this resize at once (a few
+/// microseconds), without a move. Small in unit tests, so that their
+/// tables move often.
+const MOVE_MIN: usize = if cfg!(test) { 8 } else { 4096 };
+
+struct Moving {
+    arr: Array,
+    /// The old array's slots before `next` are empty (moved).
+    next: usize,
+    /// Elements with `h54(hash) < bound` are in the new array, the others
+    /// in the old one: the smallest hash whose home in the old array is
+    /// `next` (nothing is displaced across the empty slot there).
+    bound: u64,
+}
+
+/// One slot array and its home range.
+#[derive(Default)]
+struct Array {
     slots: Box<[u64]>,
     /// Home positions are 0..cap; `slots.len() - cap` is the padding.
     cap: usize,
@@ -90,51 +130,55 @@ pub struct Table {
 /// (perhaps another element it displaced), to place after growing.
 struct Overflow(u64);
 
-impl Table {
-    pub fn len(&self) -> usize {
-        self.len
+/// Whether a home range of `cap` takes `n` elements: up to 90% of it
+/// (Robin Hood keeps probes short at that load).
+#[inline]
+fn holds(cap: usize, n: usize) -> bool {
+    n * 10 <= cap * 9
+}
+
+/// Growth by 1.3x keeps the load between 69% and 90% (8.9 to 11.6
+/// bytes of slot per key).
+fn grown(cap: usize) -> usize {
+    (cap * 13 / 10).max(cap + 1).max(MIN_CAP)
+}
+
+fn pad(cap: usize) -> usize {
+    cap.clamp(MIN_CAP, MAX_DIST + 1)
+}
+
+fn array_bytes(cap: usize) -> usize {
+    alloc_size((cap + pad(cap)) * 8)
+}
+
+/// Calls `f` with each pointer in `slots`, prefetching the entries ahead
+/// (a rehash reads the key, at the start of the entry; the expiry index
+/// hashes the address and gains nothing from it).
+fn for_each_ptr(
+    slots: &[u64],
+    mut f: impl FnMut(u64) -> Result<(), Overflow>,
+) -> Result<(), Overflow> {
+    for (i, &s) in slots.iter().enumerate() {
+        prefetch_entry_ahead(slots, i, 1);
+        if s != 0 {
+            f(ptr_of(s))?;
+        }
+    }
+    Ok(())
+}
+
+impl Array {
+    fn with_cap(cap: usize) -> Array {
+        let cap = cap.max(MIN_CAP);
+        Array {
+            slots: vec![0u64; cap + pad(cap)].into_boxed_slice(),
+            cap,
+            len: 0,
+        }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Slots in the array (home range plus padding).
-    pub fn slot_count(&self) -> usize {
-        self.slots.len()
-    }
-
-    /// Bytes the slot array takes.
-    pub fn bytes(&self) -> usize {
+    fn bytes(&self) -> usize {
         alloc_size(self.slots.len() * 8)
-    }
-
-    /// Bytes the slot array would take after the next growth.
-    pub fn bytes_after_growth(&self) -> usize {
-        let cap = Self::grown(self.cap);
-        alloc_size((cap + Self::pad(cap)) * 8)
-    }
-
-    /// Whether inserting one more element grows the table.
-    pub fn full(&self) -> bool {
-        !Self::holds(self.cap, self.len + 1)
-    }
-
-    /// Whether a home range of `cap` takes `n` elements: up to 90% of it
-    /// (Robin Hood keeps probes short at that load).
-    #[inline]
-    fn holds(cap: usize, n: usize) -> bool {
-        n * 10 <= cap * 9
-    }
-
-    /// Growth by 1.3x keeps the load between 69% and 90% (8.9 to 11.6
-    /// bytes of slot per key).
-    fn grown(cap: usize) -> usize {
-        (cap * 13 / 10).max(cap + 1).max(MIN_CAP)
-    }
-
-    fn pad(cap: usize) -> usize {
-        cap.clamp(MIN_CAP, MAX_DIST + 1)
     }
 
     #[inline]
@@ -142,15 +186,8 @@ impl Table {
         ((h54(h) as u128 * self.cap as u128) >> HASH_BITS) as usize
     }
 
-    /// The pointer in slot `pos` (0 if empty).
     #[inline]
-    pub fn get(&self, pos: usize) -> u64 {
-        ptr_of(self.slots[pos])
-    }
-
-    /// Position of the element with hash `h` for which `eq` holds.
-    #[inline]
-    pub fn find(&self, h: u64, mut eq: impl FnMut(u64) -> bool) -> Option<usize> {
+    fn find(&self, h: u64, mut eq: impl FnMut(u64) -> bool) -> Option<usize> {
         if self.len == 0 {
             return None;
         }
@@ -168,40 +205,6 @@ impl Table {
             d += 1;
         }
         None
-    }
-
-    /// Replaces the pointer at `pos`, keeping its hash tag and distance
-    /// (the new pointer's element must have the same hash).
-    pub fn set_ptr(&mut self, pos: usize, ptr: u64) {
-        let s = &mut self.slots[pos];
-        *s = (*s & !PTR_MASK) | ptr;
-    }
-
-    /// Inserts an element known to be absent. `rehash` gives any stored
-    /// element's hash (needed when the table grows).
-    pub fn insert(&mut self, h: u64, ptr: u64, rehash: impl Fn(u64) -> u64) {
-        if self.full() {
-            self.resize(Self::grown(self.cap), &rehash);
-        }
-        let mut carry = (h, ptr);
-        while let Err(Overflow(slot)) = self.place(carry.0, carry.1) {
-            // Robin Hood may have displaced another element: that one is
-            // what is left to place.
-            let p = ptr_of(slot);
-            self.resize(Self::grown(self.cap), &rehash);
-            carry = (rehash(p), p);
-        }
-    }
-
-    /// Makes room for `additional` more elements, so that inserting them
-    /// never grows the table on the way: a bulk load that knows its size
-    /// rehashes nothing (each growth on the way reads every key so far).
-    pub fn reserve(&mut self, additional: usize, rehash: impl Fn(u64) -> u64) {
-        let want = self.len + additional;
-        if !Self::holds(self.cap, want) {
-            // The smallest range that `holds` `want`.
-            self.resize((want * 10).div_ceil(9), &rehash);
-        }
     }
 
     fn place(&mut self, h: u64, ptr: u64) -> Result<(), Overflow> {
@@ -228,36 +231,8 @@ impl Table {
         }
     }
 
-    /// Rebuilds the table with `cap` home positions (growing further if an
-    /// element cannot be placed).
-    fn resize(&mut self, mut cap: usize, rehash: &impl Fn(u64) -> u64) {
-        let old = std::mem::take(&mut self.slots);
-        'retry: loop {
-            cap = cap.max(MIN_CAP);
-            self.cap = cap;
-            self.len = 0;
-            self.slots = vec![0u64; cap + Self::pad(cap)].into_boxed_slice();
-            for (i, &s) in old.iter().enumerate() {
-                // The keyspace's rehash reads the key, at the start of the
-                // entry. (The expiry index hashes the address and gains
-                // nothing from it.)
-                prefetch_entry_ahead(&old, i, 1);
-                if s == 0 {
-                    continue;
-                }
-                let p = ptr_of(s);
-                if self.place(rehash(p), p).is_err() {
-                    cap = Self::grown(cap);
-                    continue 'retry;
-                }
-            }
-            return;
-        }
-    }
-
-    /// Removes the element at `pos` and returns its pointer. Shrinks the
-    /// table when it is mostly empty.
-    pub fn remove_at(&mut self, pos: usize, rehash: impl Fn(u64) -> u64) -> u64 {
+    /// Removes the element at `pos` by backward shift; returns its pointer.
+    fn remove_at(&mut self, pos: usize) -> u64 {
         let removed = ptr_of(self.slots[pos]);
         let mut pos = pos;
         loop {
@@ -274,125 +249,18 @@ impl Table {
             }
         }
         self.len -= 1;
-        if self.len == 0 {
-            *self = Table::default();
-        } else if self.cap > 64 && self.len * 8 < self.cap {
-            self.resize(self.len * 8 / 5, &rehash);
-        }
         removed
     }
 
-    /// Empties the table, returning its pointers.
-    pub fn drain(&mut self) -> impl Iterator<Item = u64> + use<> {
-        let old = std::mem::take(self);
-        old.slots.into_iter().filter(|&s| s != 0).map(ptr_of)
-    }
-
-    /// A uniformly random occupied position.
-    pub fn random_pos(&self, rng: &mut Rng) -> Option<usize> {
-        if self.len == 0 {
-            return None;
-        }
-        let n = self.slots.len();
-        // Load is at least ~2/3 of the home range, so few tries suffice.
-        for _ in 0..64 {
-            let pos = rng.below(n);
-            if self.slots[pos] != 0 {
-                return Some(pos);
-            }
-        }
-        let start = rng.below(n);
-        (0..n)
-            .map(|i| (start + i) % n)
-            .find(|&pos| self.slots[pos] != 0)
-    }
-
-    /// A random position to start a run at (see `sample_run_at`).
-    pub fn run_start(&self, rng: &mut Rng) -> usize {
-        if self.slots.is_empty() {
-            0
-        } else {
-            rng.below(self.slots.len())
-        }
-    }
-
-    /// Asks the CPU to bring the slots a run from `start` reads into the
-    /// cache (a hint; see `sample_run_at`).
-    pub fn prefetch_run(&self, start: usize) {
-        if let Some(p) = self.slots.get(start) {
-            super::entry::prefetch(p as *const u64 as u64);
-            if let Some(q) = self.slots.get(start + 8) {
-                super::entry::prefetch(q as *const u64 as u64);
-            }
-        }
-    }
-
-    /// Fills `out` with the pointers of up to `out.len()` elements from a
-    /// run of adjacent slots from `start` (a `run_start`, taken modulo the
-    /// array's length so that it stays valid if the table was resized
-    /// since; chosen beforehand so that its slots can be prefetched),
-    /// wrapping at the end, as Redis's dictGetSomeKeys samples: one or
-    /// two cache lines of slots rather than one random read per element.
-    /// Elements sit by hash, so neighbours are as random as any others.
-    /// Returns how many it wrote: 0 only for an empty table, fewer than
-    /// asked when the table holds fewer or the run meets a long empty
-    /// stretch.
-    pub fn sample_run_at(&self, start: usize, rng: &mut Rng, out: &mut [u64]) -> usize {
-        if self.len == 0 || out.is_empty() {
-            return 0;
-        }
-        let n = self.slots.len();
-        let want = out.len().min(self.len);
-        let mut pos = start % n;
-        let mut got = 0;
-        // The load is at least 1/8 (a table shrinks below it), so a run of
-        // 1024 slots holds ~128 elements on average.
-        for _ in 0..n.min(1024) {
-            let s = self.slots[pos];
-            if s != 0 {
-                out[got] = ptr_of(s);
-                got += 1;
-                if got == want {
-                    break;
-                }
-            }
-            pos += 1;
-            if pos == n {
-                pos = 0;
-            }
-        }
-        if got == 0 {
-            // A sparse stretch: one uniformly random element instead.
-            if let Some(p) = self.random_pos(rng) {
-                out[0] = self.get(p);
-                got = 1;
-            }
-        }
-        got
-    }
-
-    /// Occupied positions in order.
-    pub fn positions(&self) -> impl Iterator<Item = usize> + '_ {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| **s != 0)
-            .map(|(i, _)| i)
-    }
-
-    /// One SCAN step (see the module comment). `cursor` is a 54-bit hash
-    /// value (0 to start). Calls `visit` with each pointer in the cursor's
-    /// range; `hash` gives an element's hash, asked only for elements that
-    /// share the cursor's home slot. Returns the next cursor (0 when the
-    /// table is done) and how many slots were walked.
-    pub fn scan_step(
+    /// One SCAN step over this array (see `Table::scan_step`).
+    fn scan_step(
         &self,
         cursor: u64,
         count: usize,
         hash: impl Fn(u64) -> u64,
         mut visit: impl FnMut(u64),
     ) -> (u64, usize) {
-        if self.len == 0 || cursor >> HASH_BITS != 0 {
+        if self.len == 0 {
             return (0, 1);
         }
         let start = ((cursor as u128 * self.cap as u128) >> HASH_BITS) as usize;
@@ -418,6 +286,377 @@ impl Table {
         // The smallest c' with home(c') >= pos: ceil(pos * 2^54 / cap).
         let next = ((pos as u128) << HASH_BITS).div_ceil(self.cap as u128) as u64;
         (next, walked)
+    }
+}
+
+impl Table {
+    pub fn len(&self) -> usize {
+        self.cur.len + self.old.as_ref().map_or(0, |m| m.arr.len)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Slots in the arrays (home ranges plus padding; both arrays during a
+    /// move). Positions run over the current array, then the old one.
+    pub fn slot_count(&self) -> usize {
+        self.cur.slots.len() + self.old.as_ref().map_or(0, |m| m.arr.slots.len())
+    }
+
+    /// Bytes the slot arrays take.
+    pub fn bytes(&self) -> usize {
+        self.cur.bytes() + self.old.as_ref().map_or(0, |m| m.arr.bytes())
+    }
+
+    /// Bytes the next growth adds: the new array, less the old array of a
+    /// move in progress (which that growth finishes and frees).
+    pub fn growth_bytes(&self) -> usize {
+        let old = self.old.as_ref().map_or(0, |m| m.arr.bytes());
+        array_bytes(grown(self.cur.cap)).saturating_sub(old)
+    }
+
+    /// Whether inserting one more element grows the table.
+    pub fn full(&self) -> bool {
+        !holds(self.cur.cap, self.len() + 1)
+    }
+
+    /// Whether a resize is moving elements to a new array.
+    #[cfg(test)]
+    pub fn moving(&self) -> bool {
+        self.old.is_some()
+    }
+
+    #[inline]
+    fn slot(&self, pos: usize) -> u64 {
+        match self.cur.slots.get(pos) {
+            Some(&s) => s,
+            None => self.old_slots()[pos - self.cur.slots.len()],
+        }
+    }
+
+    /// The old array's slots (empty when no move is in progress).
+    fn old_slots(&self) -> &[u64] {
+        self.old.as_ref().map_or(&[], |m| &m.arr.slots)
+    }
+
+    /// The pointer in slot `pos` (0 if empty).
+    #[inline]
+    pub fn get(&self, pos: usize) -> u64 {
+        ptr_of(self.slot(pos))
+    }
+
+    /// Position of the element with hash `h` for which `eq` holds.
+    #[inline]
+    pub fn find(&self, h: u64, eq: impl FnMut(u64) -> bool) -> Option<usize> {
+        if let Some(m) = &self.old
+            && h54(h) >= m.bound
+        {
+            return m.arr.find(h, eq).map(|pos| pos + self.cur.slots.len());
+        }
+        self.cur.find(h, eq)
+    }
+
+    /// Replaces the pointer at `pos`, keeping its hash tag and distance
+    /// (the new pointer's element must have the same hash).
+    pub fn set_ptr(&mut self, pos: usize, ptr: u64) {
+        let n = self.cur.slots.len();
+        let s = match (&mut self.old, pos < n) {
+            (_, true) => &mut self.cur.slots[pos],
+            (Some(m), false) => &mut m.arr.slots[pos - n],
+            (None, false) => panic!("set_ptr: position {pos} past the table"),
+        };
+        *s = (*s & !PTR_MASK) | ptr;
+    }
+
+    /// Inserts an element known to be absent. `rehash` gives any stored
+    /// element's hash (needed when the table grows).
+    pub fn insert(&mut self, h: u64, ptr: u64, rehash: impl Fn(u64) -> u64) {
+        if self.old.is_some() {
+            self.move_some(STEP_SLOTS, &rehash);
+        }
+        if self.full() {
+            self.resize(grown(self.cur.cap), &rehash);
+        }
+        let mut carry = (h, ptr);
+        loop {
+            let arr = match &mut self.old {
+                Some(m) if h54(carry.0) >= m.bound => &mut m.arr,
+                _ => &mut self.cur,
+            };
+            match arr.place(carry.0, carry.1) {
+                Ok(()) => return,
+                Err(Overflow(slot)) => {
+                    // Robin Hood may have displaced another element: that
+                    // one is what is left to place, after a rebuild.
+                    let p = ptr_of(slot);
+                    self.rebuild(grown(self.cur.cap), &rehash, None);
+                    carry = (rehash(p), p);
+                }
+            }
+        }
+    }
+
+    /// Makes room for `additional` more elements, so that inserting them
+    /// never grows the table on the way: a bulk load that knows its size
+    /// rehashes nothing (each growth on the way reads every key so far).
+    /// Done at once: a load blocks its clients anyway.
+    pub fn reserve(&mut self, additional: usize, rehash: impl Fn(u64) -> u64) {
+        let want = self.len() + additional;
+        if !holds(self.cur.cap, want) {
+            // The smallest range that `holds` `want`.
+            self.rebuild((want * 10).div_ceil(9), &rehash, None);
+        } else if self.old.is_some() {
+            self.rebuild(self.cur.cap, &rehash, None);
+        }
+    }
+
+    /// Starts moving the elements to an array of `cap` home positions
+    /// (finishing a move in progress first); a small table is rebuilt at
+    /// once.
+    fn resize(&mut self, cap: usize, rehash: &impl Fn(u64) -> u64) {
+        if self.old.is_some() {
+            self.move_some(usize::MAX, rehash);
+        }
+        if self.cur.len < MOVE_MIN {
+            self.rebuild(cap, rehash, None);
+            return;
+        }
+        let arr = std::mem::replace(&mut self.cur, Array::with_cap(cap));
+        self.old = Some(Box::new(Moving {
+            arr,
+            next: 0,
+            bound: 0,
+        }));
+        self.move_some(STEP_SLOTS, rehash);
+    }
+
+    /// Moves `budget` slots of a move in progress, if any (see
+    /// `move_some`).
+    pub fn continue_move(&mut self, budget: usize, rehash: impl Fn(u64) -> u64) {
+        self.move_some(budget, &rehash);
+    }
+
+    /// Moves the old array's elements from where the move stands, over at
+    /// least `budget` slots and on to the next empty one.
+    fn move_some(&mut self, budget: usize, rehash: &impl Fn(u64) -> u64) {
+        let Some(m) = self.old.as_deref_mut() else {
+            return;
+        };
+        let n = m.arr.slots.len();
+        let mut pos = m.next;
+        let mut walked = 0;
+        let mut unplaced = None;
+        while pos < n && (walked < budget || m.arr.slots[pos] != 0) {
+            prefetch_entry_ahead(&m.arr.slots, pos, 1);
+            let s = m.arr.slots[pos];
+            pos += 1;
+            walked += 1;
+            if s != 0 {
+                m.arr.slots[pos - 1] = 0;
+                m.arr.len -= 1;
+                let p = ptr_of(s);
+                if let Err(Overflow(slot)) = self.cur.place(rehash(p), p) {
+                    unplaced = Some(ptr_of(slot));
+                    break;
+                }
+            }
+        }
+        m.next = pos;
+        if unplaced.is_some() {
+            // The new array is crowded around this home: rebuild
+            // everything at once, larger (rare).
+            self.rebuild(grown(self.cur.cap), rehash, unplaced);
+            return;
+        }
+        if m.arr.len == 0 {
+            self.old = None;
+        } else {
+            // Past the home range only an empty array is left (nothing is
+            // displaced across an empty slot), so `pos < cap` here.
+            m.bound = ((pos as u128) << HASH_BITS).div_ceil(m.arr.cap as u128) as u64;
+        }
+    }
+
+    /// Rebuilds the table at once as one array of `cap` home positions
+    /// (growing further if an element cannot be placed), with `extra`, an
+    /// element that is in neither array, added.
+    fn rebuild(&mut self, mut cap: usize, rehash: &impl Fn(u64) -> u64, extra: Option<u64>) {
+        let cur = std::mem::take(&mut self.cur);
+        let old = self.old.take();
+        let old_slots: &[u64] = old.as_ref().map_or(&[], |m| &m.arr.slots);
+        loop {
+            let mut arr = Array::with_cap(cap);
+            let mut put = |p: u64| arr.place(rehash(p), p);
+            let placed = for_each_ptr(&cur.slots, &mut put)
+                .and_then(|()| for_each_ptr(old_slots, &mut put))
+                .and_then(|()| extra.map_or(Ok(()), &mut put));
+            if placed.is_ok() {
+                self.cur = arr;
+                return;
+            }
+            cap = grown(cap);
+        }
+    }
+
+    /// Removes the element at `pos` and returns its pointer. Shrinks the
+    /// table when it is mostly empty.
+    pub fn remove_at(&mut self, pos: usize, rehash: impl Fn(u64) -> u64) -> u64 {
+        let n = self.cur.slots.len();
+        let removed = match (&mut self.old, pos < n) {
+            (_, true) => self.cur.remove_at(pos),
+            (Some(m), false) => m.arr.remove_at(pos - n),
+            (None, false) => panic!("remove_at: position {pos} past the table"),
+        };
+        let len = self.len();
+        if len == 0 {
+            *self = Table::default();
+        } else if self.old.is_some() {
+            self.move_some(STEP_SLOTS, &rehash);
+        } else if self.cur.cap > 64 && len * 8 < self.cur.cap {
+            self.resize(len * 8 / 5, &rehash);
+        }
+        removed
+    }
+
+    /// Empties the table, returning its pointers.
+    pub fn drain(&mut self) -> impl Iterator<Item = u64> + use<> {
+        let Table { cur, old } = std::mem::take(self);
+        let old = old.map(|m| m.arr.slots).unwrap_or_default();
+        cur.slots
+            .into_iter()
+            .chain(old)
+            .filter(|&s| s != 0)
+            .map(ptr_of)
+    }
+
+    /// A uniformly random occupied position.
+    pub fn random_pos(&self, rng: &mut Rng) -> Option<usize> {
+        if self.is_empty() {
+            return None;
+        }
+        let n = self.slot_count();
+        // Load is at least ~2/3 of the home range (over 1/3 of both
+        // arrays during a move), so few tries suffice.
+        for _ in 0..64 {
+            let pos = rng.below(n);
+            if self.slot(pos) != 0 {
+                return Some(pos);
+            }
+        }
+        let start = rng.below(n);
+        (0..n)
+            .map(|i| (start + i) % n)
+            .find(|&pos| self.slot(pos) != 0)
+    }
+
+    /// A random position to start a run at (see `sample_run_at`).
+    pub fn run_start(&self, rng: &mut Rng) -> usize {
+        match self.slot_count() {
+            0 => 0,
+            n => rng.below(n),
+        }
+    }
+
+    /// Asks the CPU to bring the slots a run from `start` reads into the
+    /// cache (a hint; see `sample_run_at`).
+    pub fn prefetch_run(&self, start: usize) {
+        let n = self.cur.slots.len();
+        let (slots, at) = if start < n {
+            (&self.cur.slots[..], start)
+        } else {
+            (self.old_slots(), start - n)
+        };
+        if let Some(p) = slots.get(at) {
+            super::entry::prefetch(p as *const u64 as u64);
+            if let Some(q) = slots.get(at + 8) {
+                super::entry::prefetch(q as *const u64 as u64);
+            }
+        }
+    }
+
+    /// Fills `out` with the pointers of up to `out.len()` elements from a
+    /// run of adjacent slots from `start` (a `run_start`, taken modulo the
+    /// arrays' length so that it stays valid if the table was resized
+    /// since; chosen beforehand so that its slots can be prefetched),
+    /// wrapping at the end, as Redis's dictGetSomeKeys samples: one or
+    /// two cache lines of slots rather than one random read per element.
+    /// Elements sit by hash, so neighbours are as random as any others.
+    /// Returns how many it wrote: 0 only for an empty table, fewer than
+    /// asked when the table holds fewer or the run meets a long empty
+    /// stretch.
+    pub fn sample_run_at(&self, start: usize, rng: &mut Rng, out: &mut [u64]) -> usize {
+        let len = self.len();
+        if len == 0 || out.is_empty() {
+            return 0;
+        }
+        let n = self.slot_count();
+        let want = out.len().min(len);
+        let mut pos = start % n;
+        let mut got = 0;
+        // The load is at least 1/8 (a table shrinks below it), so a run of
+        // 1024 slots holds ~128 elements on average.
+        for _ in 0..n.min(1024) {
+            let s = self.slot(pos);
+            if s != 0 {
+                out[got] = ptr_of(s);
+                got += 1;
+                if got == want {
+                    break;
+                }
+            }
+            pos += 1;
+            if pos == n {
+                pos = 0;
+            }
+        }
+        if got == 0 {
+            // A sparse stretch: one uniformly random element instead.
+            if let Some(p) = self.random_pos(rng) {
+                out[0] = self.get(p);
+                got = 1;
+            }
+        }
+        got
+    }
+
+    /// Occupied positions in order.
+    pub fn positions(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.slot_count()).filter(|&pos| self.slot(pos) != 0)
+    }
+
+    /// One SCAN step (see the module comment). `cursor` is a 54-bit hash
+    /// value (0 to start). Calls `visit` with each pointer in the cursor's
+    /// range; `hash` gives an element's hash, asked only for elements that
+    /// share the cursor's home slot. Returns the next cursor (0 when the
+    /// table is done) and how many slots were walked. During a move the
+    /// range below the bound is walked in the new array and the rest in
+    /// the old one, so a step still returns every element of its range.
+    pub fn scan_step(
+        &self,
+        cursor: u64,
+        count: usize,
+        hash: impl Fn(u64) -> u64,
+        visit: impl FnMut(u64),
+    ) -> (u64, usize) {
+        if self.is_empty() || cursor >> HASH_BITS != 0 {
+            return (0, 1);
+        }
+        match &self.old {
+            Some(m) if cursor >= m.bound => m.arr.scan_step(cursor, count, hash, visit),
+            Some(m) => {
+                // The new array holds only elements below the bound; the
+                // old one takes over from there.
+                let (next, walked) = self.cur.scan_step(cursor, count, hash, visit);
+                let next = if next == 0 {
+                    m.bound
+                } else {
+                    next.min(m.bound)
+                };
+                (next, walked)
+            }
+            None => self.cur.scan_step(cursor, count, hash, visit),
+        }
     }
 }
 
@@ -451,7 +690,7 @@ mod tests {
             }
             t.reserve(more as usize, mix);
             let slots = t.slot_count();
-            let array = t.slots.as_ptr();
+            let array = t.cur.slots.as_ptr();
             for i in had..had + more {
                 t.insert(mix(p(i)), p(i), mix);
             }
@@ -460,19 +699,24 @@ mod tests {
                 slots,
                 "grew after reserve({more}) over {had}"
             );
-            assert_eq!(t.slots.as_ptr(), array);
+            assert_eq!(t.cur.slots.as_ptr(), array);
             assert_eq!(t.len(), (had + more) as usize);
             for i in 0..had + more {
                 assert!(t.find(mix(p(i)), |x| x == p(i)).is_some());
             }
             // Load right after: at most 90% (the growth threshold) and, for
             // a large reservation, not far under it.
-            assert!(t.len() * 10 <= t.cap * 9);
+            assert!(t.len() * 10 <= t.cur.cap * 9);
             if more >= 5000 {
-                assert!(t.len() * 100 >= t.cap * 85, "{} in {}", t.len(), t.cap);
+                assert!(
+                    t.len() * 100 >= t.cur.cap * 85,
+                    "{} in {}",
+                    t.len(),
+                    t.cur.cap
+                );
             }
             t.reserve(0, mix);
-            assert_eq!(t.slots.as_ptr(), array);
+            assert_eq!(t.cur.slots.as_ptr(), array);
         }
     }
 
@@ -481,6 +725,7 @@ mod tests {
     #[test]
     fn matches_a_hashmap_model() {
         let mut rng = Rng::new(7);
+        let mut steps_in_moves = 0;
         for round in 0..20 {
             let mut t = Table::default();
             let mut model: HashMap<u64, ()> = HashMap::new();
@@ -532,6 +777,7 @@ mod tests {
                     }
                 }
                 assert_eq!(t.len(), model.len());
+                steps_in_moves += t.moving() as usize;
                 if step % 5000 == 0 {
                     let mut seen = HashMap::new();
                     let mut c = 0;
@@ -554,10 +800,11 @@ mod tests {
             let drained: Vec<u64> = t.drain().collect();
             assert_eq!(drained.len(), model.len());
         }
+        assert!(steps_in_moves > 1000, "{steps_in_moves} steps during moves");
     }
 
-    /// Keys present for a whole scan are returned even when the table
-    /// grows and shrinks between steps.
+    /// Keys present for a whole scan are returned once even when the
+    /// table grows and shrinks between steps (moves in progress included).
     #[test]
     fn scan_survives_resizes() {
         let hash = mix;
@@ -565,14 +812,14 @@ mod tests {
         for i in 0..1000 {
             t.insert(hash(p(i)), p(i), hash);
         }
-        let mut seen = std::collections::HashSet::new();
+        let mut seen: HashMap<u64, u32> = HashMap::new();
         let mut c = 0;
         let mut extra = 1000;
         let mut steps = 0;
+        let mut steps_in_moves = 0;
         loop {
-            let (next, _) = t.scan_step(c, 10, hash, |x| {
-                seen.insert(x);
-            });
+            steps_in_moves += t.moving() as usize;
+            let (next, _) = t.scan_step(c, 10, hash, |x| *seen.entry(x).or_default() += 1);
             steps += 1;
             // Grow a lot, then shrink below the original size.
             if steps < 20 {
@@ -592,8 +839,75 @@ mod tests {
             c = next;
         }
         for i in 0..1000 {
-            assert!(seen.contains(&p(i)), "missed {i}");
+            assert_eq!(seen.get(&p(i)), Some(&1), "{i} not seen once");
         }
+        assert!(steps_in_moves > 0);
+    }
+
+    /// A table with elements `p(0..i)`, filled until a move starts past
+    /// `min` elements; returns it and `i`.
+    fn filled_until_a_move(min: usize) -> (Table, u64) {
+        let mut t = Table::default();
+        let mut i = 0;
+        while (!t.moving() || t.len() < min) && i < 10 * min as u64 {
+            t.insert(mix(p(i)), p(i), mix);
+            i += 1;
+        }
+        assert!(t.moving(), "no move in {i} inserts");
+        (t, i)
+    }
+
+    /// A growth moves the elements a few slots per insert: right after
+    /// the insert that starts it most elements are still in the old
+    /// array, every element stays findable through the move, and the
+    /// move ends after a small fraction of the table's size in inserts.
+    #[test]
+    fn growth_moves_a_little_per_insert() {
+        let (mut t, mut i) = filled_until_a_move(100_000);
+        let old = t.old.as_ref().expect("a move");
+        assert!(
+            old.arr.len * 100 > t.len() * 99,
+            "{} of {} left",
+            old.arr.len,
+            t.len()
+        );
+        let started = i;
+        while t.moving() {
+            t.insert(mix(p(i)), p(i), mix);
+            i += 1;
+            if i % 97 == 0 {
+                for j in (0..i).step_by(101) {
+                    assert!(t.find(mix(p(j)), |x| x == p(j)).is_some(), "lost {j}");
+                }
+            }
+        }
+        // STEP_SLOTS old slots per insert: about cap / 32 inserts.
+        assert!(i - started < t.len() as u64 / 20, "{} inserts", i - started);
+        for j in 0..i {
+            assert!(t.find(mix(p(j)), |x| x == p(j)).is_some(), "lost {j}");
+        }
+        assert_eq!(t.len(), i as usize);
+    }
+
+    /// Removals move the elements too, and a table emptied during a move
+    /// is a fresh one.
+    #[test]
+    fn removals_finish_a_move() {
+        let (mut t, i) = filled_until_a_move(10_000);
+        let mut j = 0;
+        while t.moving() {
+            let pos = t.find(mix(p(j)), |x| x == p(j)).unwrap();
+            assert_eq!(t.remove_at(pos, mix), p(j));
+            j += 1;
+        }
+        for k in j..i {
+            assert!(t.find(mix(p(k)), |x| x == p(k)).is_some(), "lost {k}");
+        }
+        for k in j..i {
+            let pos = t.find(mix(p(k)), |x| x == p(k)).unwrap();
+            t.remove_at(pos, mix);
+        }
+        assert!(t.is_empty() && !t.moving() && t.slot_count() == 0);
     }
 
     #[test]
@@ -602,8 +916,9 @@ mod tests {
         for i in 0..100_000 {
             t.insert(mix(p(i)), p(i), mix);
             let load = t.len() as f64 / t.slot_count() as f64;
-            // The padding (256 slots) weighs on small tables only.
-            if i > 10_000 {
+            // The padding (256 slots) weighs on small tables only; during
+            // a move both arrays are counted.
+            if i > 10_000 && !t.moving() {
                 assert!(load > 0.66, "{i}: {load}");
             }
         }
