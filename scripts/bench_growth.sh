@@ -36,16 +36,16 @@ make_tmpdir WORK
 
 # run NAME: one server started fresh, one growth run; appends the CSV line.
 run() {
-    local name="$1" port pid line
+    local name="$1" srv_port srv_pid line
     if [[ "$name" == ferrocache ]]; then
-        start_server port pid "$WORK/$name.log" "$BIN" "${FERRO_ARGS[@]}"
+        start_server srv_port srv_pid "$WORK/$name.log" "$BIN" "${FERRO_ARGS[@]}"
     else
-        start_server port pid "$WORK/$name.log" "$REDIS_BIN"
+        start_server srv_port srv_pid "$WORK/$name.log" "$REDIS_BIN"
     fi
-    line="$(redis-benchmark -h 127.0.0.1 -p "$port" -t set -n "$KEYS" -r 100000000 \
+    line="$(redis-benchmark -h 127.0.0.1 -p "$srv_port" -t set -n "$KEYS" -r 100000000 \
         -c 50 -P "$P" -q --csv | tail -n 1)"
-    kill "$pid"
-    wait "$pid" 2>/dev/null || true
+    kill "$srv_pid"
+    wait "$srv_pid" 2>/dev/null || true
     echo "$line" >>"$WORK/$name.csv"
     log "$name: $line"
 }
