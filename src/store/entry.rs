@@ -1,10 +1,10 @@
 //! The compact entry: one heap allocation per key holding its metadata,
 //! its key bytes and (for strings) its value bytes.
 //!
-//! This is the store's only unsafe module. Layout of one allocation
-//! (alignment 8, size exactly what the fields need, so a 16-byte key with
-//! a 32-byte value takes 56 bytes, jemalloc's 64-byte class, and still 64
-//! with an expiry):
+//! This and slots.rs (the tables' arrays) are the store's only unsafe
+//! modules. Layout of one allocation (alignment 8, size exactly what the
+//! fields need, so a 16-byte key with a 32-byte value takes 56 bytes,
+//! jemalloc's 64-byte class, and still 64 with an expiry):
 //!
 //! | offset | bytes | field |
 //! |---|---|---|

@@ -15,6 +15,7 @@
 
 mod entry;
 pub mod slot;
+mod slots;
 mod table;
 
 use bytes::Bytes;

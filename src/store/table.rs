@@ -27,7 +27,7 @@
 //!   empty slot), so that range is complete: a key present for the whole
 //!   scan is returned exactly once, whatever resizes happen in between.
 
-use crate::memory::alloc_size;
+use super::slots::{Slots, bytes_for};
 
 use super::Rng;
 
@@ -120,7 +120,7 @@ struct Moving {
 /// One slot array and its home range.
 #[derive(Default)]
 struct Array {
-    slots: Box<[u64]>,
+    slots: Slots,
     /// Home positions are 0..cap; `slots.len() - cap` is the padding.
     cap: usize,
     len: usize,
@@ -148,7 +148,7 @@ fn pad(cap: usize) -> usize {
 }
 
 fn array_bytes(cap: usize) -> usize {
-    alloc_size((cap + pad(cap)) * 8)
+    bytes_for(cap + pad(cap))
 }
 
 /// Calls `f` with each pointer in `slots`, prefetching the entries ahead
@@ -171,14 +171,14 @@ impl Array {
     fn with_cap(cap: usize) -> Array {
         let cap = cap.max(MIN_CAP);
         Array {
-            slots: vec![0u64; cap + pad(cap)].into_boxed_slice(),
+            slots: Slots::zeroed(cap + pad(cap)),
             cap,
             len: 0,
         }
     }
 
     fn bytes(&self) -> usize {
-        alloc_size(self.slots.len() * 8)
+        bytes_for(self.slots.len())
     }
 
     #[inline]
