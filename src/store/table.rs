@@ -778,7 +778,7 @@ mod tests {
                 }
                 assert_eq!(t.len(), model.len());
                 steps_in_moves += t.moving() as usize;
-                if step % 5000 == 0 {
+                if step % 500 == 0 {
                     let mut seen = HashMap::new();
                     let mut c = 0;
                     loop {
@@ -887,6 +887,45 @@ mod tests {
             assert!(t.find(mix(p(j)), |x| x == p(j)).is_some(), "lost {j}");
         }
         assert_eq!(t.len(), i as usize);
+    }
+
+    /// During a move elements sit in both arrays: full scans made while
+    /// the table moves, between inserts and removals, return each element
+    /// once, and every element stays findable.
+    #[test]
+    fn scans_during_a_move_return_both_arrays_once() {
+        let (mut t, mut i) = filled_until_a_move(20_000);
+        let mut rounds = 0;
+        let mut scans = 0;
+        while t.moving() {
+            for _ in 0..3 {
+                t.insert(mix(p(i)), p(i), mix);
+                i += 1;
+            }
+            let gone = i / 3;
+            if let Some(pos) = t.find(mix(p(gone)), |x| x == p(gone)) {
+                assert_eq!(t.remove_at(pos, mix), p(gone));
+            }
+            rounds += 1;
+            if rounds % 5 != 0 {
+                continue;
+            }
+            let mut seen: HashMap<u64, u32> = HashMap::new();
+            let mut c = 0;
+            loop {
+                let (next, _) = t.scan_step(c, 5, mix, |x| *seen.entry(x).or_default() += 1);
+                if next == 0 {
+                    break;
+                }
+                assert!(next > c);
+                c = next;
+            }
+            assert_eq!(seen.len(), t.len());
+            assert!(seen.values().all(|&n| n == 1));
+            assert!(seen.keys().all(|&x| t.find(mix(x), |y| y == x).is_some()));
+            scans += 1;
+        }
+        assert!(scans >= 3, "{scans} scans during the move");
     }
 
     /// Removals move the elements too, and a table emptied during a move
