@@ -779,17 +779,7 @@ mod tests {
                 assert_eq!(t.len(), model.len());
                 steps_in_moves += t.moving() as usize;
                 if step % 500 == 0 {
-                    let mut seen = HashMap::new();
-                    let mut c = 0;
-                    loop {
-                        let (next, _) =
-                            t.scan_step(c, 7, hash, |x| *seen.entry(x).or_insert(0) += 1);
-                        if next == 0 {
-                            break;
-                        }
-                        assert!(next > c);
-                        c = next;
-                    }
+                    let seen = full_scan(&t, 7, hash);
                     assert_eq!(seen.len(), model.len());
                     assert!(seen.values().all(|&n| n == 1));
                 }
@@ -842,6 +832,20 @@ mod tests {
             assert_eq!(seen.get(&p(i)), Some(&1), "{i} not seen once");
         }
         assert!(steps_in_moves > 0);
+    }
+
+    /// How many times a whole SCAN (steps of `count`) returns each element.
+    fn full_scan(t: &Table, count: usize, hash: impl Fn(u64) -> u64 + Copy) -> HashMap<u64, u32> {
+        let mut seen = HashMap::new();
+        let mut c = 0;
+        loop {
+            let (next, _) = t.scan_step(c, count, hash, |x| *seen.entry(x).or_default() += 1);
+            if next == 0 {
+                return seen;
+            }
+            assert!(next > c);
+            c = next;
+        }
     }
 
     /// A table with elements `p(0..i)`, filled until a move starts past
@@ -910,16 +914,7 @@ mod tests {
             if rounds % 5 != 0 {
                 continue;
             }
-            let mut seen: HashMap<u64, u32> = HashMap::new();
-            let mut c = 0;
-            loop {
-                let (next, _) = t.scan_step(c, 5, mix, |x| *seen.entry(x).or_default() += 1);
-                if next == 0 {
-                    break;
-                }
-                assert!(next > c);
-                c = next;
-            }
+            let seen = full_scan(&t, 5, mix);
             assert_eq!(seen.len(), t.len());
             assert!(seen.values().all(|&n| n == 1));
             assert!(seen.keys().all(|&x| t.find(mix(x), |y| y == x).is_some()));
