@@ -29,11 +29,7 @@ TESTS=set,get
 
 resolve_binaries "$ROOT"
 
-FERRO_ARGS=()
-if [[ -n "${SHARDS:-}" ]]; then
-    [[ "$SHARDS" =~ ^[1-9][0-9]*$ ]] || die "SHARDS must be a positive integer, got '$SHARDS'"
-    FERRO_ARGS=(--shards "$SHARDS")
-fi
+shard_flags
 
 make_tmpdir WORK
 FERRO_PORT="" FERRO_PID="" REDIS_PORT="" REDIS_PID=""

@@ -28,10 +28,7 @@ for v in KEYS P RUNS; do
     [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer, got '${!v}'"
 done
 resolve_binaries "$ROOT"
-FERRO_ARGS=()
-if [[ -n "${SHARDS:-}" ]]; then
-    FERRO_ARGS=(--shards "$SHARDS")
-fi
+shard_flags
 make_tmpdir WORK
 
 # run NAME: one server started fresh, one growth run; appends the CSV line.

@@ -27,8 +27,7 @@ for v in $COUNTS "$N" "$RUNS" "$CLIENTS"; do
     [[ "$v" =~ ^[1-9][0-9]*$ ]] || die "KEYS, N, RUNS and CLIENTS must be positive integers, got '$v'"
 done
 resolve_binaries "$ROOT"
-FERRO_ARGS=()
-[[ -n "${SHARDS:-}" ]] && FERRO_ARGS=(--shards "$SHARDS")
+shard_flags
 SERVERS=(ferrocache)
 [[ -n "${SKIP_REDIS:-}" ]] || SERVERS+=(redis)
 make_tmpdir WORK

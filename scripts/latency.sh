@@ -38,11 +38,7 @@ resolve_binaries "$ROOT"
 CLIENT_PIN=()
 [[ -n "${CLIENT_CPUS:-}" ]] && CLIENT_PIN=(taskset -c "$CLIENT_CPUS")
 
-FERRO_ARGS=()
-if [[ -n "${SHARDS:-}" ]]; then
-    [[ "$SHARDS" =~ ^[1-9][0-9]*$ ]] || die "SHARDS must be a positive integer, got '$SHARDS'"
-    FERRO_ARGS=(--shards "$SHARDS")
-fi
+shard_flags
 
 # The generator is built once, in release mode, by cargo itself.
 log "building benches/loadgen.rs"

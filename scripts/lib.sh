@@ -184,6 +184,16 @@ resolve_binaries() {
     ensure_binary "$BIN" "$root" "$is_default"
 }
 
+# shard_flags: sets FERRO_ARGS to `--shards $SHARDS` when SHARDS is set (a
+# positive integer), else to nothing.
+shard_flags() {
+    FERRO_ARGS=()
+    if [[ -n "${SHARDS:-}" ]]; then
+        [[ "$SHARDS" =~ ^[1-9][0-9]*$ ]] || die "SHARDS must be a positive integer, got '$SHARDS'"
+        FERRO_ARGS=(--shards "$SHARDS")
+    fi
+}
+
 # pinned_binary DIR CPUS BIN: prints the path of a script (written in DIR)
 # that runs BIN under `taskset -c CPUS`, or BIN itself when CPUS is empty.
 # start_server hands its flags straight to the binary it is given, so

@@ -23,10 +23,7 @@ for n in $NS; do
     [[ "$n" =~ ^[1-9][0-9]*$ ]] || die "N must be positive integers, got '$n'"
 done
 resolve_binaries "$ROOT"
-FERRO_ARGS=()
-if [[ -n "${SHARDS:-}" ]]; then
-    FERRO_ARGS=(--shards "$SHARDS")
-fi
+shard_flags
 make_tmpdir WORK
 
 info_field() { # PORT FIELD

@@ -17,8 +17,9 @@ use crate::util::now_ms;
 
 const KEYS_PER_LOOP: usize = 20;
 const ACCEPTABLE_STALE_PERCENT: usize = 10;
-/// Slots of a table resize each database moves every 100 ms without
-/// writes (a fraction of a millisecond under the shard's lock).
+/// Slots of a table resize each database moves every 100 ms, writes or
+/// not, so that a table without writes does not keep two arrays (a
+/// fraction of a millisecond under the shard's lock).
 const MOVE_SLOTS_PER_CRON: usize = 8192;
 /// Longest a cycle holds one shard's lock in one go.
 const SLICE: Duration = Duration::from_micros(500);

@@ -152,16 +152,14 @@ pub fn replace_with_image(
     // that the image brings into being does too, as Redis's swapdb load
     // does.
     for shard in locked.shards_mut() {
-        for db in 0..shard.dbs.len() {
-            shard.touch_watched_in_db(db, |dbs, k| dbs[db].has_key(k));
-            shard.dbs[db].clear();
+        shard.touch_watched_existing();
+        for db in shard.dbs.iter_mut() {
+            db.clear();
         }
     }
     let info = load_image(srv, locked, data, now, |_| true)?;
     for shard in locked.shards_mut() {
-        for db in 0..shard.dbs.len() {
-            shard.touch_watched_in_db(db, |dbs, k| dbs[db].has_key(k));
-        }
+        shard.touch_watched_existing();
     }
     Ok(info)
 }

@@ -460,9 +460,7 @@ pub fn flushall(ctx: &mut Ctx, args: &Args) {
     }
     let mut removed = 0;
     for shard in ctx.locked.shards_mut() {
-        for i in 0..shard.dbs.len() {
-            shard.touch_watched_in_db(i, |dbs, k| dbs[i].has_key(k));
-        }
+        shard.touch_watched_existing();
         for db in shard.dbs.iter_mut() {
             removed += db.len();
             db.clear();

@@ -753,9 +753,8 @@ impl Db {
         }
     }
 
-    /// Moves up to `budget` slots of each table's resize in progress (the
-    /// cron's share, as Redis's activerehashing): a table that stops
-    /// getting writes in the middle of a move would keep both arrays.
+    /// Moves `budget` slots (on to the next empty one) of each table's
+    /// resize in progress: the cron's share, as Redis's activerehashing.
     pub fn continue_moves(&mut self, budget: usize) {
         let hasher = &self.hasher;
         // SAFETY: the table holds live entries of this Db only.
@@ -1518,6 +1517,14 @@ impl Shard {
         }
     }
 
+    /// Touches every watched key that exists, in every database: the
+    /// whole dataset is being replaced (FLUSHALL, a full sync's load).
+    pub fn touch_watched_existing(&mut self) {
+        for db in 0..self.dbs.len() {
+            self.touch_watched_in_db(db, |dbs, k| dbs[db].has_key(k));
+        }
+    }
+
     /// Drops registrations of clients that went away.
     pub fn prune_watched(&mut self) {
         for db in &mut self.dbs {
@@ -1551,6 +1558,37 @@ mod tests {
             0,
             1_000_000,
         )
+    }
+
+    /// The cron's share (`continue_moves`) finishes a resize that writes
+    /// stopped in the middle of: one array is left, with every key (and
+    /// the expiry index's move too).
+    #[test]
+    fn continue_moves_finishes_a_move_without_writes() {
+        let mut db = Db::default();
+        let now = 1_000_000;
+        let mut n = 0;
+        while !(db.table.moving() && db.volatile.moving()) || db.len() < 10_000 {
+            db.insert_str(format!("k{n}").as_bytes(), b"v", now + 60_000, now);
+            n += 1;
+            assert!(n < 1_000_000, "no move under way at once in both tables");
+        }
+        let during = db.slot_counts();
+        let mut calls = 0;
+        while db.table.moving() || db.volatile.moving() {
+            db.continue_moves(64);
+            calls += 1;
+            assert!(calls < 100_000);
+        }
+        let after = db.slot_counts();
+        assert!(
+            after.0 < during.0 && after.1 < during.1,
+            "{during:?} -> {after:?}"
+        );
+        for i in 0..n {
+            assert!(db.contains(format!("k{i}").as_bytes(), now), "lost k{i}");
+        }
+        assert_eq!(db.expires_len(), n);
     }
 
     #[test]

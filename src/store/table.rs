@@ -183,7 +183,19 @@ impl Array {
 
     #[inline]
     fn home(&self, h: u64) -> usize {
-        ((h54(h) as u128 * self.cap as u128) >> HASH_BITS) as usize
+        self.home_of(h54(h))
+    }
+
+    /// The home of a 54-bit hash value (a SCAN cursor is one).
+    #[inline]
+    fn home_of(&self, h54: u64) -> usize {
+        ((h54 as u128 * self.cap as u128) >> HASH_BITS) as usize
+    }
+
+    /// The smallest 54-bit hash whose home is `pos` or later:
+    /// ceil(pos * 2^54 / cap).
+    fn first_hash_at(&self, pos: usize) -> u64 {
+        ((pos as u128) << HASH_BITS).div_ceil(self.cap as u128) as u64
     }
 
     #[inline]
@@ -263,7 +275,7 @@ impl Array {
         if self.len == 0 {
             return (0, 1);
         }
-        let start = ((cursor as u128 * self.cap as u128) >> HASH_BITS) as usize;
+        let start = self.home_of(cursor);
         let n = self.slots.len();
         let mut pos = start;
         let mut walked = 0;
@@ -283,9 +295,7 @@ impl Array {
         if pos >= self.cap {
             return (0, walked);
         }
-        // The smallest c' with home(c') >= pos: ceil(pos * 2^54 / cap).
-        let next = ((pos as u128) << HASH_BITS).div_ceil(self.cap as u128) as u64;
-        (next, walked)
+        (self.first_hash_at(pos), walked)
     }
 }
 
@@ -329,15 +339,44 @@ impl Table {
 
     #[inline]
     fn slot(&self, pos: usize) -> u64 {
-        match self.cur.slots.get(pos) {
-            Some(&s) => s,
-            None => self.old_slots()[pos - self.cur.slots.len()],
+        let (slots, at) = self.locate(pos);
+        slots[at]
+    }
+
+    /// The array a position is in, and the position in it: positions run
+    /// over the current array, then the old one.
+    #[inline]
+    fn locate(&self, pos: usize) -> (&[u64], usize) {
+        let n = self.cur.slots.len();
+        match &self.old {
+            Some(m) if pos >= n => (&m.arr.slots, pos - n),
+            _ => (&self.cur.slots, pos),
         }
     }
 
-    /// The old array's slots (empty when no move is in progress).
-    fn old_slots(&self) -> &[u64] {
-        self.old.as_ref().map_or(&[], |m| &m.arr.slots)
+    fn locate_mut(&mut self, pos: usize) -> (&mut Array, usize) {
+        let n = self.cur.slots.len();
+        match &mut self.old {
+            Some(m) if pos >= n => (&mut m.arr, pos - n),
+            _ => (&mut self.cur, pos),
+        }
+    }
+
+    /// The array that holds (or takes) an element of hash `h`, and where
+    /// its positions start.
+    #[inline]
+    fn owner(&self, h: u64) -> (&Array, usize) {
+        match &self.old {
+            Some(m) if h54(h) >= m.bound => (&m.arr, self.cur.slots.len()),
+            _ => (&self.cur, 0),
+        }
+    }
+
+    fn owner_mut(&mut self, h: u64) -> &mut Array {
+        match &mut self.old {
+            Some(m) if h54(h) >= m.bound => &mut m.arr,
+            _ => &mut self.cur,
+        }
     }
 
     /// The pointer in slot `pos` (0 if empty).
@@ -349,23 +388,15 @@ impl Table {
     /// Position of the element with hash `h` for which `eq` holds.
     #[inline]
     pub fn find(&self, h: u64, eq: impl FnMut(u64) -> bool) -> Option<usize> {
-        if let Some(m) = &self.old
-            && h54(h) >= m.bound
-        {
-            return m.arr.find(h, eq).map(|pos| pos + self.cur.slots.len());
-        }
-        self.cur.find(h, eq)
+        let (arr, base) = self.owner(h);
+        arr.find(h, eq).map(|pos| base + pos)
     }
 
     /// Replaces the pointer at `pos`, keeping its hash tag and distance
     /// (the new pointer's element must have the same hash).
     pub fn set_ptr(&mut self, pos: usize, ptr: u64) {
-        let n = self.cur.slots.len();
-        let s = match (&mut self.old, pos < n) {
-            (_, true) => &mut self.cur.slots[pos],
-            (Some(m), false) => &mut m.arr.slots[pos - n],
-            (None, false) => panic!("set_ptr: position {pos} past the table"),
-        };
+        let (arr, at) = self.locate_mut(pos);
+        let s = &mut arr.slots[at];
         *s = (*s & !PTR_MASK) | ptr;
     }
 
@@ -380,11 +411,7 @@ impl Table {
         }
         let mut carry = (h, ptr);
         loop {
-            let arr = match &mut self.old {
-                Some(m) if h54(carry.0) >= m.bound => &mut m.arr,
-                _ => &mut self.cur,
-            };
-            match arr.place(carry.0, carry.1) {
+            match self.owner_mut(carry.0).place(carry.0, carry.1) {
                 Ok(()) => return,
                 Err(Overflow(slot)) => {
                     // Robin Hood may have displaced another element: that
@@ -474,7 +501,7 @@ impl Table {
         } else {
             // Past the home range only an empty array is left (nothing is
             // displaced across an empty slot), so `pos < cap` here.
-            m.bound = ((pos as u128) << HASH_BITS).div_ceil(m.arr.cap as u128) as u64;
+            m.bound = m.arr.first_hash_at(pos);
         }
     }
 
@@ -502,12 +529,8 @@ impl Table {
     /// Removes the element at `pos` and returns its pointer. Shrinks the
     /// table when it is mostly empty.
     pub fn remove_at(&mut self, pos: usize, rehash: impl Fn(u64) -> u64) -> u64 {
-        let n = self.cur.slots.len();
-        let removed = match (&mut self.old, pos < n) {
-            (_, true) => self.cur.remove_at(pos),
-            (Some(m), false) => m.arr.remove_at(pos - n),
-            (None, false) => panic!("remove_at: position {pos} past the table"),
-        };
+        let (arr, at) = self.locate_mut(pos);
+        let removed = arr.remove_at(at);
         let len = self.len();
         if len == 0 {
             *self = Table::default();
@@ -561,12 +584,7 @@ impl Table {
     /// Asks the CPU to bring the slots a run from `start` reads into the
     /// cache (a hint; see `sample_run_at`).
     pub fn prefetch_run(&self, start: usize) {
-        let n = self.cur.slots.len();
-        let (slots, at) = if start < n {
-            (&self.cur.slots[..], start)
-        } else {
-            (self.old_slots(), start - n)
-        };
+        let (slots, at) = self.locate(start);
         if let Some(p) = slots.get(at) {
             super::entry::prefetch(p as *const u64 as u64);
             if let Some(q) = slots.get(at + 8) {
